@@ -1,0 +1,1 @@
+//! biomass (under construction).

@@ -1,0 +1,238 @@
+//! Read-only HTTP(S) backend: HEAD and range GETs with retries for transient failures.
+
+use std::future::Future;
+use std::ops::Range;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use reqwest::StatusCode;
+use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, RANGE};
+
+use crate::error::{Op, StoreError};
+use crate::retry::is_retryable_status;
+use crate::store::{Inner, StoreOptions};
+
+#[derive(Clone)]
+pub(crate) struct Client {
+    client: Result<reqwest::Client, String>,
+}
+
+/// The outcome of one attempt: done, or a failure that may be retried.
+enum Attempt<T> {
+    Done(Result<T, StoreError>),
+    Transient { message: String, status: Option<u16> },
+}
+
+impl Client {
+    pub(crate) fn new(options: &StoreOptions) -> Self {
+        let client = reqwest::Client::builder()
+            .connect_timeout(options.connect_timeout)
+            .read_timeout(options.read_timeout)
+            .user_agent(concat!("geobutton/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| e.to_string());
+        Client { client }
+    }
+
+    fn get_client(&self, op: Op, url: &str) -> Result<&reqwest::Client, StoreError> {
+        self.client.as_ref().map_err(|e| StoreError::Remote {
+            op,
+            uri: url.to_string(),
+            message: format!("cannot create the HTTP client: {e}"),
+            status: None,
+            attempts: 0,
+        })
+    }
+
+    pub(crate) async fn head(&self, inner: &Inner, url: &str) -> Result<u64, StoreError> {
+        let client = self.get_client(Op::Head, url)?;
+        with_retries(inner, Op::Head, url, || async {
+            inner.counters.request();
+            let resp = match client.head(url).send().await {
+                Ok(r) => r,
+                Err(e) => return transient(&e),
+            };
+            match classify(Op::Head, url, resp.status()) {
+                Some(a) => a,
+                None => match resp
+                    .headers()
+                    .get(CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok())
+                {
+                    Some(n) => Attempt::Done(Ok(n)),
+                    None => Attempt::Done(Err(StoreError::Remote {
+                        op: Op::Head,
+                        uri: url.to_string(),
+                        message: "the server sent no Content-Length".to_string(),
+                        status: Some(resp.status().as_u16()),
+                        attempts: 1,
+                    })),
+                },
+            }
+        })
+        .await
+    }
+
+    pub(crate) async fn get(
+        &self,
+        inner: &Inner,
+        url: &str,
+        range: Option<Range<u64>>,
+    ) -> Result<Bytes, StoreError> {
+        let op = if range.is_some() { Op::GetRange } else { Op::Get };
+        let client = self.get_client(op, url)?;
+        with_retries(inner, op, url, || {
+            let range = range.clone();
+            async move {
+                let mut req = client.get(url);
+                if let Some(r) = &range {
+                    req = req.header(RANGE, format!("bytes={}-{}", r.start, r.end - 1));
+                }
+                let resp = match req.send().await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        inner.counters.request();
+                        return transient(&e);
+                    }
+                };
+                let status = resp.status();
+                if let (StatusCode::RANGE_NOT_SATISFIABLE, Some(r)) = (status, &range) {
+                    inner.counters.request();
+                    let size = total_size(resp.headers());
+                    return Attempt::Done(Err(StoreError::RangePastEnd {
+                        op,
+                        uri: url.to_string(),
+                        start: r.start,
+                        end: r.end,
+                        size,
+                    }));
+                }
+                if let Some(a) = classify(op, url, status) {
+                    inner.counters.request();
+                    return a;
+                }
+                let partial = status == StatusCode::PARTIAL_CONTENT;
+                let size = total_size(resp.headers());
+                let body = match resp.bytes().await {
+                    Ok(b) => b,
+                    Err(e) => {
+                        inner.counters.request();
+                        return transient(&e);
+                    }
+                };
+                inner.counters.get(body.len() as u64);
+                let Some(r) = range else {
+                    return Attempt::Done(Ok(body));
+                };
+                // A server that ignores Range answers 200 with the whole object.
+                let body = if partial {
+                    body
+                } else if (body.len() as u64) >= r.end {
+                    body.slice(r.start as usize..r.end as usize)
+                } else {
+                    Bytes::new()
+                };
+                if body.len() as u64 != r.end - r.start {
+                    return Attempt::Done(Err(StoreError::RangePastEnd {
+                        op,
+                        uri: url.to_string(),
+                        start: r.start,
+                        end: r.end,
+                        size,
+                    }));
+                }
+                Attempt::Done(Ok(body))
+            }
+        })
+        .await
+    }
+}
+
+pub(crate) async fn get_ranges(
+    inner: &Inner,
+    url: &str,
+    requests: Vec<Range<u64>>,
+) -> Result<Vec<Bytes>, StoreError> {
+    let results: Vec<Result<Bytes, StoreError>> = futures::stream::iter(requests)
+        .map(|r| inner.http.get(inner, url, Some(r)))
+        .buffered(inner.options.concurrency)
+        .collect()
+        .await;
+    results.into_iter().collect()
+}
+
+fn total_size(headers: &reqwest::header::HeaderMap) -> Option<u64> {
+    headers
+        .get(CONTENT_RANGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit('/').next())
+        .and_then(|t| t.parse().ok())
+}
+
+fn transient<T>(e: &reqwest::Error) -> Attempt<T> {
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    Attempt::Transient {
+        message,
+        status: e.status().map(|s| s.as_u16()),
+    }
+}
+
+/// `None` for success statuses; otherwise the attempt's outcome.
+fn classify<T>(op: Op, url: &str, status: StatusCode) -> Option<Attempt<T>> {
+    let uri = url.to_string();
+    match status.as_u16() {
+        200..=299 => None,
+        404 | 410 => Some(Attempt::Done(Err(StoreError::NotFound { op, uri }))),
+        401 | 403 => Some(Attempt::Done(Err(StoreError::AccessDenied {
+            op,
+            uri,
+            detail: Some(status.to_string()),
+        }))),
+        s if is_retryable_status(s) => Some(Attempt::Transient {
+            message: format!("server answered {status}"),
+            status: Some(s),
+        }),
+        s => Some(Attempt::Done(Err(StoreError::Remote {
+            op,
+            uri,
+            message: format!("server answered {status}"),
+            status: Some(s),
+            attempts: 1,
+        }))),
+    }
+}
+
+async fn with_retries<T, F, Fut>(inner: &Inner, op: Op, url: &str, mut attempt: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Attempt<T>>,
+{
+    let policy = inner.options.retry;
+    let mut n = 0;
+    loop {
+        n += 1;
+        match attempt().await {
+            Attempt::Done(r) => return r,
+            Attempt::Transient { message, status } => {
+                if n >= policy.max_attempts.max(1) {
+                    return Err(StoreError::Remote {
+                        op,
+                        uri: url.to_string(),
+                        message,
+                        status,
+                        attempts: n,
+                    });
+                }
+                tracing::debug!(%url, attempt = n, %message, "retrying");
+                tokio::time::sleep(policy.backoff(n)).await;
+            }
+        }
+    }
+}

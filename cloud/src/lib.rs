@@ -1,0 +1,30 @@
+//! Storage and serverless plumbing for geobutton, with no geospatial knowledge.
+//!
+//! - [`Store`]: `head`, `get`, `get_range`, `get_ranges` (coalesced, capped, concurrent),
+//!   atomic `put`/`put_reader`/`put_file`, `list` and `delete` over local paths, `file://`,
+//!   `s3://bucket/key` (AWS or any S3-compatible server) and read-only `http(s)://`.
+//! - [`entry`]: the one `main` every stage binary uses (CLI, AWS Lambda, AWS Batch) and the
+//!   task/status contract.
+
+pub mod entry;
+mod error;
+mod http;
+mod local;
+pub mod progress;
+pub mod ranges;
+mod retry;
+pub mod rss;
+pub mod runtime;
+mod s3;
+mod store;
+pub mod task;
+pub mod testing;
+pub mod uri;
+
+pub use entry::{Ctx, RunOptions, Stage, run_task};
+pub use error::{Op, StoreError};
+pub use progress::{Progress, ProgressMode};
+pub use retry::RetryPolicy;
+pub use store::{MIN_PART_SIZE, ObjectMeta, Store, StoreOptions, StoreStats};
+pub use task::{Classify, ErrorKind, Task, TaskError, TaskState, TaskStatus};
+pub use uri::Location;

@@ -1,0 +1,436 @@
+//! S3 backend (aws-sdk-s3), for AWS and S3-compatible servers.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::Read;
+use std::ops::Range;
+
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::Region;
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, RequestPayer};
+use bytes::Bytes;
+use futures::StreamExt;
+use tokio::sync::Mutex;
+
+use crate::error::{Op, StoreError};
+use crate::retry::is_retryable_status;
+use crate::runtime::{block_on, io_runtime};
+use crate::store::{Inner, ObjectMeta, read_full};
+
+/// Public buckets and their regions, used when no endpoint override is configured.
+const PUBLIC_BUCKET_REGIONS: &[(&str, &str)] = &[("sentinel-cogs", "us-west-2")];
+
+/// Lazily created S3 clients, one per (anonymous, region) pair.
+#[derive(Default)]
+pub(crate) struct Clients {
+    clients: Mutex<HashMap<(bool, Option<String>), Client>>,
+}
+
+pub(crate) async fn client_for(inner: &Inner, bucket: &str) -> Client {
+    let opts = &inner.options;
+    let anonymous = opts.no_sign_request || opts.anonymous_buckets.iter().any(|b| b == bucket);
+    let endpoint = opts.endpoint.clone();
+    let region = match (&endpoint, &opts.region) {
+        (_, Some(r)) => Some(r.clone()),
+        (None, None) => PUBLIC_BUCKET_REGIONS
+            .iter()
+            .find(|(b, _)| *b == bucket)
+            .map(|(_, r)| r.to_string()),
+        (Some(_), None) => None,
+    };
+    let mut clients = inner.s3.clients.lock().await;
+    if let Some(c) = clients.get(&(anonymous, region.clone())) {
+        return c.clone();
+    }
+    let retry = RetryConfig::standard()
+        .with_max_attempts(opts.retry.max_attempts.max(1))
+        .with_initial_backoff(opts.retry.initial_backoff)
+        .with_max_backoff(opts.retry.max_backoff);
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(opts.connect_timeout)
+        .read_timeout(opts.read_timeout)
+        .build();
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(retry)
+        .timeout_config(timeouts);
+    if anonymous {
+        loader = loader.no_credentials();
+    } else if let Some((id, secret)) = &opts.static_credentials {
+        loader = loader.credentials_provider(aws_credential_types::Credentials::new(
+            id.clone(),
+            secret.clone(),
+            None,
+            None,
+            "geobutton-static",
+        ));
+    }
+    if let Some(ep) = &endpoint {
+        loader = loader.endpoint_url(ep);
+    }
+    if let Some(r) = &region {
+        loader = loader.region(Region::new(r.clone()));
+    }
+    let sdk = loader.load().await;
+    let mut builder = aws_sdk_s3::config::Builder::from(&sdk);
+    if sdk.region().is_none() {
+        builder = builder.region(Region::new("us-east-1"));
+    }
+    if endpoint.is_some() {
+        builder = builder.force_path_style(true);
+    }
+    let client = Client::from_conf(builder.build());
+    clients.insert((anonymous, region), client.clone());
+    client
+}
+
+fn payer(inner: &Inner) -> Option<RequestPayer> {
+    inner
+        .options
+        .requester_pays
+        .then_some(RequestPayer::Requester)
+}
+
+/// Maps an SDK error to a [`StoreError`] naming `op` and `uri`.
+fn map_err<E>(inner: &Inner, op: Op, uri: &str, err: SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let status = err.raw_response().map(|r| r.status().as_u16());
+    let code = err.code().map(str::to_string);
+    let uri = uri.to_string();
+    match (status, code.as_deref()) {
+        (Some(404), _) | (_, Some("NoSuchKey" | "NoSuchBucket" | "NotFound")) => {
+            StoreError::NotFound { op, uri }
+        }
+        (Some(401 | 403), _) | (_, Some("AccessDenied")) => StoreError::AccessDenied {
+            op,
+            uri,
+            detail: err.message().map(str::to_string).or(code),
+        },
+        _ => {
+            // Dispatch failures, timeouts and retryable statuses went through the SDK's
+            // retry loop before reaching us.
+            let retried = status.is_none_or(is_retryable_status);
+            StoreError::Remote {
+                op,
+                uri,
+                message: DisplayErrorContext(&err).to_string(),
+                status,
+                attempts: if retried { inner.options.retry.max_attempts } else { 1 },
+            }
+        }
+    }
+}
+
+pub(crate) async fn head(inner: &Inner, uri: &str, bucket: &str, key: &str) -> Result<u64, StoreError> {
+    let client = client_for(inner, bucket).await;
+    inner.counters.request();
+    let out = client
+        .head_object()
+        .bucket(bucket)
+        .key(key)
+        .set_request_payer(payer(inner))
+        .send()
+        .await
+        .map_err(|e| map_err(inner, Op::Head, uri, e))?;
+    Ok(out.content_length().unwrap_or(0).max(0) as u64)
+}
+
+/// GET of the whole object (`range = None`) or of one byte range, checked for length.
+pub(crate) async fn get(
+    inner: &Inner,
+    uri: &str,
+    bucket: &str,
+    key: &str,
+    range: Option<Range<u64>>,
+) -> Result<Bytes, StoreError> {
+    let client = client_for(inner, bucket).await;
+    let op = if range.is_some() { Op::GetRange } else { Op::Get };
+    let past_end = |size: Option<u64>, r: &Range<u64>| StoreError::RangePastEnd {
+        op,
+        uri: uri.to_string(),
+        start: r.start,
+        end: r.end,
+        size,
+    };
+    let resp = client
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .set_range(range.as_ref().map(|r| format!("bytes={}-{}", r.start, r.end - 1)))
+        .set_request_payer(payer(inner))
+        .send()
+        .await;
+    let resp = match resp {
+        Ok(r) => r,
+        Err(e) => {
+            let status = e.raw_response().map(|r| r.status().as_u16());
+            if let (Some(416), Some(r)) = (status, &range) {
+                inner.counters.request();
+                return Err(past_end(None, r));
+            }
+            inner.counters.request();
+            return Err(map_err(inner, op, uri, e));
+        }
+    };
+    let total = resp
+        .content_range()
+        .and_then(|cr| cr.rsplit('/').next())
+        .and_then(|t| t.parse::<u64>().ok());
+    let body = resp.body.collect().await.map_err(|e| StoreError::Remote {
+        op,
+        uri: uri.to_string(),
+        message: format!("reading the response body failed: {e}"),
+        status: None,
+        attempts: 1,
+    })?;
+    let bytes = body.into_bytes();
+    inner.counters.get(bytes.len() as u64);
+    if let Some(r) = &range
+        && bytes.len() as u64 != r.end - r.start
+    {
+        return Err(past_end(total, r));
+    }
+    Ok(bytes)
+}
+
+pub(crate) async fn get_ranges(
+    inner: &Inner,
+    uri: &str,
+    bucket: &str,
+    key: &str,
+    requests: Vec<Range<u64>>,
+) -> Result<Vec<Bytes>, StoreError> {
+    let concurrency = inner.options.concurrency;
+    let results: Vec<Result<Bytes, StoreError>> = futures::stream::iter(requests)
+        .map(|r| get(inner, uri, bucket, key, Some(r)))
+        .buffered(concurrency)
+        .collect()
+        .await;
+    results.into_iter().collect()
+}
+
+pub(crate) async fn list(
+    inner: &Inner,
+    prefix_uri: &str,
+    bucket: &str,
+    key_prefix: &str,
+) -> Result<Vec<ObjectMeta>, StoreError> {
+    let client = client_for(inner, bucket).await;
+    let mut pages = client
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(key_prefix)
+        .set_request_payer(payer(inner))
+        .into_paginator()
+        .send();
+    let mut out = Vec::new();
+    while let Some(page) = pages.next().await {
+        inner.counters.request();
+        let page = page.map_err(|e| map_err(inner, Op::List, prefix_uri, e))?;
+        for obj in page.contents() {
+            if let Some(key) = obj.key() {
+                out.push(ObjectMeta {
+                    uri: format!("s3://{bucket}/{key}"),
+                    size: obj.size().unwrap_or(0).max(0) as u64,
+                });
+            }
+        }
+    }
+    out.sort_by(|a, b| a.uri.cmp(&b.uri));
+    Ok(out)
+}
+
+pub(crate) async fn delete(inner: &Inner, uri: &str, bucket: &str, key: &str) -> Result<(), StoreError> {
+    let client = client_for(inner, bucket).await;
+    inner.counters.request();
+    client
+        .delete_object()
+        .bucket(bucket)
+        .key(key)
+        .set_request_payer(payer(inner))
+        .send()
+        .await
+        .map_err(|e| map_err(inner, Op::Delete, uri, e))?;
+    Ok(())
+}
+
+async fn put_object(inner: &Inner, uri: &str, bucket: &str, key: &str, data: Bytes) -> Result<(), StoreError> {
+    let client = client_for(inner, bucket).await;
+    let len = data.len() as u64;
+    let result = client
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(ByteStream::from(data))
+        .set_request_payer(payer(inner))
+        .send()
+        .await;
+    inner.counters.put(len);
+    result.map_err(|e| map_err(inner, Op::Put, uri, e))?;
+    Ok(())
+}
+
+/// Streams `reader` to S3: one PUT when it fits in a part, else a multipart upload with up to
+/// `concurrency` parts in flight, completed last and aborted on any failure.
+pub(crate) fn put_reader(
+    inner: &std::sync::Arc<Inner>,
+    uri: &str,
+    bucket: &str,
+    key: &str,
+    mut reader: impl Read,
+) -> Result<u64, StoreError> {
+    let part_size = inner.options.part_size;
+    let source_err = |source| StoreError::Source {
+        op: Op::Put,
+        uri: uri.to_string(),
+        source,
+    };
+    let mut first = vec![0u8; part_size];
+    let n = read_full(&mut reader, &mut first).map_err(source_err)?;
+    first.truncate(n);
+    if n < part_size {
+        let (inner2, uri2, b, k) = (inner.clone(), uri.to_string(), bucket.to_string(), key.to_string());
+        block_on(async move { put_object(&inner2, &uri2, &b, &k, Bytes::from(first)).await })?;
+        return Ok(n as u64);
+    }
+
+    let (inner2, uri2, b, k) = (inner.clone(), uri.to_string(), bucket.to_string(), key.to_string());
+    let (client, upload_id) = block_on(async move {
+        let client = client_for(&inner2, &b).await;
+        inner2.counters.request();
+        let created = client
+            .create_multipart_upload()
+            .bucket(&b)
+            .key(&k)
+            .set_request_payer(payer(&inner2))
+            .send()
+            .await
+            .map_err(|e| map_err(&inner2, Op::Put, &uri2, e))?;
+        let id = created.upload_id().map(str::to_string).ok_or_else(|| StoreError::Remote {
+            op: Op::Put,
+            uri: uri2.clone(),
+            message: "CreateMultipartUpload returned no upload id".to_string(),
+            status: None,
+            attempts: 1,
+        })?;
+        Ok::<_, StoreError>((client, id))
+    })?;
+
+    let abort = |err: StoreError| -> StoreError {
+        let (inner2, c, b, k, id) = (inner.clone(), client.clone(), bucket.to_string(), key.to_string(), upload_id.clone());
+        block_on(async move {
+            inner2.counters.request();
+            if let Err(e) = c
+                .abort_multipart_upload()
+                .bucket(&b)
+                .key(&k)
+                .upload_id(&id)
+                .send()
+                .await
+            {
+                tracing::warn!(bucket = %b, key = %k, "aborting the multipart upload failed: {}", DisplayErrorContext(&e));
+            }
+        });
+        err
+    };
+
+    let mut inflight: VecDeque<tokio::task::JoinHandle<Result<CompletedPart, StoreError>>> = VecDeque::new();
+    let mut parts: Vec<CompletedPart> = Vec::new();
+    let mut total = 0u64;
+    let mut next_chunk = Some(first);
+    let mut part_number = 0i32;
+    let wait_oldest = |inflight: &mut VecDeque<tokio::task::JoinHandle<Result<CompletedPart, StoreError>>>| {
+        inflight.pop_front().map(|h| {
+            block_on(async move {
+                h.await.unwrap_or_else(|e| {
+                    Err(StoreError::Remote {
+                        op: Op::Put,
+                        uri: String::new(),
+                        message: format!("upload task failed: {e}"),
+                        status: None,
+                        attempts: 1,
+                    })
+                })
+            })
+        })
+    };
+    while let Some(chunk) = next_chunk.take() {
+        part_number += 1;
+        total += chunk.len() as u64;
+        let (inner2, c, b, k, id, uri2) = (inner.clone(), client.clone(), bucket.to_string(), key.to_string(), upload_id.clone(), uri.to_string());
+        let len = chunk.len() as u64;
+        inflight.push_back(io_runtime().spawn(async move {
+            let out = c
+                .upload_part()
+                .bucket(&b)
+                .key(&k)
+                .upload_id(&id)
+                .part_number(part_number)
+                .body(ByteStream::from(chunk))
+                .set_request_payer(payer(&inner2))
+                .send()
+                .await;
+            inner2.counters.put(len);
+            let out = out.map_err(|e| map_err(&inner2, Op::Put, &uri2, e))?;
+            Ok(CompletedPart::builder()
+                .set_e_tag(out.e_tag().map(str::to_string))
+                .part_number(part_number)
+                .build())
+        }));
+        if inflight.len() >= inner.options.concurrency
+            && let Some(done) = wait_oldest(&mut inflight)
+        {
+            match done {
+                Ok(p) => parts.push(p),
+                Err(e) => {
+                    while wait_oldest(&mut inflight).is_some() {}
+                    return Err(abort(e));
+                }
+            }
+        }
+        let mut buf = vec![0u8; part_size];
+        match read_full(&mut reader, &mut buf) {
+            Ok(0) => {}
+            Ok(n) => {
+                buf.truncate(n);
+                next_chunk = Some(buf);
+            }
+            Err(e) => {
+                while wait_oldest(&mut inflight).is_some() {}
+                return Err(abort(source_err(e)));
+            }
+        }
+    }
+    while let Some(done) = wait_oldest(&mut inflight) {
+        match done {
+            Ok(p) => parts.push(p),
+            Err(e) => {
+                while wait_oldest(&mut inflight).is_some() {}
+                return Err(abort(e));
+            }
+        }
+    }
+    parts.sort_by_key(|p| p.part_number());
+    let (inner2, c, b, k, id, uri2) = (inner.clone(), client.clone(), bucket.to_string(), key.to_string(), upload_id.clone(), uri.to_string());
+    let completed = block_on(async move {
+        inner2.counters.request();
+        c.complete_multipart_upload()
+            .bucket(&b)
+            .key(&k)
+            .upload_id(&id)
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+            .set_request_payer(payer(&inner2))
+            .send()
+            .await
+            .map_err(|e| map_err(&inner2, Op::Put, &uri2, e))
+    });
+    match completed {
+        Ok(_) => Ok(total),
+        Err(e) => Err(abort(e)),
+    }
+}

@@ -1,0 +1,420 @@
+//! [`Store`]: one blocking API over local files, S3 and HTTP(S).
+
+use std::io::Read;
+use std::ops::Range;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Op, StoreError};
+use crate::retry::RetryPolicy;
+use crate::runtime::block_on;
+use crate::uri::Location;
+use crate::{http, local, ranges, s3};
+
+/// Settings of a [`Store`]. [`StoreOptions::from_env`] reads them from the environment.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// S3-compatible endpoint (e.g. `http://127.0.0.1:5000`); path-style addressing is used
+    /// with it. `None` reads `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL`, else AWS itself.
+    pub endpoint: Option<String>,
+    /// AWS region; `None` uses the standard chain, falling back to `us-east-1`.
+    pub region: Option<String>,
+    /// Send every S3 request unsigned (anonymous access to public buckets).
+    pub no_sign_request: bool,
+    /// Buckets always read anonymously (public open-data buckets), default `sentinel-cogs`.
+    pub anonymous_buckets: Vec<String>,
+    /// Add `x-amz-request-payer: requester` to S3 requests.
+    pub requester_pays: bool,
+    /// Fixed S3 credentials `(access key id, secret access key)` instead of the standard
+    /// chain (environment, profile, SSO, container/instance roles).
+    pub static_credentials: Option<(String, String)>,
+    /// Ranges whose gap is at most this many bytes are fetched in one request.
+    pub coalesce_gap: u64,
+    /// Upper bound of one merged range request, in bytes.
+    pub max_request: u64,
+    /// Requests in flight at once for `get_ranges` and multipart uploads.
+    pub concurrency: usize,
+    /// Part size of multipart uploads (at least 5 MiB); smaller objects use one PUT.
+    pub part_size: usize,
+    /// Retries of throttled and transient failures.
+    pub retry: RetryPolicy,
+    /// TCP connect timeout for remote stores.
+    pub connect_timeout: Duration,
+    /// Time without receiving data after which a remote read fails (and may be retried).
+    pub read_timeout: Duration,
+}
+
+/// Minimum S3 multipart part size.
+pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            endpoint: None,
+            region: None,
+            no_sign_request: false,
+            anonymous_buckets: vec!["sentinel-cogs".to_string()],
+            requester_pays: false,
+            static_credentials: None,
+            coalesce_gap: 1024 * 1024,
+            max_request: 16 * 1024 * 1024,
+            concurrency: 8,
+            part_size: 8 * 1024 * 1024,
+            retry: RetryPolicy::default(),
+            connect_timeout: Duration::from_secs(5),
+            read_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+impl StoreOptions {
+    /// Defaults plus `AWS_ENDPOINT_URL_S3`/`AWS_ENDPOINT_URL`, `AWS_REGION`,
+    /// `GEOBUTTON_NO_SIGN_REQUEST=1` and `GEOBUTTON_REQUESTER_PAYS=1`.
+    pub fn from_env() -> Self {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let flag = |k: &str| var(k).is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
+        StoreOptions {
+            endpoint: var("AWS_ENDPOINT_URL_S3").or_else(|| var("AWS_ENDPOINT_URL")),
+            region: var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")),
+            no_sign_request: flag("GEOBUTTON_NO_SIGN_REQUEST"),
+            requester_pays: flag("GEOBUTTON_REQUESTER_PAYS"),
+            ..StoreOptions::default()
+        }
+    }
+}
+
+/// Size and location of a listed object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectMeta {
+    /// The object's URI, in the same form as the listed prefix.
+    pub uri: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// Counters of the requests a [`Store`] (and its clones) made.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreStats {
+    /// Every backend request: heads, gets, range gets, puts/parts, list pages, deletes.
+    pub requests: u64,
+    /// Whole and ranged GETs (one per merged range request; local reads count alike).
+    pub get_requests: u64,
+    /// Bytes received by GETs.
+    pub bytes_read: u64,
+    /// PUTs, multipart parts included.
+    pub put_requests: u64,
+    /// Bytes written by PUTs.
+    pub bytes_written: u64,
+}
+
+#[derive(Default)]
+pub(crate) struct Counters {
+    requests: AtomicU64,
+    get_requests: AtomicU64,
+    bytes_read: AtomicU64,
+    put_requests: AtomicU64,
+    bytes_written: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn request(&self) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn get(&self, bytes: u64) {
+        self.request();
+        self.get_requests.fetch_add(1, Ordering::Relaxed);
+        self.bytes_read.fetch_add(bytes, Ordering::Relaxed);
+    }
+    pub(crate) fn put(&self, bytes: u64) {
+        self.request();
+        self.put_requests.fetch_add(1, Ordering::Relaxed);
+        self.bytes_written.fetch_add(bytes, Ordering::Relaxed);
+    }
+    fn snapshot(&self) -> StoreStats {
+        StoreStats {
+            requests: self.requests.load(Ordering::Relaxed),
+            get_requests: self.get_requests.load(Ordering::Relaxed),
+            bytes_read: self.bytes_read.load(Ordering::Relaxed),
+            put_requests: self.put_requests.load(Ordering::Relaxed),
+            bytes_written: self.bytes_written.load(Ordering::Relaxed),
+        }
+    }
+    fn reset(&self) {
+        for c in [
+            &self.requests,
+            &self.get_requests,
+            &self.bytes_read,
+            &self.put_requests,
+            &self.bytes_written,
+        ] {
+            c.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) options: StoreOptions,
+    pub(crate) counters: Counters,
+    pub(crate) s3: Arc<s3::Clients>,
+    pub(crate) http: http::Client,
+}
+
+/// Blocking access to objects named by URIs: local paths, `file://`, `s3://`, `http(s)://`.
+///
+/// Cheap to clone; clones share connections and request counters. Safe to call from rayon
+/// workers and from async code running on a multi-threaded tokio runtime.
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("options", &self.inner.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store::new(StoreOptions::default())
+    }
+}
+
+impl Store {
+    /// A store with the given options. Remote clients are created on first use.
+    pub fn new(mut options: StoreOptions) -> Self {
+        options.part_size = options.part_size.max(MIN_PART_SIZE);
+        options.concurrency = options.concurrency.max(1);
+        Store {
+            inner: Arc::new(Inner {
+                http: http::Client::new(&options),
+                s3: Arc::default(),
+                counters: Counters::default(),
+                options,
+            }),
+        }
+    }
+
+    /// A store configured from the environment ([`StoreOptions::from_env`]).
+    pub fn from_env() -> Self {
+        Store::new(StoreOptions::from_env())
+    }
+
+    /// A store sharing this one's options and connections but with request counters of its
+    /// own (one per task, so concurrent tasks report their own traffic).
+    pub fn with_own_counters(&self) -> Store {
+        Store {
+            inner: Arc::new(Inner {
+                options: self.inner.options.clone(),
+                counters: Counters::default(),
+                s3: self.inner.s3.clone(),
+                http: self.inner.http.clone(),
+            }),
+        }
+    }
+
+    /// The options this store was made with.
+    pub fn options(&self) -> &StoreOptions {
+        &self.inner.options
+    }
+
+    /// Requests made so far by this store and its clones.
+    pub fn stats(&self) -> StoreStats {
+        self.inner.counters.snapshot()
+    }
+
+    /// Sets the request counters back to zero.
+    pub fn reset_stats(&self) {
+        self.inner.counters.reset()
+    }
+
+    /// Size of the object in bytes.
+    pub fn head(&self, uri: &str) -> Result<u64, StoreError> {
+        match Location::parse(uri)? {
+            Location::Local(path) => local::head(&self.inner.counters, uri, &path),
+            Location::S3 { bucket, key } => {
+                let inner = self.inner.clone();
+                let uri = uri.to_string();
+                block_on(async move { s3::head(&inner, &uri, &bucket, &key).await })
+            }
+            Location::Http(url) => {
+                let inner = self.inner.clone();
+                block_on(async move { inner.http.head(&inner, &url).await })
+            }
+        }
+    }
+
+    /// Whether the object exists.
+    pub fn exists(&self, uri: &str) -> Result<bool, StoreError> {
+        match self.head(uri) {
+            Ok(_) => Ok(true),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The whole object.
+    pub fn get(&self, uri: &str) -> Result<Bytes, StoreError> {
+        match Location::parse(uri)? {
+            Location::Local(path) => local::get(&self.inner.counters, uri, &path),
+            Location::S3 { bucket, key } => {
+                let inner = self.inner.clone();
+                let uri = uri.to_string();
+                block_on(async move { s3::get(&inner, &uri, &bucket, &key, None).await })
+            }
+            Location::Http(url) => {
+                let inner = self.inner.clone();
+                block_on(async move { inner.http.get(&inner, &url, None).await })
+            }
+        }
+    }
+
+    /// Bytes `range` of the object; a range past the end is [`StoreError::RangePastEnd`].
+    pub fn get_range(&self, uri: &str, range: Range<u64>) -> Result<Bytes, StoreError> {
+        let mut out = self.get_ranges(uri, std::slice::from_ref(&range))?;
+        Ok(out.pop().unwrap_or_default())
+    }
+
+    /// Several byte ranges of one object, returned in the order asked.
+    ///
+    /// Ranges are sorted and coalesced when their gap is at most
+    /// [`StoreOptions::coalesce_gap`], each merged request is capped at
+    /// [`StoreOptions::max_request`], and merged requests run concurrently.
+    pub fn get_ranges(&self, uri: &str, wanted: &[Range<u64>]) -> Result<Vec<Bytes>, StoreError> {
+        for r in wanted {
+            if r.start > r.end {
+                return Err(StoreError::InvalidUri {
+                    uri: uri.to_string(),
+                    reason: format!("reversed byte range {}..{}", r.start, r.end),
+                });
+            }
+        }
+        let opts = &self.inner.options;
+        let plan = ranges::plan(wanted, opts.coalesce_gap, opts.max_request);
+        if plan.is_empty() {
+            return Ok(vec![Bytes::new(); wanted.len()]);
+        }
+        let requests: Vec<Range<u64>> = plan.iter().map(|m| m.range.clone()).collect();
+        let responses = match Location::parse(uri)? {
+            Location::Local(path) => local::get_ranges(&self.inner.counters, uri, &path, &requests)?,
+            Location::S3 { bucket, key } => {
+                let inner = self.inner.clone();
+                let uri = uri.to_string();
+                block_on(async move { s3::get_ranges(&inner, &uri, &bucket, &key, requests).await })?
+            }
+            Location::Http(url) => {
+                let inner = self.inner.clone();
+                block_on(async move { http::get_ranges(&inner, &url, requests).await })?
+            }
+        };
+        Ok(ranges::assemble(wanted, &plan, &responses))
+    }
+
+    /// Writes `data` atomically: readers see the old object or the whole new one.
+    pub fn put(&self, uri: &str, data: Bytes) -> Result<(), StoreError> {
+        self.put_reader(uri, std::io::Cursor::new(data)).map(|_| ())
+    }
+
+    /// Streams `reader` into the object atomically and returns the bytes written.
+    ///
+    /// Locally: a temporary file in the same directory, renamed into place when complete.
+    /// On S3: one PUT for small data, else a multipart upload completed last and aborted on
+    /// any failure (a failing `reader` included), so no partial object ever appears.
+    pub fn put_reader(&self, uri: &str, reader: impl Read) -> Result<u64, StoreError> {
+        match Location::parse(uri)? {
+            Location::Local(path) => local::put_reader(&self.inner.counters, uri, &path, reader),
+            Location::S3 { bucket, key } => s3::put_reader(&self.inner, uri, &bucket, &key, reader),
+            Location::Http(_) => Err(StoreError::Unsupported {
+                op: Op::Put,
+                uri: uri.to_string(),
+                reason: "HTTP(S) locations are read-only",
+            }),
+        }
+    }
+
+    /// Uploads (or copies) a local file atomically to `uri`.
+    pub fn put_file(&self, uri: &str, path: &Path) -> Result<u64, StoreError> {
+        let file = std::fs::File::open(path)
+            .map_err(|e| StoreError::io(Op::Put, &path.display().to_string(), e))?;
+        self.put_reader(uri, std::io::BufReader::with_capacity(1 << 20, file))
+    }
+
+    /// Objects whose URI starts with `prefix`, sorted by URI.
+    ///
+    /// A local prefix naming a directory (or ending in `/`) lists the files below it,
+    /// recursively; otherwise the files of its parent directory starting with it.
+    pub fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
+        match Location::parse(prefix)? {
+            Location::Local(path) => local::list(&self.inner.counters, prefix, &path),
+            Location::S3 { bucket, key } => {
+                let inner = self.inner.clone();
+                let prefix = prefix.to_string();
+                block_on(async move { s3::list(&inner, &prefix, &bucket, &key).await })
+            }
+            Location::Http(_) => Err(StoreError::Unsupported {
+                op: Op::List,
+                uri: prefix.to_string(),
+                reason: "HTTP(S) locations cannot be listed",
+            }),
+        }
+    }
+
+    /// Deletes the object; deleting a missing object succeeds.
+    pub fn delete(&self, uri: &str) -> Result<(), StoreError> {
+        match Location::parse(uri)? {
+            Location::Local(path) => local::delete(&self.inner.counters, uri, &path),
+            Location::S3 { bucket, key } => {
+                let inner = self.inner.clone();
+                let uri = uri.to_string();
+                block_on(async move { s3::delete(&inner, &uri, &bucket, &key).await })
+            }
+            Location::Http(_) => Err(StoreError::Unsupported {
+                op: Op::Delete,
+                uri: uri.to_string(),
+                reason: "HTTP(S) locations are read-only",
+            }),
+        }
+    }
+
+    /// Reads the JSON object at `uri`.
+    pub fn get_json<T: serde::de::DeserializeOwned>(&self, uri: &str) -> Result<T, StoreError> {
+        let bytes = self.get(uri)?;
+        serde_json::from_slice(&bytes).map_err(|e| StoreError::Io {
+            op: Op::Get,
+            uri: uri.to_string(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, format!("invalid JSON: {e}")),
+        })
+    }
+
+    /// Writes `value` as pretty JSON to `uri`, atomically.
+    pub fn put_json<T: Serialize>(&self, uri: &str, value: &T) -> Result<(), StoreError> {
+        let mut text = serde_json::to_vec_pretty(value).map_err(|e| StoreError::Io {
+            op: Op::Put,
+            uri: uri.to_string(),
+            source: std::io::Error::other(e),
+        })?;
+        text.push(b'\n');
+        self.put(uri, Bytes::from(text))
+    }
+}
+
+/// Reads from `reader` until `buf` is full or the reader ends; returns the bytes read.
+pub(crate) fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}

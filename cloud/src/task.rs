@@ -1,0 +1,203 @@
+//! Tasks, their errors and their status records (the stage contract of DESIGN.md §2).
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::StoreError;
+
+/// What kind of failure ended a task; also the Lambda `errorType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ErrorKind {
+    /// The task JSON itself is malformed, names another stage, or has unknown fields.
+    InvalidTask,
+    /// The task's input data is unusable (corrupt file, wrong CRS, empty input, ...).
+    InvalidInput,
+    /// An input object does not exist.
+    NotFound,
+    /// Storage refused access.
+    AccessDenied,
+    /// Storage failed (network, server or disk), after retries.
+    Storage,
+    /// A limit was hit (memory budget, size caps).
+    ResourceLimit,
+    /// A bug: a panic or an impossible state.
+    Internal,
+}
+
+impl ErrorKind {
+    /// The name used as Lambda `errorType` and in status files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidTask => "InvalidTask",
+            ErrorKind::InvalidInput => "InvalidInput",
+            ErrorKind::NotFound => "NotFound",
+            ErrorKind::AccessDenied => "AccessDenied",
+            ErrorKind::Storage => "StorageError",
+            ErrorKind::ResourceLimit => "ResourceLimit",
+            ErrorKind::Internal => "InternalError",
+        }
+    }
+
+    /// Whether running the same task again may succeed (used by executors' retries).
+    pub fn is_retryable(self) -> bool {
+        matches!(self, ErrorKind::Storage | ErrorKind::ResourceLimit | ErrorKind::Internal)
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A failed task: a kind and a message naming the file and the problem.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{kind}: {message}")]
+pub struct TaskError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl TaskError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        TaskError {
+            kind,
+            message: message.into(),
+        }
+    }
+    pub fn invalid_task(message: impl Into<String>) -> Self {
+        TaskError::new(ErrorKind::InvalidTask, message)
+    }
+    pub fn invalid_input(message: impl Into<String>) -> Self {
+        TaskError::new(ErrorKind::InvalidInput, message)
+    }
+    pub fn internal(message: impl Into<String>) -> Self {
+        TaskError::new(ErrorKind::Internal, message)
+    }
+}
+
+/// Errors that know which [`ErrorKind`] they are; stage error enums implement it.
+pub trait Classify: std::error::Error {
+    fn kind(&self) -> ErrorKind;
+}
+
+impl<E: Classify> From<E> for TaskError {
+    fn from(e: E) -> Self {
+        TaskError::new(e.kind(), error_chain(&e))
+    }
+}
+
+/// `e` and its sources, joined with `": "` (skipping sources already in the message).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = s.source();
+    }
+    message
+}
+
+impl Classify for StoreError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            StoreError::InvalidUri { .. } => ErrorKind::InvalidTask,
+            StoreError::NotFound { .. } => ErrorKind::NotFound,
+            StoreError::AccessDenied { .. } => ErrorKind::AccessDenied,
+            StoreError::RangePastEnd { .. } => ErrorKind::InvalidInput,
+            StoreError::Unsupported { .. } => ErrorKind::InvalidTask,
+            StoreError::Io { source, .. } if source.kind() == std::io::ErrorKind::InvalidData => {
+                ErrorKind::InvalidInput
+            }
+            StoreError::Io { .. } | StoreError::Remote { .. } | StoreError::Source { .. } => {
+                ErrorKind::Storage
+            }
+        }
+    }
+}
+
+/// One unit of work for a stage: `{ "id", "stage", "params" }`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Task<P> {
+    /// Unique within a run; names the status file. Letters, digits, `.`, `_`, `-`.
+    pub id: String,
+    /// The stage (binary) that runs it.
+    pub stage: String,
+    pub params: P,
+}
+
+/// A reference to line `index` (0-based, blank lines skipped) of a JSON-lines manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestRef {
+    pub manifest: String,
+    pub index: usize,
+}
+
+/// Whether a task succeeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskState {
+    Ok,
+    Error,
+}
+
+/// The record every task writes to `status/<id>.json` beside its outputs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskStatus {
+    pub id: String,
+    pub stage: String,
+    pub state: TaskState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<TaskError>,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    /// Wall time, seconds.
+    pub duration_s: f64,
+    /// Peak resident set size of the process during the task, bytes (Linux).
+    #[serde(default)]
+    pub peak_rss_bytes: Option<u64>,
+    /// URIs of the objects the task wrote.
+    #[serde(default)]
+    pub outputs: Vec<String>,
+    /// The stage's output record.
+    #[serde(default)]
+    pub output: Option<Value>,
+    /// Bytes the task read from and wrote to storage, and its storage requests.
+    #[serde(default)]
+    pub bytes_read: u64,
+    #[serde(default)]
+    pub bytes_written: u64,
+    #[serde(default)]
+    pub requests: u64,
+    /// Where it ran: `cli`, `local`, `lambda` or `batch`.
+    pub executor: String,
+    /// True in a response when the task was already done and was not run again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub skipped: bool,
+}
+
+/// Checks a task id: 1–128 characters of `[A-Za-z0-9._-]`, not starting with `.`.
+pub fn validate_task_id(id: &str) -> Result<(), TaskError> {
+    let ok = !id.is_empty()
+        && id.len() <= 128
+        && !id.starts_with('.')
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(TaskError::invalid_task(format!(
+            "task id {id:?} must be 1-128 characters of letters, digits, '.', '_' or '-'"
+        )))
+    }
+}

@@ -1,0 +1,175 @@
+//! In-memory rasters: pixels, georeferencing (GDAL geotransform), CRS and nodata.
+
+use ndarray::Array2;
+use serde::{Deserialize, Serialize};
+
+/// GDAL's six-number affine geotransform:
+/// `x = gt[0] + col*gt[1] + row*gt[2]`, `y = gt[3] + col*gt[4] + row*gt[5]`,
+/// where (col, row) is a pixel corner position and (x, y) is in the raster's CRS units.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct GeoTransform(pub [f64; 6]);
+
+impl Default for GeoTransform {
+    /// GDAL's default for ungeoreferenced images: origin 0, 1 unit pixels, y down.
+    fn default() -> Self {
+        GeoTransform([0.0, 1.0, 0.0, 0.0, 0.0, 1.0])
+    }
+}
+
+impl GeoTransform {
+    /// North-up transform with top-left corner (`x0`, `y0`) and square `pixel` size.
+    pub fn north_up(x0: f64, y0: f64, pixel: f64) -> Self {
+        GeoTransform([x0, pixel, 0.0, y0, 0.0, -pixel])
+    }
+
+    /// CRS coordinates of the pixel-corner position (`col`, `row`) (fractional allowed;
+    /// add 0.5 to each for a pixel centre).
+    pub fn apply(&self, col: f64, row: f64) -> (f64, f64) {
+        let g = &self.0;
+        (g[0] + col * g[1] + row * g[2], g[3] + col * g[4] + row * g[5])
+    }
+
+    /// Pixel-corner position (col, row) of CRS coordinates (x, y); `None` if not invertible.
+    pub fn invert(&self, x: f64, y: f64) -> Option<(f64, f64)> {
+        let g = &self.0;
+        let det = g[1] * g[5] - g[2] * g[4];
+        if det == 0.0 || !det.is_finite() {
+            return None;
+        }
+        let dx = x - g[0];
+        let dy = y - g[3];
+        Some(((g[5] * dx - g[2] * dy) / det, (-g[4] * dx + g[1] * dy) / det))
+    }
+
+    /// The transform of a window whose top-left pixel is (`col_off`, `row_off`).
+    pub fn window(&self, col_off: u64, row_off: u64) -> GeoTransform {
+        let (x, y) = self.apply(col_off as f64, row_off as f64);
+        let g = self.0;
+        GeoTransform([x, g[1], g[2], y, g[4], g[5]])
+    }
+
+    /// True when there is no rotation/shear term.
+    pub fn is_north_up(&self) -> bool {
+        self.0[2] == 0.0 && self.0[4] == 0.0
+    }
+}
+
+/// A coordinate reference system, kept as an EPSG code and/or WKT text verbatim.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Crs {
+    /// EPSG code (e.g. 25830 for ETRS89 / UTM 30N), when known.
+    pub epsg: Option<u32>,
+    /// WKT as found in the file, when present.
+    pub wkt: Option<String>,
+}
+
+impl Crs {
+    /// A CRS known only by its EPSG code.
+    pub fn epsg(code: u32) -> Self {
+        Crs {
+            epsg: Some(code),
+            wkt: None,
+        }
+    }
+
+    /// True when neither an EPSG code nor WKT is known.
+    pub fn is_unknown(&self) -> bool {
+        self.epsg.is_none() && self.wkt.is_none()
+    }
+}
+
+/// A rectangle of pixels: offsets and size, in pixels of the full-resolution image
+/// (or of the chosen overview level).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Window {
+    pub col_off: u64,
+    pub row_off: u64,
+    pub width: u64,
+    pub height: u64,
+}
+
+impl Window {
+    pub fn new(col_off: u64, row_off: u64, width: u64, height: u64) -> Self {
+        Window {
+            col_off,
+            row_off,
+            width,
+            height,
+        }
+    }
+
+    /// Number of pixels.
+    pub fn len(&self) -> u64 {
+        self.width * self.height
+    }
+
+    /// True when the window has no pixels.
+    pub fn is_empty(&self) -> bool {
+        self.width == 0 || self.height == 0
+    }
+
+    /// The part of this window inside a `width`×`height` image, if any.
+    pub fn clip(&self, width: u64, height: u64) -> Option<Window> {
+        let c1 = (self.col_off + self.width).min(width);
+        let r1 = (self.row_off + self.height).min(height);
+        (c1 > self.col_off && r1 > self.row_off).then(|| Window {
+            col_off: self.col_off,
+            row_off: self.row_off,
+            width: c1 - self.col_off,
+            height: r1 - self.row_off,
+        })
+    }
+}
+
+/// One band of pixels with its georeferencing. `data` is indexed `[row, col]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Raster<T> {
+    pub data: Array2<T>,
+    pub transform: GeoTransform,
+    pub crs: Crs,
+    pub nodata: Option<T>,
+}
+
+impl<T> Raster<T> {
+    /// Width in pixels (columns).
+    pub fn width(&self) -> usize {
+        self.data.ncols()
+    }
+
+    /// Height in pixels (rows).
+    pub fn height(&self) -> usize {
+        self.data.nrows()
+    }
+}
+
+impl<T: Copy + PartialEq> Raster<T> {
+    /// True when `v` is this raster's nodata value (NaN counts as nodata for a NaN nodata).
+    pub fn is_nodata(&self, v: T) -> bool {
+        match self.nodata {
+            Some(nd) => v == nd || (nd != nd && v != v),
+            None => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transform_round_trips() {
+        let gt = GeoTransform([440720.0, 60.0, 0.5, 3751320.0, 0.25, -60.0]);
+        let (x, y) = gt.apply(10.5, 20.25);
+        let (c, r) = gt.invert(x, y).unwrap();
+        assert!((c - 10.5).abs() < 1e-9 && (r - 20.25).abs() < 1e-9);
+        let w = gt.window(3, 4);
+        assert_eq!(w.apply(0.0, 0.0), gt.apply(3.0, 4.0));
+    }
+
+    #[test]
+    fn window_clip() {
+        let w = Window::new(900, 900, 200, 200);
+        assert_eq!(w.clip(1000, 1050), Some(Window::new(900, 900, 100, 150)));
+        assert_eq!(Window::new(1000, 0, 5, 5).clip(1000, 1000), None);
+    }
+}

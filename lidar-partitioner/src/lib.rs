@@ -1,0 +1,1 @@
+//! lidar-partitioner (under construction).

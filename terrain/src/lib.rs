@@ -1,0 +1,1 @@
+//! terrain (under construction).

@@ -1,0 +1,1 @@
+//! water (under construction).
