@@ -89,7 +89,9 @@ pub struct RunOptions {
 
 /// Resolves a task value: a task, or a reference to a line of a manifest.
 pub fn resolve_task(store: &Store, value: Value) -> Result<Value, TaskError> {
-    let is_ref = value.as_object().is_some_and(|o| o.contains_key("manifest"));
+    let is_ref = value
+        .as_object()
+        .is_some_and(|o| o.contains_key("manifest"));
     if !is_ref {
         return Ok(value);
     }
@@ -209,7 +211,9 @@ pub fn run_task<S: Stage>(
     };
     match &status.error {
         None => tracing::info!(task = %task.id, duration_s = status.duration_s, "task ok"),
-        Some(e) => tracing::error!(task = %task.id, kind = %e.kind, message = %e.message, "task failed"),
+        Some(e) => {
+            tracing::error!(task = %task.id, kind = %e.kind, message = %e.message, "task failed")
+        }
     }
     ctx.store.put_json(&status_uri, &status)?;
     Ok(status)
@@ -248,7 +252,7 @@ pub fn main<S: Stage>() -> ExitCode {
         init_logging(true);
         return lambda_main::<S>();
     }
-    if let Some(index) = std::env::var("AWS_BATCH_JOB_ARRAY_INDEX").ok() {
+    if let Ok(index) = std::env::var("AWS_BATCH_JOB_ARRAY_INDEX") {
         init_logging(true);
         let Some(manifest) = std::env::var("GEOBUTTON_MANIFEST").ok() else {
             eprintln!(
@@ -258,7 +262,10 @@ pub fn main<S: Stage>() -> ExitCode {
             return ExitCode::from(2);
         };
         let Ok(index) = index.trim().parse::<usize>() else {
-            eprintln!("{}: AWS_BATCH_JOB_ARRAY_INDEX={index:?} is not an index", S::NAME);
+            eprintln!(
+                "{}: AWS_BATCH_JOB_ARRAY_INDEX={index:?} is not an index",
+                S::NAME
+            );
             return ExitCode::from(2);
         };
         return batch_main::<S>(&manifest, index, "batch");
@@ -406,9 +413,12 @@ fn lambda_main<S: Stage>() -> ExitCode {
                 executor: "lambda".to_string(),
             };
             let payload = event.payload;
-            let result = tokio::task::spawn_blocking(move || run_task::<S>(payload, &ctx, &options))
-                .await
-                .unwrap_or_else(|e| Err(TaskError::internal(format!("task thread failed: {e}"))));
+            let result =
+                tokio::task::spawn_blocking(move || run_task::<S>(payload, &ctx, &options))
+                    .await
+                    .unwrap_or_else(|e| {
+                        Err(TaskError::internal(format!("task thread failed: {e}")))
+                    });
             let failure = match result {
                 Ok(status) => match status.error.clone() {
                     None => {

@@ -20,7 +20,10 @@ pub(crate) struct Client {
 /// The outcome of one attempt: done, or a failure that may be retried.
 enum Attempt<T> {
     Done(Result<T, StoreError>),
-    Transient { message: String, status: Option<u16> },
+    Transient {
+        message: String,
+        status: Option<u16>,
+    },
 }
 
 impl Client {
@@ -80,7 +83,11 @@ impl Client {
         url: &str,
         range: Option<Range<u64>>,
     ) -> Result<Bytes, StoreError> {
-        let op = if range.is_some() { Op::GetRange } else { Op::Get };
+        let op = if range.is_some() {
+            Op::GetRange
+        } else {
+            Op::Get
+        };
         let client = self.get_client(op, url)?;
         with_retries(inner, op, url, || {
             let range = range.clone();
@@ -209,7 +216,12 @@ fn classify<T>(op: Op, url: &str, status: StatusCode) -> Option<Attempt<T>> {
     }
 }
 
-async fn with_retries<T, F, Fut>(inner: &Inner, op: Op, url: &str, mut attempt: F) -> Result<T, StoreError>
+async fn with_retries<T, F, Fut>(
+    inner: &Inner,
+    op: Op,
+    url: &str,
+    mut attempt: F,
+) -> Result<T, StoreError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Attempt<T>>,

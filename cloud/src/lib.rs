@@ -6,6 +6,7 @@
 //! - [`entry`]: the one `main` every stage binary uses (CLI, AWS Lambda, AWS Batch) and the
 //!   task/status contract.
 
+pub mod copy;
 pub mod entry;
 mod error;
 mod http;

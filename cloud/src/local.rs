@@ -113,7 +113,8 @@ pub(crate) fn put_reader(
                 .map_err(|e| StoreError::io(Op::Put, uri, e))?;
             written += n as u64;
         }
-        file.sync_all().map_err(|e| StoreError::io(Op::Put, uri, e))?;
+        file.sync_all()
+            .map_err(|e| StoreError::io(Op::Put, uri, e))?;
         drop(file);
         std::fs::rename(&tmp, path).map_err(|e| StoreError::io(Op::Put, uri, e))?;
         Ok(written)
@@ -145,7 +146,11 @@ pub(crate) fn list(
     path: &Path,
 ) -> Result<Vec<ObjectMeta>, StoreError> {
     counters.request();
-    let scheme = if prefix.starts_with("file://") { "file://" } else { "" };
+    let scheme = if prefix.starts_with("file://") {
+        "file://"
+    } else {
+        ""
+    };
     let (root, name_prefix) = if prefix.ends_with('/') || path.is_dir() {
         (path.to_path_buf(), None)
     } else {
@@ -153,11 +158,13 @@ pub(crate) fn list(
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        (parent.to_path_buf(), Some(path.to_string_lossy().into_owned()))
+        (
+            parent.to_path_buf(),
+            Some(path.to_string_lossy().into_owned()),
+        )
     };
     // A bare name prefix lists `.`, whose entries read `./x`: show them as `x`.
-    let strip_dot = name_prefix.is_some()
-        && path.parent().is_none_or(|p| p.as_os_str().is_empty());
+    let strip_dot = name_prefix.is_some() && path.parent().is_none_or(|p| p.as_os_str().is_empty());
     let mut out = Vec::new();
     let mut stack = vec![root];
     while let Some(dir) = stack.pop() {
@@ -172,7 +179,11 @@ pub(crate) fn list(
             let file_type = entry
                 .file_type()
                 .map_err(|e| StoreError::io(Op::List, prefix, e))?;
-            let shown = if strip_dot { p.strip_prefix(".").unwrap_or(&p) } else { &p };
+            let shown = if strip_dot {
+                p.strip_prefix(".").unwrap_or(&p)
+            } else {
+                &p
+            };
             let display = shown.to_string_lossy().into_owned();
             if let Some(np) = &name_prefix
                 && !display.starts_with(np.as_str())

@@ -73,11 +73,7 @@ pub fn plan(ranges: &[Range<u64>], max_gap: u64, max_request: u64) -> Vec<Merged
 /// Reassembles the original ranges from the responses to `plan` (in plan order).
 ///
 /// A range served by one request is a zero-copy slice of it; a split range is concatenated.
-pub fn assemble(
-    ranges: &[Range<u64>],
-    plan: &[MergedRequest],
-    responses: &[Bytes],
-) -> Vec<Bytes> {
+pub fn assemble(ranges: &[Range<u64>], plan: &[MergedRequest], responses: &[Bytes]) -> Vec<Bytes> {
     let mut pieces: Vec<Vec<(u64, Bytes)>> = vec![Vec::new(); ranges.len()];
     for (request, body) in plan.iter().zip(responses) {
         for (i, within) in &request.serves {

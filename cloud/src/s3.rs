@@ -95,7 +95,12 @@ fn payer(inner: &Inner) -> Option<RequestPayer> {
 }
 
 /// Maps an SDK error to a [`StoreError`] naming `op` and `uri`.
-fn map_err<E>(inner: &Inner, op: Op, uri: &str, err: SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> StoreError
+fn map_err<E>(
+    inner: &Inner,
+    op: Op,
+    uri: &str,
+    err: SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
@@ -120,13 +125,22 @@ where
                 uri,
                 message: DisplayErrorContext(&err).to_string(),
                 status,
-                attempts: if retried { inner.options.retry.max_attempts } else { 1 },
+                attempts: if retried {
+                    inner.options.retry.max_attempts
+                } else {
+                    1
+                },
             }
         }
     }
 }
 
-pub(crate) async fn head(inner: &Inner, uri: &str, bucket: &str, key: &str) -> Result<u64, StoreError> {
+pub(crate) async fn head(
+    inner: &Inner,
+    uri: &str,
+    bucket: &str,
+    key: &str,
+) -> Result<u64, StoreError> {
     let client = client_for(inner, bucket).await;
     inner.counters.request();
     let out = client
@@ -149,7 +163,11 @@ pub(crate) async fn get(
     range: Option<Range<u64>>,
 ) -> Result<Bytes, StoreError> {
     let client = client_for(inner, bucket).await;
-    let op = if range.is_some() { Op::GetRange } else { Op::Get };
+    let op = if range.is_some() {
+        Op::GetRange
+    } else {
+        Op::Get
+    };
     let past_end = |size: Option<u64>, r: &Range<u64>| StoreError::RangePastEnd {
         op,
         uri: uri.to_string(),
@@ -161,7 +179,11 @@ pub(crate) async fn get(
         .get_object()
         .bucket(bucket)
         .key(key)
-        .set_range(range.as_ref().map(|r| format!("bytes={}-{}", r.start, r.end - 1)))
+        .set_range(
+            range
+                .as_ref()
+                .map(|r| format!("bytes={}-{}", r.start, r.end - 1)),
+        )
         .set_request_payer(payer(inner))
         .send()
         .await;
@@ -245,7 +267,12 @@ pub(crate) async fn list(
     Ok(out)
 }
 
-pub(crate) async fn delete(inner: &Inner, uri: &str, bucket: &str, key: &str) -> Result<(), StoreError> {
+pub(crate) async fn delete(
+    inner: &Inner,
+    uri: &str,
+    bucket: &str,
+    key: &str,
+) -> Result<(), StoreError> {
     let client = client_for(inner, bucket).await;
     inner.counters.request();
     client
@@ -259,7 +286,13 @@ pub(crate) async fn delete(inner: &Inner, uri: &str, bucket: &str, key: &str) ->
     Ok(())
 }
 
-async fn put_object(inner: &Inner, uri: &str, bucket: &str, key: &str, data: Bytes) -> Result<(), StoreError> {
+async fn put_object(
+    inner: &Inner,
+    uri: &str,
+    bucket: &str,
+    key: &str,
+    data: Bytes,
+) -> Result<(), StoreError> {
     let client = client_for(inner, bucket).await;
     let len = data.len() as u64;
     let result = client
@@ -294,12 +327,22 @@ pub(crate) fn put_reader(
     let n = read_full(&mut reader, &mut first).map_err(source_err)?;
     first.truncate(n);
     if n < part_size {
-        let (inner2, uri2, b, k) = (inner.clone(), uri.to_string(), bucket.to_string(), key.to_string());
+        let (inner2, uri2, b, k) = (
+            inner.clone(),
+            uri.to_string(),
+            bucket.to_string(),
+            key.to_string(),
+        );
         block_on(async move { put_object(&inner2, &uri2, &b, &k, Bytes::from(first)).await })?;
         return Ok(n as u64);
     }
 
-    let (inner2, uri2, b, k) = (inner.clone(), uri.to_string(), bucket.to_string(), key.to_string());
+    let (inner2, uri2, b, k) = (
+        inner.clone(),
+        uri.to_string(),
+        bucket.to_string(),
+        key.to_string(),
+    );
     let (client, upload_id) = block_on(async move {
         let client = client_for(&inner2, &b).await;
         inner2.counters.request();
@@ -311,18 +354,27 @@ pub(crate) fn put_reader(
             .send()
             .await
             .map_err(|e| map_err(&inner2, Op::Put, &uri2, e))?;
-        let id = created.upload_id().map(str::to_string).ok_or_else(|| StoreError::Remote {
-            op: Op::Put,
-            uri: uri2.clone(),
-            message: "CreateMultipartUpload returned no upload id".to_string(),
-            status: None,
-            attempts: 1,
-        })?;
+        let id = created
+            .upload_id()
+            .map(str::to_string)
+            .ok_or_else(|| StoreError::Remote {
+                op: Op::Put,
+                uri: uri2.clone(),
+                message: "CreateMultipartUpload returned no upload id".to_string(),
+                status: None,
+                attempts: 1,
+            })?;
         Ok::<_, StoreError>((client, id))
     })?;
 
     let abort = |err: StoreError| -> StoreError {
-        let (inner2, c, b, k, id) = (inner.clone(), client.clone(), bucket.to_string(), key.to_string(), upload_id.clone());
+        let (inner2, c, b, k, id) = (
+            inner.clone(),
+            client.clone(),
+            bucket.to_string(),
+            key.to_string(),
+            upload_id.clone(),
+        );
         block_on(async move {
             inner2.counters.request();
             if let Err(e) = c
@@ -339,30 +391,39 @@ pub(crate) fn put_reader(
         err
     };
 
-    let mut inflight: VecDeque<tokio::task::JoinHandle<Result<CompletedPart, StoreError>>> = VecDeque::new();
+    let mut inflight: VecDeque<tokio::task::JoinHandle<Result<CompletedPart, StoreError>>> =
+        VecDeque::new();
     let mut parts: Vec<CompletedPart> = Vec::new();
     let mut total = 0u64;
     let mut next_chunk = Some(first);
     let mut part_number = 0i32;
-    let wait_oldest = |inflight: &mut VecDeque<tokio::task::JoinHandle<Result<CompletedPart, StoreError>>>| {
-        inflight.pop_front().map(|h| {
-            block_on(async move {
-                h.await.unwrap_or_else(|e| {
-                    Err(StoreError::Remote {
-                        op: Op::Put,
-                        uri: String::new(),
-                        message: format!("upload task failed: {e}"),
-                        status: None,
-                        attempts: 1,
+    let wait_oldest =
+        |inflight: &mut VecDeque<tokio::task::JoinHandle<Result<CompletedPart, StoreError>>>| {
+            inflight.pop_front().map(|h| {
+                block_on(async move {
+                    h.await.unwrap_or_else(|e| {
+                        Err(StoreError::Remote {
+                            op: Op::Put,
+                            uri: String::new(),
+                            message: format!("upload task failed: {e}"),
+                            status: None,
+                            attempts: 1,
+                        })
                     })
                 })
             })
-        })
-    };
+        };
     while let Some(chunk) = next_chunk.take() {
         part_number += 1;
         total += chunk.len() as u64;
-        let (inner2, c, b, k, id, uri2) = (inner.clone(), client.clone(), bucket.to_string(), key.to_string(), upload_id.clone(), uri.to_string());
+        let (inner2, c, b, k, id, uri2) = (
+            inner.clone(),
+            client.clone(),
+            bucket.to_string(),
+            key.to_string(),
+            upload_id.clone(),
+            uri.to_string(),
+        );
         let len = chunk.len() as u64;
         inflight.push_back(io_runtime().spawn(async move {
             let out = c
@@ -416,14 +477,25 @@ pub(crate) fn put_reader(
         }
     }
     parts.sort_by_key(|p| p.part_number());
-    let (inner2, c, b, k, id, uri2) = (inner.clone(), client.clone(), bucket.to_string(), key.to_string(), upload_id.clone(), uri.to_string());
+    let (inner2, c, b, k, id, uri2) = (
+        inner.clone(),
+        client.clone(),
+        bucket.to_string(),
+        key.to_string(),
+        upload_id.clone(),
+        uri.to_string(),
+    );
     let completed = block_on(async move {
         inner2.counters.request();
         c.complete_multipart_upload()
             .bucket(&b)
             .key(&k)
             .upload_id(&id)
-            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
             .set_request_payer(payer(&inner2))
             .send()
             .await

@@ -303,11 +303,15 @@ impl Store {
         }
         let requests: Vec<Range<u64>> = plan.iter().map(|m| m.range.clone()).collect();
         let responses = match Location::parse(uri)? {
-            Location::Local(path) => local::get_ranges(&self.inner.counters, uri, &path, &requests)?,
+            Location::Local(path) => {
+                local::get_ranges(&self.inner.counters, uri, &path, &requests)?
+            }
             Location::S3 { bucket, key } => {
                 let inner = self.inner.clone();
                 let uri = uri.to_string();
-                block_on(async move { s3::get_ranges(&inner, &uri, &bucket, &key, requests).await })?
+                block_on(
+                    async move { s3::get_ranges(&inner, &uri, &bucket, &key, requests).await },
+                )?
             }
             Location::Http(url) => {
                 let inner = self.inner.clone();
@@ -389,7 +393,10 @@ impl Store {
         serde_json::from_slice(&bytes).map_err(|e| StoreError::Io {
             op: Op::Get,
             uri: uri.to_string(),
-            source: std::io::Error::new(std::io::ErrorKind::InvalidData, format!("invalid JSON: {e}")),
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("invalid JSON: {e}"),
+            ),
         })
     }
 

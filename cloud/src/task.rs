@@ -43,7 +43,10 @@ impl ErrorKind {
 
     /// Whether running the same task again may succeed (used by executors' retries).
     pub fn is_retryable(self) -> bool {
-        matches!(self, ErrorKind::Storage | ErrorKind::ResourceLimit | ErrorKind::Internal)
+        matches!(
+            self,
+            ErrorKind::Storage | ErrorKind::ResourceLimit | ErrorKind::Internal
+        )
     }
 }
 

@@ -34,7 +34,9 @@ impl Location {
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
             {
-                return Err(invalid("bucket names use lowercase letters, digits, '-' and '.'"));
+                return Err(invalid(
+                    "bucket names use lowercase letters, digits, '-' and '.'",
+                ));
             }
             return Ok(Location::S3 {
                 bucket: bucket.to_string(),
@@ -141,18 +143,25 @@ mod tests {
 
     #[test]
     fn rejects_bad_uris() {
-        for bad in ["", "s3://", "s3:///key", "gs://b/k", "s3://Bad_Bucket/k", "file://"] {
+        for bad in [
+            "",
+            "s3://",
+            "s3:///key",
+            "gs://b/k",
+            "s3://Bad_Bucket/k",
+            "file://",
+        ] {
             let err = Location::parse(bad).unwrap_err();
-            assert!(
-                matches!(err, StoreError::InvalidUri { .. }),
-                "{bad}: {err}"
-            );
+            assert!(matches!(err, StoreError::InvalidUri { .. }), "{bad}: {err}");
         }
     }
 
     #[test]
     fn joins_and_splits() {
-        assert_eq!(join("s3://b/out", "status/1.json"), "s3://b/out/status/1.json");
+        assert_eq!(
+            join("s3://b/out", "status/1.json"),
+            "s3://b/out/status/1.json"
+        );
         assert_eq!(join("s3://b/out/", "/x"), "s3://b/out/x");
         assert_eq!(join("", "x"), "x");
         assert_eq!(parent("s3://b/out/x.tif"), "s3://b/out");
