@@ -113,8 +113,8 @@ pub(crate) fn put_reader(
                 .map_err(|e| StoreError::io(Op::Put, uri, e))?;
             written += n as u64;
         }
-        file.sync_all()
-            .map_err(|e| StoreError::io(Op::Put, uri, e))?;
+        // No fsync: like GDAL and cp, durability across a machine crash is not promised;
+        // the rename still guarantees readers see the old or the whole new object.
         drop(file);
         std::fs::rename(&tmp, path).map_err(|e| StoreError::io(Op::Put, uri, e))?;
         Ok(written)
