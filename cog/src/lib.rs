@@ -1,6 +1,59 @@
 //! Rasters for geobutton: [`Raster`] with GDAL-style georeferencing, GeoTIFF/COG reading by
 //! windows through [`cloud::Store`] range requests, and COG writing.
+//!
+//! Reading: [`CogReader::open`] reads one header prefix (32 KiB, doubled only while IFDs lie
+//! beyond it) and parses every IFD; [`CogReader::read_window`] fetches the blocks a window
+//! touches with a single [`cloud::Store::get_ranges`] call and decodes them in parallel.
+//! Classic TIFF and BigTIFF, tiled and striped, chunky and planar, u8..f64, NONE / DEFLATE /
+//! LZW / ZSTD / PackBits, predictors 2 and 3, overviews (internal or `.ovr`), internal masks,
+//! GeoKeys, ModelPixelScale/Tiepoint/Transformation, GDAL_NODATA and GDAL_METADATA
+//! scale/offset. ESRI ASCII grids (`.asc`) are read too.
+//!
+//! Writing: [`write_cog`] produces a Cloud-Optimized GeoTIFF laid out as GDAL's COG driver
+//! does (ghost header, IFDs first, overview data before full resolution data).
 
+pub mod asc;
+pub mod cache;
+pub mod codec;
+pub mod error;
+pub mod fuzz;
+#[cfg(feature = "gdal")]
+pub mod gdal_io;
+pub mod geo;
+pub mod pixel;
 pub mod raster;
+pub mod reader;
+pub mod stage;
+pub mod tiff;
+pub mod writer;
 
+pub use codec::Compression;
+pub use error::CogError;
+pub use pixel::{Pixel, SampleType};
 pub use raster::{Crs, GeoTransform, Raster, Window};
+pub use reader::{BandInfo, BlockInfo, CogInfo, CogReader, OpenOptions};
+pub use writer::{CogWriteOptions, Resampling, write_cog};
+
+use cloud::Store;
+
+/// Reads band `band` (1-based) of a GeoTIFF/COG or ESRI ASCII grid, converting samples to `T`
+/// like an `as` cast (nodata likewise).
+pub fn read_band<T: Pixel>(store: &Store, uri: &str, band: usize) -> Result<Raster<T>, CogError> {
+    CogReader::open(store, uri)?.read_band(band)
+}
+
+/// Reads `window` (full-resolution pixels) of band `band` (1-based).
+pub fn read_window<T: Pixel>(
+    store: &Store,
+    uri: &str,
+    band: usize,
+    window: Window,
+) -> Result<Raster<T>, CogError> {
+    CogReader::open(store, uri)?.read_window(band, window, 0)
+}
+
+/// Tile-aligned windows of about `size`×`size` pixels covering the image (row-major): the
+/// unit of work of a serverless task.
+pub fn plan_windows(store: &Store, uri: &str, size: u64) -> Result<Vec<Window>, CogError> {
+    Ok(CogReader::open(store, uri)?.plan_windows(size))
+}

@@ -26,7 +26,10 @@ impl GeoTransform {
     /// add 0.5 to each for a pixel centre).
     pub fn apply(&self, col: f64, row: f64) -> (f64, f64) {
         let g = &self.0;
-        (g[0] + col * g[1] + row * g[2], g[3] + col * g[4] + row * g[5])
+        (
+            g[0] + col * g[1] + row * g[2],
+            g[3] + col * g[4] + row * g[5],
+        )
     }
 
     /// Pixel-corner position (col, row) of CRS coordinates (x, y); `None` if not invertible.
@@ -38,7 +41,10 @@ impl GeoTransform {
         }
         let dx = x - g[0];
         let dy = y - g[3];
-        Some(((g[5] * dx - g[2] * dy) / det, (-g[4] * dx + g[1] * dy) / det))
+        Some((
+            (g[5] * dx - g[2] * dy) / det,
+            (-g[4] * dx + g[1] * dy) / det,
+        ))
     }
 
     /// The transform of a window whose top-left pixel is (`col_off`, `row_off`).
@@ -144,6 +150,7 @@ impl<T> Raster<T> {
 
 impl<T: Copy + PartialEq> Raster<T> {
     /// True when `v` is this raster's nodata value (NaN counts as nodata for a NaN nodata).
+    #[allow(clippy::eq_op)] // `x != x` is the NaN test for a generic PartialEq type
     pub fn is_nodata(&self, v: T) -> bool {
         match self.nodata {
             Some(nd) => v == nd || (nd != nd && v != v),
@@ -154,6 +161,7 @@ impl<T: Copy + PartialEq> Raster<T> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

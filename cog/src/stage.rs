@@ -1,0 +1,402 @@
+//! The `cog` stage: `translate` (any readable raster → COG) as a serverless task, and the
+//! `cog` command line (`info`, `read`, `translate`).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use cloud::{Ctx, Stage, TaskError};
+use ndarray::ArrayView2;
+use serde::{Deserialize, Serialize};
+
+use crate::error::CogError;
+use crate::geo::GeoKeys;
+use crate::pixel::Pixel;
+use crate::raster::Window;
+use crate::reader::{CogReader, OpenOptions};
+use crate::writer::{CogWriteOptions, write_cog_bands};
+
+/// Parameters of a `translate` task: one input raster to one COG.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TranslateParams {
+    /// Input URI (GeoTIFF/COG or ESRI ASCII grid).
+    pub input: String,
+    /// Output COG URI (written atomically).
+    pub output: String,
+    /// Bands to copy (1-based); empty = all.
+    #[serde(default)]
+    pub bands: Vec<usize>,
+    /// Source window in full-resolution pixels; `None` = the whole image.
+    #[serde(default)]
+    pub window: Option<Window>,
+    /// Overview level of the input to read (0 = full resolution).
+    #[serde(default)]
+    pub overview: usize,
+    /// COG options.
+    #[serde(default)]
+    pub options: CogWriteOptions,
+}
+
+/// What a `translate` task wrote.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TranslateOutput {
+    pub output: String,
+    pub width: u64,
+    pub height: u64,
+    pub bands: usize,
+    /// Bytes of the written file.
+    pub bytes: u64,
+}
+
+/// Copies `params.input` (bands, window, overview) into a COG at `params.output`, keeping
+/// georeferencing (GeoKeys verbatim), nodata, scale/offset and dataset metadata.
+pub fn translate(
+    store: &cloud::Store,
+    params: &TranslateParams,
+) -> Result<TranslateOutput, CogError> {
+    let reader = match CogReader::open(store, &params.input) {
+        Ok(r) => r,
+        #[cfg(feature = "gdal")]
+        Err(CogError::Invalid { .. } | CogError::Unsupported { .. }) => {
+            return translate_with_gdal(store, params);
+        }
+        Err(e) => return Err(e),
+    };
+    let info = reader.info().clone();
+    let bands: Vec<usize> = if params.bands.is_empty() {
+        (1..=info.bands).collect()
+    } else {
+        params.bands.clone()
+    };
+    let (lw, lh) = reader.level_size(params.overview)?;
+    let window = params.window.unwrap_or(Window::new(0, 0, lw, lh));
+    let mut options = params.options.clone();
+    if options.scale_offset.is_none()
+        && let Some(b) = info.band_info.get(bands[0] - 1)
+        && (b.scale.is_some() || b.offset.is_some())
+    {
+        options.scale_offset = Some((b.scale.unwrap_or(1.0), b.offset.unwrap_or(0.0)));
+    }
+    if options.metadata.is_empty() {
+        options.metadata = info.metadata.clone();
+    }
+    if options.photometric.is_none() && info.photometric == 2 && bands.len() >= 3 {
+        options.photometric = Some(2);
+    }
+    let geokeys = if info.geokeys.keys.is_empty() {
+        GeoKeys::from_crs(&info.crs, false)
+    } else {
+        info.geokeys.clone()
+    };
+    let transform = reader
+        .level_transform(params.overview)?
+        .window(window.col_off, window.row_off);
+    #[allow(clippy::too_many_arguments)]
+    fn go<T: Pixel>(
+        store: &cloud::Store,
+        reader: &CogReader,
+        bands: &[usize],
+        window: Window,
+        overview: usize,
+        out: &str,
+        transform: &crate::GeoTransform,
+        geokeys: &GeoKeys,
+        nodata: Option<f64>,
+        options: &CogWriteOptions,
+    ) -> Result<(), CogError> {
+        let rasters = reader.read_bands::<T>(bands, window, overview)?;
+        let views: Vec<ArrayView2<'_, T>> = rasters.iter().map(|r| r.data.view()).collect();
+        write_cog_bands(store, out, &views, transform, geokeys, nodata, options)
+    }
+    // GeoKeys that say PixelIsPoint were already shifted to area by the reader.
+    let geokeys = strip_pixel_is_point(geokeys);
+    crate::dispatch_sample_type!(info.dtype, T => go::<T>(
+        store, &reader, &bands, window, params.overview, &params.output, &transform, &geokeys,
+        info.nodata, &options,
+    ))?;
+    let bytes = store
+        .head(&params.output)
+        .map_err(|e| CogError::store(&params.output, e))?;
+    Ok(TranslateOutput {
+        output: params.output.clone(),
+        width: window.width,
+        height: window.height,
+        bands: bands.len(),
+        bytes,
+    })
+}
+
+/// `translate` through GDAL (feature `gdal`) for inputs our reader does not handle.
+#[cfg(feature = "gdal")]
+fn translate_with_gdal(
+    store: &cloud::Store,
+    params: &TranslateParams,
+) -> Result<TranslateOutput, CogError> {
+    let g = crate::gdal_io::read_all(&params.input)?;
+    let (h, w) = g.bands[0].dim();
+    let bands: Vec<usize> = if params.bands.is_empty() {
+        (1..=g.bands.len()).collect()
+    } else {
+        params.bands.clone()
+    };
+    let window = params
+        .window
+        .unwrap_or(Window::new(0, 0, w as u64, h as u64));
+    if params.overview != 0 {
+        return Err(CogError::request(
+            &params.input,
+            "overview reads need a GeoTIFF input",
+        ));
+    }
+    if window.clip(w as u64, h as u64) != Some(window) {
+        return Err(CogError::request(
+            &params.input,
+            "window not inside the image",
+        ));
+    }
+    let geokeys = GeoKeys::from_crs(&g.crs, false);
+    let transform = g.transform.window(window.col_off, window.row_off);
+    #[allow(clippy::too_many_arguments)]
+    fn go<T: Pixel>(
+        store: &cloud::Store,
+        g: &crate::gdal_io::GdalRaster,
+        bands: &[usize],
+        window: Window,
+        out: &str,
+        input: &str,
+        transform: &crate::GeoTransform,
+        geokeys: &GeoKeys,
+        options: &CogWriteOptions,
+    ) -> Result<(), CogError> {
+        use ndarray::s;
+        let mut arrays = Vec::new();
+        for &b in bands {
+            let a = g
+                .bands
+                .get(b.wrapping_sub(1))
+                .ok_or_else(|| CogError::request(input, format!("band {b} does not exist")))?;
+            let (r0, c0) = (window.row_off as usize, window.col_off as usize);
+            arrays.push(
+                a.slice(s![
+                    r0..r0 + window.height as usize,
+                    c0..c0 + window.width as usize
+                ])
+                .mapv(T::from_f64),
+            );
+        }
+        let views: Vec<ArrayView2<'_, T>> = arrays.iter().map(|a| a.view()).collect();
+        write_cog_bands(store, out, &views, transform, geokeys, g.nodata, options)
+    }
+    crate::dispatch_sample_type!(g.dtype, T => go::<T>(
+        store, &g, &bands, window, &params.output, &params.input, &transform, &geokeys, &params.options,
+    ))?;
+    let bytes = store
+        .head(&params.output)
+        .map_err(|e| CogError::store(&params.output, e))?;
+    Ok(TranslateOutput {
+        output: params.output.clone(),
+        width: window.width,
+        height: window.height,
+        bands: bands.len(),
+        bytes,
+    })
+}
+
+fn strip_pixel_is_point(mut g: GeoKeys) -> GeoKeys {
+    for k in &mut g.keys {
+        if k.id == crate::geo::key::GT_RASTER_TYPE {
+            k.value = crate::geo::GeoKeyValue::Short(vec![1]);
+        }
+    }
+    g
+}
+
+/// The `cog` stage (binary `cog`): a task converts one raster into a COG.
+pub struct CogStage;
+
+/// `cog`: GeoTIFF/COG inspection, windowed reads and conversion to COG, on local paths,
+/// `s3://` and `https://` URIs.
+#[derive(Debug, Parser)]
+#[command(name = "cog", version, about)]
+pub struct CogCli {
+    #[command(subcommand)]
+    pub command: CogCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CogCommand {
+    /// Prints the structure and georeferencing of a raster as JSON.
+    Info {
+        uri: String,
+        /// Also print the request statistics of the open.
+        #[arg(long)]
+        stats: bool,
+    },
+    /// Reads a window of a raster and writes it as a COG.
+    Read {
+        uri: String,
+        /// COL,ROW,WIDTH,HEIGHT in pixels of the chosen level.
+        #[arg(long, value_parser = parse_window)]
+        window: Window,
+        /// Band (1-based); default all bands.
+        #[arg(long)]
+        band: Option<usize>,
+        /// Overview level (0 = full resolution).
+        #[arg(long, default_value_t = 0)]
+        overview: usize,
+        /// Output COG.
+        #[arg(short, long)]
+        output: String,
+    },
+    /// Converts any readable raster (GeoTIFF, COG, ESRI ASCII grid) into a COG.
+    Translate {
+        input: String,
+        output: String,
+        /// Tile size in pixels.
+        #[arg(long, default_value_t = 512)]
+        blocksize: u32,
+        /// NONE, DEFLATE, LZW or ZSTD.
+        #[arg(long, default_value = "DEFLATE", value_parser = parse_compression)]
+        compression: crate::Compression,
+        /// Do not build overviews.
+        #[arg(long)]
+        no_overviews: bool,
+        /// Read options as JSON from this file (overrides the flags above).
+        #[arg(long)]
+        options: Option<PathBuf>,
+    },
+}
+
+fn parse_window(s: &str) -> Result<Window, String> {
+    let v: Vec<u64> = s
+        .split(',')
+        .map(|x| {
+            x.trim()
+                .parse::<u64>()
+                .map_err(|_| format!("{x:?} is not a number"))
+        })
+        .collect::<Result<_, _>>()?;
+    match v[..] {
+        [c, r, w, h] if w > 0 && h > 0 => Ok(Window::new(c, r, w, h)),
+        _ => Err(format!(
+            "{s:?} is not COL,ROW,WIDTH,HEIGHT with a non-empty size"
+        )),
+    }
+}
+
+fn parse_compression(s: &str) -> Result<crate::Compression, String> {
+    crate::Compression::parse(s).ok_or_else(|| format!("{s:?}: use NONE, DEFLATE, LZW or ZSTD"))
+}
+
+impl Stage for CogStage {
+    const NAME: &'static str = "cog";
+    type Params = TranslateParams;
+    type Output = TranslateOutput;
+    type Cli = CogCli;
+
+    fn status_root(params: &TranslateParams) -> String {
+        cloud::uri::parent(&params.output)
+    }
+
+    fn run(params: &TranslateParams, ctx: &Ctx) -> Result<TranslateOutput, TaskError> {
+        let p = ctx.progress("translate", 1);
+        let out = translate(&ctx.store, params)?;
+        p.inc(1);
+        p.finish();
+        Ok(out)
+    }
+
+    fn output_uris(output: &TranslateOutput) -> Vec<String> {
+        vec![output.output.clone()]
+    }
+
+    fn cli(cli: CogCli, ctx: &Ctx) -> Result<(), TaskError> {
+        let store = &ctx.store;
+        match cli.command {
+            CogCommand::Info { uri, stats } => {
+                let before = store.stats();
+                let r = CogReader::open_with(
+                    store,
+                    &uri,
+                    &OpenOptions {
+                        external_overviews: true,
+                        ..Default::default()
+                    },
+                )?;
+                let mut v = serde_json::to_value(r.info())
+                    .map_err(|e| TaskError::internal(format!("info JSON: {e}")))?;
+                if stats {
+                    let after = store.stats();
+                    v["requests"] = serde_json::json!({
+                        "requests": after.requests - before.requests,
+                        "get_requests": after.get_requests - before.get_requests,
+                        "bytes_read": after.bytes_read - before.bytes_read,
+                    });
+                }
+                let text = serde_json::to_string_pretty(&v)
+                    .map_err(|e| TaskError::internal(format!("info JSON: {e}")))?;
+                println!("{text}");
+            }
+            CogCommand::Read {
+                uri,
+                window,
+                band,
+                overview,
+                output,
+            } => {
+                let params = TranslateParams {
+                    input: uri,
+                    output,
+                    bands: band.into_iter().collect(),
+                    window: Some(window),
+                    overview,
+                    options: CogWriteOptions::default(),
+                };
+                let out = translate(store, &params)?;
+                eprintln!(
+                    "wrote {}x{} ({} band(s), {} bytes) to {}",
+                    out.width, out.height, out.bands, out.bytes, out.output
+                );
+            }
+            CogCommand::Translate {
+                input,
+                output,
+                blocksize,
+                compression,
+                no_overviews,
+                options,
+            } => {
+                let options = match options {
+                    Some(path) => {
+                        let text = std::fs::read_to_string(&path).map_err(|e| {
+                            TaskError::invalid_input(format!("{}: {e}", path.display()))
+                        })?;
+                        serde_json::from_str(&text).map_err(|e| {
+                            TaskError::invalid_input(format!("{}: {e}", path.display()))
+                        })?
+                    }
+                    None => CogWriteOptions {
+                        blocksize,
+                        compression,
+                        overviews: !no_overviews,
+                        ..Default::default()
+                    },
+                };
+                let params = TranslateParams {
+                    input,
+                    output,
+                    bands: Vec::new(),
+                    window: None,
+                    overview: 0,
+                    options,
+                };
+                let out = CogStage::run(&params, ctx)?;
+                eprintln!(
+                    "wrote {}x{} ({} band(s), {} bytes) to {}",
+                    out.width, out.height, out.bands, out.bytes, out.output
+                );
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,822 @@
+//! COG writer: tiled, compressed, internal overviews, laid out as GDAL's COG driver does
+//! (ghost header, all IFDs first, then tile data from the smallest overview to the full
+//! resolution, each tile with a 4-byte size leader and a 4-byte trailer), written atomically
+//! through [`cloud::Store::put_reader`].
+
+use std::collections::BTreeMap;
+use std::io::Read;
+
+use bytes::Bytes;
+use cloud::Store;
+use ndarray::{Array2, ArrayView2};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{self, Compression};
+use crate::error::CogError;
+use crate::geo::{self, GeoKeys, MetadataItem};
+use crate::pixel::Pixel;
+use crate::raster::{GeoTransform, Raster};
+use crate::tiff::{tag, ty};
+
+/// How overview pixels are computed from the level above.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Resampling {
+    /// Mean of the valid (non-nodata, non-NaN) source pixels; integers rounded half up.
+    Average,
+    /// The top-left source pixel.
+    Nearest,
+}
+
+/// Options of [`write_cog`]. `Default`: 512 tiles, DEFLATE (level 6) with predictor 2 for
+/// integers and 3 for floats, overviews by averaging down to one tile.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CogWriteOptions {
+    /// Tile width and height in pixels (a multiple of 16).
+    pub blocksize: u32,
+    pub compression: Compression,
+    /// Codec level (DEFLATE 1..=12, default 6; ZSTD 1..=22, default 9).
+    pub level: Option<i32>,
+    /// TIFF predictor; `None` = 2 for integers, 3 for floats (1 when uncompressed).
+    pub predictor: Option<u16>,
+    /// Build internal overviews (halving until the image fits one tile).
+    pub overviews: bool,
+    /// How overviews are computed.
+    pub resampling: Resampling,
+    /// Force BigTIFF (`Some(true)`), classic (`Some(false)`), or decide by size (`None`).
+    pub bigtiff: Option<bool>,
+    /// Per-band `(scale, offset)` written as GDAL metadata (physical = raw × scale + offset).
+    pub scale_offset: Option<(f64, f64)>,
+    /// Dataset metadata items written in GDAL_METADATA.
+    pub metadata: BTreeMap<String, String>,
+    /// TIFF photometric interpretation; `None` = MinIsBlack (1).
+    pub photometric: Option<u16>,
+}
+
+impl Default for CogWriteOptions {
+    fn default() -> Self {
+        CogWriteOptions {
+            blocksize: 512,
+            compression: Compression::Deflate,
+            level: None,
+            predictor: None,
+            overviews: true,
+            resampling: Resampling::Average,
+            bigtiff: None,
+            scale_offset: None,
+            metadata: BTreeMap::new(),
+            photometric: None,
+        }
+    }
+}
+
+/// Writes `raster` as a single-band COG at `uri` (atomically).
+pub fn write_cog<T: Pixel>(
+    store: &Store,
+    uri: &str,
+    raster: &Raster<T>,
+    options: &CogWriteOptions,
+) -> Result<(), CogError> {
+    let geokeys = GeoKeys::from_crs(&raster.crs, false);
+    write_cog_bands(
+        store,
+        uri,
+        &[raster.data.view()],
+        &raster.transform,
+        &geokeys,
+        raster.nodata.map(|v| v.to_f64()),
+        options,
+    )
+}
+
+/// Writes several bands of one size (pixel-interleaved) as a COG at `uri`, with the CRS as
+/// `geokeys` (see [`GeoKeys::from_crs`]; a reader's `info().geokeys` copies a file's CRS
+/// verbatim) and `nodata` for every band.
+pub fn write_cog_bands<T: Pixel>(
+    store: &Store,
+    uri: &str,
+    bands: &[ArrayView2<'_, T>],
+    transform: &GeoTransform,
+    geokeys: &GeoKeys,
+    nodata: Option<f64>,
+    options: &CogWriteOptions,
+) -> Result<(), CogError> {
+    let parts = encode_cog(uri, bands, transform, geokeys, nodata, options)?;
+    let total: u64 = parts.iter().map(|b| b.len() as u64).sum();
+    tracing::debug!(uri, bytes = total, "writing COG");
+    store
+        .put_reader(uri, ChunkReader::new(parts))
+        .map_err(|e| CogError::store(uri, e))?;
+    Ok(())
+}
+
+/// A `Read` over a list of byte chunks (the file is streamed, never concatenated).
+struct ChunkReader {
+    parts: std::vec::IntoIter<Bytes>,
+    cur: Bytes,
+}
+
+impl ChunkReader {
+    fn new(parts: Vec<Bytes>) -> Self {
+        ChunkReader {
+            parts: parts.into_iter(),
+            cur: Bytes::new(),
+        }
+    }
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.cur.is_empty() {
+            match self.parts.next() {
+                Some(p) => self.cur = p,
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len());
+        buf[..n].copy_from_slice(&self.cur[..n]);
+        let _ = self.cur.split_to(n);
+        Ok(n)
+    }
+}
+
+/// Overview sizes as GDAL's COG driver makes them: halve (rounding down) until the level
+/// fits in one tile.
+pub fn overview_sizes(width: u64, height: u64, blocksize: u64) -> Vec<(u64, u64)> {
+    let mut out = Vec::new();
+    let (mut w, mut h) = (width, height);
+    while w > blocksize || h > blocksize {
+        w = (w / 2).max(1);
+        h = (h / 2).max(1);
+        out.push((w, h));
+        if w == 1 && h == 1 {
+            break;
+        }
+    }
+    out
+}
+
+/// Downsamples `src` to `w`×`h` (GDAL's source-window rule for overviews).
+pub fn downsample<T: Pixel>(
+    src: ArrayView2<'_, T>,
+    w: usize,
+    h: usize,
+    nodata: Option<T>,
+    resampling: Resampling,
+) -> Array2<T> {
+    let (sh, sw) = src.dim();
+    let rx = sw as f64 / w as f64;
+    let ry = sh as f64 / h as f64;
+    let span = |i: usize, r: f64, n: usize| {
+        let a = ((0.5 + i as f64 * r) as usize).min(n - 1);
+        let mut b = ((0.5 + (i + 1) as f64 * r) as usize).min(n);
+        if b <= a {
+            b = a + 1;
+        }
+        (a, b)
+    };
+    let is_nd =
+        |v: T| v.is_nan() || nodata.is_some_and(|nd| v == nd || (nd.is_nan() && v.is_nan()));
+    let fill = nodata.unwrap_or_default();
+    let float = T::TYPE.is_float();
+    let rows: Vec<Vec<T>> = (0..h)
+        .into_par_iter()
+        .map(|i| {
+            let (y0, y1) = span(i, ry, sh);
+            (0..w)
+                .map(|j| {
+                    let (x0, x1) = span(j, rx, sw);
+                    match resampling {
+                        Resampling::Nearest => src[(y0, x0)],
+                        Resampling::Average => {
+                            let (mut sum, mut n) = (0.0f64, 0u32);
+                            for y in y0..y1 {
+                                for x in x0..x1 {
+                                    let v = src[(y, x)];
+                                    if !is_nd(v) {
+                                        sum += v.to_f64();
+                                        n += 1;
+                                    }
+                                }
+                            }
+                            if n == 0 {
+                                fill
+                            } else if float {
+                                T::from_f64(sum / n as f64)
+                            } else {
+                                T::from_f64((sum / n as f64 + 0.5).floor())
+                            }
+                        }
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    let flat: Vec<T> = rows.into_iter().flatten().collect();
+    Array2::from_shape_vec((h, w), flat).expect("h*w values were produced")
+}
+
+/// One value of an IFD entry being written.
+enum Val {
+    Short(Vec<u16>),
+    Long(Vec<u32>),
+    Long8(Vec<u64>),
+    Double(Vec<f64>),
+    Ascii(String),
+}
+
+impl Val {
+    fn typ(&self) -> u16 {
+        match self {
+            Val::Short(_) => ty::SHORT,
+            Val::Long(_) => ty::LONG,
+            Val::Long8(_) => ty::LONG8,
+            Val::Double(_) => ty::DOUBLE,
+            Val::Ascii(_) => ty::ASCII,
+        }
+    }
+    fn count(&self) -> u64 {
+        match self {
+            Val::Short(v) => v.len() as u64,
+            Val::Long(v) => v.len() as u64,
+            Val::Long8(v) => v.len() as u64,
+            Val::Double(v) => v.len() as u64,
+            Val::Ascii(s) => s.len() as u64 + 1,
+        }
+    }
+    fn bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        match self {
+            Val::Short(v) => v
+                .iter()
+                .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+            Val::Long(v) => v
+                .iter()
+                .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+            Val::Long8(v) => v
+                .iter()
+                .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+            Val::Double(v) => v
+                .iter()
+                .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+            Val::Ascii(s) => {
+                out.extend_from_slice(s.as_bytes());
+                out.push(0);
+            }
+        }
+        out
+    }
+}
+
+fn size_val(v: u64) -> Val {
+    if v < 65536 {
+        Val::Short(vec![v as u16])
+    } else {
+        Val::Long(vec![v as u32])
+    }
+}
+
+/// Serialises one IFD at `at` whose out-of-line values follow it, except the tag values in
+/// `deferred` (tile offsets/byte counts) which go at the offsets given. Returns the bytes.
+fn encode_ifd(entries: &[(u16, Val)], at: u64, bigtiff: bool, next: u64) -> Vec<u8> {
+    let (count_size, entry_size, inline, next_size) = if bigtiff {
+        (8u64, 20u64, 8usize, 8u64)
+    } else {
+        (2, 12, 4, 4)
+    };
+    let n = entries.len() as u64;
+    let mut values_at = at + count_size + n * entry_size + next_size;
+    let mut head = Vec::new();
+    let mut tail = Vec::new();
+    if bigtiff {
+        head.extend_from_slice(&n.to_le_bytes());
+    } else {
+        head.extend_from_slice(&(n as u16).to_le_bytes());
+    }
+    for (t, v) in entries {
+        head.extend_from_slice(&t.to_le_bytes());
+        head.extend_from_slice(&v.typ().to_le_bytes());
+        if bigtiff {
+            head.extend_from_slice(&v.count().to_le_bytes());
+        } else {
+            head.extend_from_slice(&(v.count() as u32).to_le_bytes());
+        }
+        let b = v.bytes();
+        if b.len() <= inline {
+            let mut field = b.clone();
+            field.resize(inline, 0);
+            head.extend_from_slice(&field);
+        } else {
+            if bigtiff {
+                head.extend_from_slice(&values_at.to_le_bytes());
+            } else {
+                head.extend_from_slice(&(values_at as u32).to_le_bytes());
+            }
+            tail.extend_from_slice(&b);
+            values_at += b.len() as u64;
+            if b.len() % 2 == 1 {
+                tail.push(0);
+                values_at += 1;
+            }
+        }
+    }
+    if bigtiff {
+        head.extend_from_slice(&next.to_le_bytes());
+    } else {
+        head.extend_from_slice(&(next as u32).to_le_bytes());
+    }
+    head.extend_from_slice(&tail);
+    head
+}
+
+/// Tiles of one level, compressed, row-major.
+struct Level {
+    width: u64,
+    height: u64,
+    tiles: Vec<Bytes>,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn encode_level<T: Pixel>(
+    bands: &[ArrayView2<'_, T>],
+    bs: usize,
+    compression: Compression,
+    level: i32,
+    predictor: u16,
+    fill: T,
+) -> Result<Vec<Bytes>, String> {
+    let (h, w) = bands[0].dim();
+    let across = w.div_ceil(bs);
+    let down = h.div_ceil(bs);
+    let spp = bands.len();
+    let size = T::TYPE.size();
+    (0..across * down)
+        .into_par_iter()
+        .map(|t| {
+            let (tr, tc) = (t / across, t % across);
+            let mut buf = Vec::with_capacity(bs * bs * spp * size);
+            for y in 0..bs {
+                let iy = tr * bs + y;
+                for x in 0..bs {
+                    let ix = tc * bs + x;
+                    for b in bands {
+                        let v = if iy < h && ix < w { b[(iy, ix)] } else { fill };
+                        v.write_le(&mut buf);
+                    }
+                }
+            }
+            match predictor {
+                2 => codec::apply_horizontal(&mut buf, size, bs * spp, spp),
+                3 => codec::apply_float(&mut buf, size, bs * spp, spp),
+                _ => {}
+            }
+            codec::compress(compression, &buf, level).map(Bytes::from)
+        })
+        .collect()
+}
+
+/// Encodes a COG into the chunks of the file, in order.
+fn encode_cog<T: Pixel>(
+    uri: &str,
+    bands: &[ArrayView2<'_, T>],
+    transform: &GeoTransform,
+    geokeys: &GeoKeys,
+    nodata: Option<f64>,
+    o: &CogWriteOptions,
+) -> Result<Vec<Bytes>, CogError> {
+    let first = bands
+        .first()
+        .ok_or_else(|| CogError::request(uri, "no band to write"))?;
+    let (h, w) = first.dim();
+    if w == 0 || h == 0 {
+        return Err(CogError::request(uri, "cannot write an empty raster"));
+    }
+    if bands.iter().any(|b| b.dim() != (h, w)) {
+        return Err(CogError::request(uri, "bands differ in size"));
+    }
+    if bands.len() > 65535 {
+        return Err(CogError::request(uri, "too many bands"));
+    }
+    if o.blocksize < 16 || !o.blocksize.is_multiple_of(16) || o.blocksize > 16384 {
+        return Err(CogError::request(
+            uri,
+            format!(
+                "blocksize {} is not a multiple of 16 in 16..=16384",
+                o.blocksize
+            ),
+        ));
+    }
+    let bs = o.blocksize as usize;
+    let float = T::TYPE.is_float();
+    let predictor = match (o.predictor, o.compression) {
+        (Some(p), _) => p,
+        (None, Compression::None) => 1,
+        (None, _) => {
+            if float {
+                3
+            } else {
+                2
+            }
+        }
+    };
+    if !matches!(predictor, 1..=3) || (predictor == 3 && !float) {
+        return Err(CogError::request(
+            uri,
+            format!("predictor {predictor} does not fit {} samples", T::TYPE),
+        ));
+    }
+    let level = o.level.unwrap_or(match o.compression {
+        Compression::Zstd => 9,
+        _ => 6,
+    });
+    let nd_t = nodata.map(T::from_f64);
+    let fill = nd_t.unwrap_or_default();
+    // Levels: full resolution, then overviews each computed from the one above.
+    let sizes = if o.overviews {
+        overview_sizes(w as u64, h as u64, bs as u64)
+    } else {
+        Vec::new()
+    };
+    let enc = |views: &[ArrayView2<'_, T>]| {
+        encode_level(views, bs, o.compression, level, predictor, fill).map_err(|reason| {
+            CogError::Decode {
+                uri: uri.to_string(),
+                what: "compressing a tile".into(),
+                reason,
+            }
+        })
+    };
+    let mut levels = vec![Level {
+        width: w as u64,
+        height: h as u64,
+        tiles: enc(bands)?,
+    }];
+    let mut prev: Vec<Array2<T>> = Vec::new();
+    for &(ow, oh) in &sizes {
+        let next: Vec<Array2<T>> = if prev.is_empty() {
+            bands
+                .iter()
+                .map(|b| downsample(b.view(), ow as usize, oh as usize, nd_t, o.resampling))
+                .collect()
+        } else {
+            prev.iter()
+                .map(|b| downsample(b.view(), ow as usize, oh as usize, nd_t, o.resampling))
+                .collect()
+        };
+        let views: Vec<ArrayView2<'_, T>> = next.iter().map(|a| a.view()).collect();
+        levels.push(Level {
+            width: ow,
+            height: oh,
+            tiles: enc(&views)?,
+        });
+        prev = next;
+    }
+    let data_bytes: u64 = levels
+        .iter()
+        .flat_map(|l| l.tiles.iter())
+        .map(|t| t.len() as u64 + 8)
+        .sum();
+    let bigtiff = o.bigtiff.unwrap_or(data_bytes > 4_000_000_000);
+    if !bigtiff && data_bytes > 4_200_000_000 {
+        return Err(CogError::request(
+            uri,
+            "too large for classic TIFF: use BigTIFF",
+        ));
+    }
+    let spp = bands.len();
+
+    // GDAL metadata.
+    let mut items: Vec<MetadataItem> = o
+        .metadata
+        .iter()
+        .map(|(k, v)| MetadataItem {
+            name: k.clone(),
+            sample: None,
+            role: None,
+            domain: None,
+            value: v.clone(),
+        })
+        .collect();
+    if let Some((scale, offset)) = o.scale_offset {
+        for b in 0..spp as u32 {
+            items.push(MetadataItem {
+                name: "OFFSET".into(),
+                sample: Some(b),
+                role: Some("offset".into()),
+                domain: None,
+                value: format!("{offset}"),
+            });
+            items.push(MetadataItem {
+                name: "SCALE".into(),
+                sample: Some(b),
+                role: Some("scale".into()),
+                domain: None,
+                value: format!("{scale}"),
+            });
+        }
+    }
+
+    // IFD entries (without the tile arrays, which are appended per level below).
+    let common = |lw: u64, lh: u64, overview: bool| -> Vec<(u16, Val)> {
+        let mut e: Vec<(u16, Val)> = Vec::new();
+        if overview {
+            e.push((tag::NEW_SUBFILE_TYPE, Val::Long(vec![1])));
+        }
+        e.push((tag::IMAGE_WIDTH, size_val(lw)));
+        e.push((tag::IMAGE_LENGTH, size_val(lh)));
+        e.push((
+            tag::BITS_PER_SAMPLE,
+            Val::Short(vec![(T::TYPE.size() * 8) as u16; spp]),
+        ));
+        e.push((tag::COMPRESSION, Val::Short(vec![o.compression.code()])));
+        e.push((
+            tag::PHOTOMETRIC,
+            Val::Short(vec![o.photometric.unwrap_or(1)]),
+        ));
+        e.push((tag::SAMPLES_PER_PIXEL, Val::Short(vec![spp as u16])));
+        e.push((tag::PLANAR_CONFIG, Val::Short(vec![1])));
+        e.push((tag::PREDICTOR, Val::Short(vec![predictor])));
+        e.push((tag::TILE_WIDTH, Val::Short(vec![bs as u16])));
+        e.push((tag::TILE_LENGTH, Val::Short(vec![bs as u16])));
+        let extra = match o.photometric.unwrap_or(1) {
+            2 => spp.saturating_sub(3),
+            _ => spp - 1,
+        };
+        if extra > 0 {
+            e.push((tag::EXTRA_SAMPLES, Val::Short(vec![0; extra])));
+        }
+        e.push((
+            tag::SAMPLE_FORMAT,
+            Val::Short(vec![T::TYPE.tiff_sample_format(); spp]),
+        ));
+        e
+    };
+    let georeferenced = *transform != GeoTransform::default() || !geokeys.keys.is_empty();
+    let mut main_extra: Vec<(u16, Val)> = Vec::new();
+    if georeferenced {
+        let g = transform.0;
+        if transform.is_north_up() {
+            main_extra.push((tag::MODEL_PIXEL_SCALE, Val::Double(vec![g[1], -g[5], 0.0])));
+            main_extra.push((
+                tag::MODEL_TIEPOINT,
+                Val::Double(vec![0.0, 0.0, 0.0, g[0], g[3], 0.0]),
+            ));
+        } else {
+            main_extra.push((
+                tag::MODEL_TRANSFORMATION,
+                Val::Double(vec![
+                    g[1], g[2], 0.0, g[0], g[4], g[5], 0.0, g[3], 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
+                    0.0, 1.0,
+                ]),
+            ));
+        }
+        if !geokeys.keys.is_empty() {
+            let (dir, doubles, ascii) = geokeys.encode();
+            main_extra.push((tag::GEO_KEY_DIRECTORY, Val::Short(dir)));
+            if !doubles.is_empty() {
+                main_extra.push((tag::GEO_DOUBLE_PARAMS, Val::Double(doubles)));
+            }
+            if !ascii.is_empty() {
+                main_extra.push((tag::GEO_ASCII_PARAMS, Val::Ascii(ascii)));
+            }
+        }
+    }
+    if !items.is_empty() {
+        main_extra.push((
+            tag::GDAL_METADATA,
+            Val::Ascii(geo::format_gdal_metadata(&items)),
+        ));
+    }
+    let nodata_val = nodata.map(|v| Val::Ascii(geo::format_nodata(v)));
+
+    // Ghost header.
+    let body = "LAYOUT=IFDS_BEFORE_DATA\nBLOCK_ORDER=ROW_MAJOR\nBLOCK_LEADER=SIZE_AS_UINT4\n\
+                BLOCK_TRAILER=LAST_4_BYTES_REPEATED\nKNOWN_INCOMPATIBLE_EDITION=NO\n ";
+    let ghost = format!(
+        "GDAL_STRUCTURAL_METADATA_SIZE={:06} bytes\n{body}",
+        body.len()
+    );
+    let header_len: u64 = if bigtiff { 16 } else { 8 };
+    let mut first_ifd = header_len + ghost.len() as u64;
+    first_ifd += first_ifd % 2;
+
+    // Build the IFD entry lists with placeholder tile arrays to learn sizes.
+    let off_size: u64 = if bigtiff { 8 } else { 4 };
+    let arrays_inline = |n: u64| n * off_size <= if bigtiff { 8 } else { 4 };
+    let entries_for = |li: usize, offsets: Vec<u64>, counts: Vec<u64>| -> Vec<(u16, Val)> {
+        let l = &levels[li];
+        let mut e = common(l.width, l.height, li > 0);
+        let (ov, cv) = if bigtiff {
+            (Val::Long8(offsets), Val::Long8(counts))
+        } else {
+            (
+                Val::Long(offsets.iter().map(|&x| x as u32).collect()),
+                Val::Long(counts.iter().map(|&x| x as u32).collect()),
+            )
+        };
+        e.push((tag::TILE_OFFSETS, ov));
+        e.push((tag::TILE_BYTE_COUNTS, cv));
+        if li == 0 {
+            e.extend(main_extra.iter().map(|(t, v)| (*t, clone_val(v))));
+        }
+        if let Some(v) = &nodata_val {
+            e.push((tag::GDAL_NODATA, clone_val(v)));
+        }
+        e.sort_by_key(|(t, _)| *t);
+        e
+    };
+    // IFD sizes excluding out-of-line tile arrays: encode with empty (zero) arrays whose size
+    // is fixed, but the arrays are placed after all IFDs, so encode with them inline-free.
+    let n_levels = levels.len();
+    let mut ifd_sizes = Vec::with_capacity(n_levels);
+    for (li, level) in levels.iter().enumerate() {
+        let n = level.tiles.len() as u64;
+        let e = entries_for(li, vec![0; n as usize], vec![0; n as usize]);
+        let mut size = encode_ifd(&e, 0, bigtiff, 0).len() as u64;
+        if !arrays_inline(n) {
+            let arr = n * off_size;
+            size -= arr + arr % 2;
+            size -= arr + arr % 2;
+        }
+        ifd_sizes.push(size);
+    }
+    let mut ifd_at = Vec::with_capacity(n_levels);
+    let mut pos = first_ifd;
+    for s in &ifd_sizes {
+        ifd_at.push(pos);
+        pos += s;
+    }
+    // Tile arrays after all IFDs, in IFD order.
+    let mut arrays_at = Vec::with_capacity(n_levels);
+    for l in &levels {
+        let n = l.tiles.len() as u64;
+        if arrays_inline(n) {
+            arrays_at.push(None);
+        } else {
+            arrays_at.push(Some((pos, pos + n * off_size)));
+            pos += 2 * n * off_size;
+        }
+    }
+    // Data: smallest overview first, full resolution last; leader + tile + trailer.
+    let data_start = pos;
+    let mut tile_offsets: Vec<Vec<u64>> = vec![Vec::new(); n_levels];
+    let mut cursor = data_start;
+    for li in (0..n_levels).rev() {
+        for t in &levels[li].tiles {
+            cursor += 4;
+            tile_offsets[li].push(cursor);
+            cursor += t.len() as u64 + 4;
+        }
+    }
+    if !bigtiff && cursor > u32::MAX as u64 {
+        return Err(CogError::request(
+            uri,
+            "too large for classic TIFF: use BigTIFF",
+        ));
+    }
+    // Now encode the IFDs for real.
+    let mut head = Vec::with_capacity((data_start) as usize);
+    if bigtiff {
+        head.extend_from_slice(b"II+\0");
+        head.extend_from_slice(&8u16.to_le_bytes());
+        head.extend_from_slice(&0u16.to_le_bytes());
+        head.extend_from_slice(&first_ifd.to_le_bytes());
+    } else {
+        head.extend_from_slice(b"II*\0");
+        head.extend_from_slice(&(first_ifd as u32).to_le_bytes());
+    }
+    head.extend_from_slice(ghost.as_bytes());
+    head.resize(first_ifd as usize, 0);
+    let mut arrays = Vec::new();
+    for li in 0..n_levels {
+        let counts: Vec<u64> = levels[li].tiles.iter().map(|t| t.len() as u64).collect();
+        let offsets = tile_offsets[li].clone();
+        let next = if li + 1 < n_levels { ifd_at[li + 1] } else { 0 };
+        let e = entries_for(li, offsets.clone(), counts.clone());
+        let bytes = match arrays_at[li] {
+            None => encode_ifd(&e, ifd_at[li], bigtiff, next),
+            Some((oa, ca)) => {
+                // Encode with the arrays, then move them out: point the two entries at the
+                // arrays region instead.
+                encode_ifd_with_external(&e, ifd_at[li], bigtiff, next, oa, ca)
+            }
+        };
+        debug_assert_eq!(bytes.len() as u64, ifd_sizes[li]);
+        head.extend_from_slice(&bytes);
+        if arrays_at[li].is_some() {
+            for v in offsets.iter().chain(counts.iter()) {
+                if bigtiff {
+                    arrays.extend_from_slice(&v.to_le_bytes());
+                } else {
+                    arrays.extend_from_slice(&(*v as u32).to_le_bytes());
+                }
+            }
+        }
+    }
+    head.extend_from_slice(&arrays);
+    if head.len() as u64 != data_start {
+        return Err(CogError::request(
+            uri,
+            format!(
+                "internal layout error: header {} != {data_start}",
+                head.len()
+            ),
+        ));
+    }
+    let mut parts = vec![Bytes::from(head)];
+    for li in (0..n_levels).rev() {
+        for t in &levels[li].tiles {
+            parts.push(Bytes::copy_from_slice(&(t.len() as u32).to_le_bytes()));
+            parts.push(t.clone());
+            let n = t.len();
+            let trailer = if n >= 4 {
+                t.slice(n - 4..)
+            } else {
+                let mut b = t.to_vec();
+                b.resize(4, 0);
+                Bytes::from(b)
+            };
+            parts.push(trailer);
+        }
+    }
+    Ok(parts)
+}
+
+fn clone_val(v: &Val) -> Val {
+    match v {
+        Val::Short(x) => Val::Short(x.clone()),
+        Val::Long(x) => Val::Long(x.clone()),
+        Val::Long8(x) => Val::Long8(x.clone()),
+        Val::Double(x) => Val::Double(x.clone()),
+        Val::Ascii(x) => Val::Ascii(x.clone()),
+    }
+}
+
+/// Like [`encode_ifd`], but the TileOffsets/TileByteCounts values live at `offsets_at` /
+/// `counts_at` (outside this IFD's block).
+fn encode_ifd_with_external(
+    entries: &[(u16, Val)],
+    at: u64,
+    bigtiff: bool,
+    next: u64,
+    offsets_at: u64,
+    counts_at: u64,
+) -> Vec<u8> {
+    let (count_size, entry_size, inline, next_size) = if bigtiff {
+        (8u64, 20u64, 8usize, 8u64)
+    } else {
+        (2, 12, 4, 4)
+    };
+    let n = entries.len() as u64;
+    let mut values_at = at + count_size + n * entry_size + next_size;
+    let mut head = Vec::new();
+    let mut tail = Vec::new();
+    if bigtiff {
+        head.extend_from_slice(&n.to_le_bytes());
+    } else {
+        head.extend_from_slice(&(n as u16).to_le_bytes());
+    }
+    let put_off = |head: &mut Vec<u8>, v: u64| {
+        if bigtiff {
+            head.extend_from_slice(&v.to_le_bytes());
+        } else {
+            head.extend_from_slice(&(v as u32).to_le_bytes());
+        }
+    };
+    for (t, v) in entries {
+        head.extend_from_slice(&t.to_le_bytes());
+        head.extend_from_slice(&v.typ().to_le_bytes());
+        if bigtiff {
+            head.extend_from_slice(&v.count().to_le_bytes());
+        } else {
+            head.extend_from_slice(&(v.count() as u32).to_le_bytes());
+        }
+        if *t == tag::TILE_OFFSETS {
+            put_off(&mut head, offsets_at);
+            continue;
+        }
+        if *t == tag::TILE_BYTE_COUNTS {
+            put_off(&mut head, counts_at);
+            continue;
+        }
+        let b = v.bytes();
+        if b.len() <= inline {
+            let mut field = b.clone();
+            field.resize(inline, 0);
+            head.extend_from_slice(&field);
+        } else {
+            put_off(&mut head, values_at);
+            tail.extend_from_slice(&b);
+            values_at += b.len() as u64;
+            if b.len() % 2 == 1 {
+                tail.push(0);
+                values_at += 1;
+            }
+        }
+    }
+    put_off(&mut head, next);
+    head.extend_from_slice(&tail);
+    head
+}

@@ -1,0 +1,349 @@
+//! The exact method: all points in memory as columns (x/y pairs apart from the other record
+//! bytes, so the split reads 8 bytes a point), the split, then every tile gathered from the
+//! columns in input order and written (LAS streamed, LAZ compressed chunk-parallel).
+//!
+//! Memory: the point records once (x/y plus the rest, N × record length), a u32 index per
+//! point, and per tile its selection and output buffers: about 1.15–1.2 × the uncompressed
+//! point data.
+
+use std::sync::Mutex;
+
+use cloud::{Ctx, Store};
+use rayon::prelude::*;
+
+use crate::error::{PartitionError, Result};
+use crate::format::{Header, PointFormat, le_i32};
+use crate::params::{Bounds, Method, TileInfo};
+use crate::reader::{LAS_BATCH_POINTS, LasFile};
+use crate::records::set_withheld;
+use crate::split::{Leaves, RawBox, Tf};
+use crate::tiles::{BUFFER_FLAG, Grown, deep_inside, margin, neighbours, scaled_box, stats_bounds};
+use crate::writer::{RecordSource, Stats, write_file};
+
+/// Every point's record split into x/y and the remaining bytes.
+pub(crate) struct Columns {
+    pub xy: Vec<[i32; 2]>,
+    pub rest: Vec<u8>,
+    /// Record length − 8.
+    pub rl: usize,
+}
+
+/// User and system CPU seconds of this process so far (from `/proc/self/stat`), for the
+/// phase timings in debug logs.
+pub(crate) fn cpu_seconds() -> (f64, f64) {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return (0.0, 0.0);
+    };
+    // Fields after the command name (which may hold spaces) start at ") ".
+    let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) / 100.0;
+    (tick(11), tick(12))
+}
+
+/// Where and how tiles are written.
+pub(crate) struct OutputPlan<'a> {
+    pub store: &'a Store,
+    pub dir: &'a str,
+    pub stem: &'a str,
+    pub laz: bool,
+    /// URIs written so far (for clean-up on failure).
+    pub written: &'a Mutex<Vec<String>>,
+}
+
+impl OutputPlan<'_> {
+    pub fn uri(&self, index: usize) -> (String, String) {
+        let name = crate::tiles::tile_name(self.stem, index, self.laz);
+        (cloud::uri::join(self.dir, &name), name)
+    }
+
+    pub fn record(&self, uri: &str) {
+        if let Ok(mut w) = self.written.lock() {
+            w.push(uri.to_string());
+        }
+    }
+}
+
+/// Bytes the exact method holds for `n` records of `rec` bytes (records, index, scratch and
+/// per-tile buffers).
+pub(crate) fn memory_estimate(n: u64, rec: u64) -> u64 {
+    n * rec + n * 6 + (96 << 20)
+}
+
+/// Reads every record into columns, in parallel batches. Returns the columns, the x/y box
+/// and the raw z range.
+pub(crate) fn load(file: &LasFile, ctx: &Ctx) -> Result<(Columns, RawBox, [i32; 2])> {
+    let n = usize::try_from(file.point_count())
+        .map_err(|_| PartitionError::input(file.uri(), "too many points for this machine"))?;
+    let rec = file.header().record_len() as usize;
+    let rl = rec - 8;
+    // Zeroed allocations come straight from the kernel (no memset); the caller checked the
+    // memory available.
+    let mut xy = vec![[0i32; 2]; n];
+    let mut rest = vec![0u8; n * rl];
+    let progress = ctx.progress("read", n as u64);
+    let batches = file.batches(LAS_BATCH_POINTS);
+    let mut jobs = Vec::with_capacity(batches.len());
+    {
+        let (mut xs, mut rs): (&mut [[i32; 2]], &mut [u8]) = (&mut xy, &mut rest);
+        for b in &batches {
+            let (a, xt) = xs.split_at_mut(b.count as usize);
+            let (r, rt) = rs.split_at_mut(b.count as usize * rl);
+            jobs.push((b, a, r));
+            xs = xt;
+            rs = rt;
+        }
+    }
+    let (bbox, zr) = jobs
+        .into_par_iter()
+        .map(|(b, xs, rs)| {
+            let mut buf = crate::pool::Buf::new(b.count as usize * rec);
+            file.read_batch(b, &mut buf)?;
+            let mut bb = RawBox::EMPTY;
+            let mut zr = [i32::MAX, i32::MIN];
+            for ((r, p), q) in buf
+                .chunks_exact(rec)
+                .zip(xs.iter_mut())
+                .zip(rs.chunks_exact_mut(rl))
+            {
+                *p = [le_i32(r, 0), le_i32(r, 4)];
+                bb.add(*p);
+                q.copy_from_slice(&r[8..]);
+                let z = le_i32(r, 8);
+                zr = [zr[0].min(z), zr[1].max(z)];
+            }
+            progress.inc(b.count);
+            Ok::<_, PartitionError>((bb, zr))
+        })
+        .try_reduce(
+            || (RawBox::EMPTY, [i32::MAX, i32::MIN]),
+            |a, b| Ok((a.0.merge(&b.0), [a.1[0].min(b.1[0]), a.1[1].max(b.1[1])])),
+        )?;
+    progress.finish();
+    crate::pool::trim();
+    Ok((Columns { xy, rest, rl }, bbox, zr))
+}
+
+/// The records of one tile: selected indices (buffer ones flagged) gathered from columns.
+struct ExactTile<'a> {
+    cols: &'a Columns,
+    sel: &'a [u32],
+    fmt: PointFormat,
+}
+
+const FILL_CHUNK: usize = 8192;
+
+impl RecordSource for ExactTile<'_> {
+    fn len(&self) -> u64 {
+        self.sel.len() as u64
+    }
+
+    fn fill(&self, start: u64, out: &mut [u8]) -> Result<()> {
+        let rl = self.cols.rl;
+        let rec = rl + 8;
+        let sel = &self.sel[start as usize..start as usize + out.len() / rec];
+        out.par_chunks_mut(rec * FILL_CHUNK)
+            .zip(sel.par_chunks(FILL_CHUNK))
+            .for_each(|(o, s)| {
+                for (r, &s) in o.chunks_exact_mut(rec).zip(s) {
+                    let i = (s & !BUFFER_FLAG) as usize;
+                    let p = self.cols.xy[i];
+                    r[0..4].copy_from_slice(&p[0].to_le_bytes());
+                    r[4..8].copy_from_slice(&p[1].to_le_bytes());
+                    r[8..].copy_from_slice(&self.cols.rest[i * rl..(i + 1) * rl]);
+                    set_withheld(r, self.fmt, s & BUFFER_FLAG != 0);
+                }
+            });
+        Ok(())
+    }
+}
+
+/// Header stats of a selection, from the columns (z and the return byte sit at fixed
+/// offsets of the rest).
+fn selection_stats(cols: &Columns, sel: &[u32], fmt: PointFormat) -> Stats {
+    let mask = fmt.return_number_mask();
+    let rl = cols.rl;
+    sel.par_chunks(1 << 14)
+        .map(|ch| {
+            let mut s = Stats::default();
+            for &v in ch {
+                let i = (v & !BUFFER_FLAG) as usize;
+                let p = cols.xy[i];
+                let r = &cols.rest[i * rl..i * rl + 7];
+                s.add([p[0], p[1], le_i32(r, 0)], r[6] & mask);
+            }
+            s
+        })
+        .reduce(Stats::default, |a, b| a.merge(&b))
+}
+
+/// Tile `t`'s points in input order: its core points, and its buffer points flagged.
+fn selection(
+    t: usize,
+    leaves: &Leaves,
+    cands: &[Vec<u32>],
+    nbrs: &[u32],
+    grown: &Grown,
+    xy: &[[i32; 2]],
+) -> (Vec<u32>, usize) {
+    let (a, b) = leaves.ranges[t];
+    let core = &leaves.order[a..b];
+    let mut buf: Vec<u32> = Vec::new();
+    for &l in nbrs {
+        buf.extend(
+            cands[l as usize]
+                .iter()
+                .copied()
+                .filter(|&i| grown.contains(xy[i as usize])),
+        );
+    }
+    let n = xy.len();
+    let total = core.len() + buf.len();
+    let nbuf = buf.len();
+    if total < n / 256 {
+        let mut v: Vec<u32> = core.to_vec();
+        v.extend(buf.iter().map(|&i| i | BUFFER_FLAG));
+        v.sort_unstable_by_key(|s| s & !BUFFER_FLAG);
+        return (v, nbuf);
+    }
+    let words = n.div_ceil(64);
+    let mut in_tile = vec![0u64; words];
+    let mut is_buf = vec![0u64; words];
+    for &i in core {
+        in_tile[i as usize >> 6] |= 1 << (i & 63);
+    }
+    for &i in &buf {
+        in_tile[i as usize >> 6] |= 1 << (i & 63);
+        is_buf[i as usize >> 6] |= 1 << (i & 63);
+    }
+    drop(buf);
+    let mut v = Vec::with_capacity(total);
+    for (w, (&m, &f)) in in_tile.iter().zip(&is_buf).enumerate() {
+        let mut m = m;
+        while m != 0 {
+            let bit = m.trailing_zeros();
+            m &= m - 1;
+            let i = (w as u32) << 6 | bit;
+            v.push(if f >> bit & 1 != 0 {
+                i | BUFFER_FLAG
+            } else {
+                i
+            });
+        }
+    }
+    (v, nbuf)
+}
+
+/// Runs the exact method on an open file; writes the tiles and returns their records and the
+/// input's point bounds.
+pub(crate) fn run(
+    ctx: &Ctx,
+    file: &LasFile,
+    plan: &OutputPlan<'_>,
+    method: Method,
+    capacity: u64,
+    buffer: f64,
+) -> Result<(Vec<TileInfo>, Bounds)> {
+    let h: &Header = file.header();
+    let started = std::time::Instant::now();
+    let (cols, bbox, zr) = load(file, ctx)?;
+    tracing::debug!(seconds = started.elapsed().as_secs_f64(), cpu = ?cpu_seconds(), "loaded");
+    let n = cols.xy.len() as u64;
+    let tf = Tf {
+        scale: [h.scale()[0], h.scale()[1]],
+        offset: [h.offset()[0], h.offset()[1]],
+    };
+    let clock = std::time::Instant::now();
+    let leaves = match method {
+        Method::Density => {
+            crate::split::density(&cols.xy, bbox, &crate::split::boundaries(n, capacity), &tf)?
+        }
+        Method::Grid => crate::split::grid(&cols.xy, bbox, n.div_ceil(capacity), &tf)?,
+    };
+    tracing::debug!(tiles = leaves.ranges.len(), seconds = clock.elapsed().as_secs_f64(), cpu = ?cpu_seconds(), "split");
+    let input_bounds = Bounds {
+        min: [
+            h.scaled(0, bbox.min[0]),
+            h.scaled(1, bbox.min[1]),
+            h.scaled(2, zr[0]),
+        ],
+        max: [
+            h.scaled(0, bbox.max[0]),
+            h.scaled(1, bbox.max[1]),
+            h.scaled(2, zr[1]),
+        ],
+    };
+    let k = leaves.ranges.len();
+    let grown: Vec<Grown> = leaves
+        .boxes
+        .iter()
+        .map(|b| Grown::new(b, buffer, h))
+        .collect();
+    let nbrs = neighbours(&leaves.boxes, &grown);
+    let mut needed = vec![false; k];
+    for list in &nbrs {
+        for &l in list {
+            needed[l as usize] = true;
+        }
+    }
+    let m = margin(buffer, h);
+    let cands: Vec<Vec<u32>> = (0..k)
+        .into_par_iter()
+        .map(|l| {
+            if !needed[l] {
+                return Vec::new();
+            }
+            let (a, b) = leaves.ranges[l];
+            let bx = &leaves.boxes[l];
+            leaves.order[a..b]
+                .iter()
+                .copied()
+                .filter(|&i| !deep_inside(cols.xy[i as usize], bx, m))
+                .collect()
+        })
+        .collect();
+    tracing::debug!(seconds = clock.elapsed().as_secs_f64(), cpu = ?cpu_seconds(), "neighbours and candidates");
+
+    let fmt = h.point_format();
+    let progress = ctx.progress("write", k as u64);
+    let write_tile = |t: usize| -> Result<TileInfo> {
+        let (sel, nbuf) = selection(t, &leaves, &cands, &nbrs[t], &grown[t], &cols.xy);
+        let src = ExactTile {
+            cols: &cols,
+            sel: &sel,
+            fmt,
+        };
+        let stats = (!plan.laz).then(|| selection_stats(&cols, &sel, fmt));
+        let (uri, name) = plan.uri(t);
+        let written = write_file(plan.store, &uri, file.meta(), &src, stats, plan.laz, None)?;
+        plan.record(&uri);
+        progress.inc(1);
+        let core = scaled_box(&leaves.boxes[t], h);
+        let (a, b) = leaves.ranges[t];
+        Ok(TileInfo {
+            index: t,
+            file: name,
+            uri,
+            core_bbox: core,
+            buffered_bbox: core.grown(buffer),
+            core_points: (b - a) as u64,
+            buffer_points: nbuf as u64,
+            bounds: stats_bounds(&written.stats, h),
+            bytes: written.bytes,
+        })
+    };
+    // LAS tiles are written in parallel (one per thread); LAZ tiles one after the other,
+    // each compressed chunk-parallel, which keeps one tile's compressed body in memory
+    // instead of one per thread.
+    let tiles: Vec<TileInfo> = if plan.laz {
+        (0..k).map(write_tile).collect::<Result<_>>()?
+    } else {
+        (0..k)
+            .into_par_iter()
+            .map(write_tile)
+            .collect::<Result<_>>()?
+    };
+    progress.finish();
+    tracing::debug!(seconds = clock.elapsed().as_secs_f64(), cpu = ?cpu_seconds(), "tiles written");
+    Ok((tiles, input_bounds))
+}

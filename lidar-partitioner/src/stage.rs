@@ -1,0 +1,161 @@
+//! The `lidar-partitioner` stage: one task partitions one input file (as CloudButton's
+//! original did); the same binary is the CLI, the AWS Lambda handler and the AWS Batch worker.
+
+use clap::Parser;
+use cloud::{Ctx, Stage, TaskError};
+use serde::{Deserialize, Serialize};
+
+use crate::params::{Manifest, Method, OutputFormat, Params};
+
+/// The stage (see [`cloud::Stage`]).
+#[derive(Debug, Clone, Copy)]
+pub struct PartitionStage;
+
+/// Parameters of one task: partition `input` into `output`.
+///
+/// Task JSON: `{"id": "t1", "stage": "lidar-partitioner", "params": {"input":
+/// "s3://b/in/tile.laz", "output": "s3://b/parts/tile", "capacity": 1600000, "buffer_m": 10}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartitionTask {
+    /// Input LAS/LAZ/COPC URI (path, `file://`, `s3://`, `https://`).
+    pub input: String,
+    /// Output directory or prefix URI; tiles, `partitions.json` and `status/` go there.
+    pub output: String,
+    /// See [`Params::capacity`].
+    #[serde(default)]
+    pub capacity: Option<u64>,
+    /// See [`Params::target_mb`].
+    #[serde(default)]
+    pub target_mb: Option<f64>,
+    /// See [`Params::buffer_m`].
+    pub buffer_m: f64,
+    /// See [`Params::method`].
+    #[serde(default)]
+    pub method: Method,
+    /// See [`Params::format`].
+    #[serde(default)]
+    pub format: OutputFormat,
+    /// See [`Params::max_memory_mb`].
+    #[serde(default)]
+    pub max_memory_mb: Option<u64>,
+}
+
+impl PartitionTask {
+    /// The partitioning parameters of the task.
+    pub fn params(&self) -> Params {
+        Params {
+            capacity: self.capacity,
+            target_mb: self.target_mb,
+            buffer_m: self.buffer_m,
+            method: self.method,
+            format: self.format,
+            max_memory_mb: self.max_memory_mb,
+        }
+    }
+}
+
+/// Splits a LAS/LAZ point cloud into balanced, buffered tiles (density method of PDAL's
+/// filters.chipper, as in CloudButton) and writes `<stem>-NNNN.<las|laz>` plus
+/// `partitions.json` to OUTDIR.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "lidar-partitioner", version)]
+#[command(group(clap::ArgGroup::new("size").required(true).args(["capacity", "target_mb"])))]
+pub struct Cli {
+    /// Input LAS/LAZ/COPC file (path, file://, s3://bucket/key or https://).
+    pub input: String,
+    /// Output directory (or s3:// prefix).
+    pub outdir: String,
+    /// Core points per tile (tiles = ceil(points / capacity)).
+    #[arg(long)]
+    pub capacity: Option<u64>,
+    /// Target uncompressed size of a tile's core points, in MB (instead of --capacity).
+    #[arg(long)]
+    pub target_mb: Option<f64>,
+    /// Buffer width in CRS units (metres for projected CRSs) around each tile's core box.
+    #[arg(long, allow_negative_numbers = true)]
+    pub buffer: f64,
+    /// Splitting method.
+    #[arg(long, value_enum, default_value_t = Method::Density)]
+    pub method: Method,
+    /// Output encoding (same: LAZ for LAZ input, LAS for LAS input).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Same)]
+    pub format: OutputFormat,
+    /// Memory budget in MiB; inputs that need more use the bounded-memory method.
+    #[arg(long)]
+    pub max_memory_mb: Option<u64>,
+    /// Print partitions.json on standard output instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl From<&Cli> for PartitionTask {
+    fn from(c: &Cli) -> Self {
+        PartitionTask {
+            input: c.input.clone(),
+            output: c.outdir.clone(),
+            capacity: c.capacity,
+            target_mb: c.target_mb,
+            buffer_m: c.buffer,
+            method: c.method,
+            format: c.format,
+            max_memory_mb: c.max_memory_mb,
+        }
+    }
+}
+
+impl Stage for PartitionStage {
+    const NAME: &'static str = "lidar-partitioner";
+    type Params = PartitionTask;
+    type Output = Manifest;
+    type Cli = Cli;
+
+    fn status_root(params: &PartitionTask) -> String {
+        params.output.clone()
+    }
+
+    fn run(params: &PartitionTask, ctx: &Ctx) -> Result<Manifest, TaskError> {
+        Ok(crate::partition_with(
+            ctx,
+            &params.input,
+            &params.output,
+            &params.params(),
+        )?)
+    }
+
+    fn output_uris(output: &Manifest) -> Vec<String> {
+        output.output_uris()
+    }
+
+    fn cli(cli: Cli, ctx: &Ctx) -> Result<(), TaskError> {
+        let task = PartitionTask::from(&cli);
+        let clock = std::time::Instant::now();
+        let m = Self::run(&task, ctx)?;
+        if cli.json {
+            let text = serde_json::to_string_pretty(&m)
+                .map_err(|e| TaskError::internal(format!("cannot print the manifest: {e}")))?;
+            println!("{text}");
+            return Ok(());
+        }
+        println!("{:<32} {:>12} {:>12}", "tile", "core", "buffer");
+        for t in &m.tiles {
+            println!(
+                "{:<32} {:>12} {:>12}",
+                t.file, t.core_points, t.buffer_points
+            );
+        }
+        println!(
+            "{} tiles ({:?}, {:?} method) from {} points in {:.2} s; buffer {:.2} % of core; \
+             max/min core points {:.4}; manifest {}",
+            m.tiles.len(),
+            m.mode,
+            m.method,
+            m.input.points,
+            clock.elapsed().as_secs_f64(),
+            100.0 * m.buffer_fraction(),
+            m.core_ratio(),
+            m.manifest_uri
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,145 @@
+//! The `lidar-partitioner` binary: CLI runs, `task` runs, bad arguments.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::process::Command;
+
+use common::data;
+use lidar_partitioner::Manifest;
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_lidar-partitioner"));
+    c.env_remove("AWS_LAMBDA_RUNTIME_API")
+        .env_remove("AWS_BATCH_JOB_ARRAY_INDEX");
+    c
+}
+
+#[test]
+fn cli_partitions_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let input = data("lidar/pdal/autzen_trim.laz");
+    let o = bin()
+        .args([input.to_str().unwrap(), out.to_str().unwrap()])
+        .args([
+            "--capacity",
+            "30000",
+            "--buffer",
+            "10",
+            "--format",
+            "las",
+            "--method",
+            "density",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(stdout.contains("autzen_trim-0003.las"), "{stdout}");
+    assert!(stdout.contains("4 tiles"), "{stdout}");
+    let m: Manifest =
+        serde_json::from_slice(&std::fs::read(out.join("partitions.json")).unwrap()).unwrap();
+    assert_eq!(m.tiles.len(), 4);
+    common::check_partition(&input, &m, true);
+    let mut laspy = common::Laspy::default();
+    laspy.add(&input, m, None);
+    laspy.finish();
+
+    // --target-mb and --json; bounded mode through --max-memory-mb.
+    let out2 = dir.path().join("out2");
+    let o = bin()
+        .args([input.to_str().unwrap(), out2.to_str().unwrap()])
+        .args([
+            "--target-mb",
+            "1",
+            "--buffer",
+            "0",
+            "--max-memory-mb",
+            "1",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let m: Manifest = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(m.mode, lidar_partitioner::Mode::Bounded);
+    assert_eq!(m.capacity, 29_411);
+    assert_eq!(m.tiles.len(), 4);
+}
+
+#[test]
+fn cli_runs_a_task_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let task = serde_json::json!({
+        "id": "t1",
+        "stage": "lidar-partitioner",
+        "params": {
+            "input": data("lidar/laspy/simple.laz").to_str().unwrap(),
+            "output": out.to_str().unwrap(),
+            "capacity": 500,
+            "buffer_m": 20.0
+        }
+    });
+    let path = dir.path().join("task.json");
+    std::fs::write(&path, task.to_string()).unwrap();
+    let o = bin()
+        .args(["task", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let status: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(status["state"], "ok");
+    assert!(out.join("status/t1.json").exists());
+    assert!(out.join("simple-0002.laz").exists());
+}
+
+#[test]
+fn cli_rejects_bad_arguments() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let input = data("lidar/pdal/autzen_trim.las");
+    let run = |extra: &[&str]| {
+        let o = bin()
+            .args([input.to_str().unwrap(), out.to_str().unwrap()])
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (code, err) = run(&["--capacity", "0", "--buffer", "5"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("capacity must be at least 1"), "{err}");
+    let (code, err) = run(&["--capacity", "100", "--buffer", "-5"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("buffer_m must be a non-negative"), "{err}");
+    let (code, err) = run(&["--buffer", "5"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--capacity"), "{err}");
+    let (code, err) = run(&["--capacity", "10", "--target-mb", "1", "--buffer", "5"]);
+    assert_eq!(code, Some(2), "{err}");
+    let (code, err) = run(&["--capacity", "10", "--buffer", "5", "--method", "kmeans"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(!out.exists());
+    let o = bin()
+        .args([
+            "/nonexistent.las",
+            out.to_str().unwrap(),
+            "--capacity",
+            "5",
+            "--buffer",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent.las"));
+}

@@ -1,0 +1,884 @@
+//! The `terrain` stage: tasks (one per partition for `models`), their parameters and
+//! outputs, and the command line.
+//!
+//! A task's params are one of `{"models": {...}}`, `{"ground": {...}}`,
+//! `{"slope": {...}}`, `{"aspect": {...}}`, `{"mosaic": {...}}`. Outputs are float32 COGs
+//! (nodata −9999) named `<output>/<name>_<product>.tif`.
+
+use std::collections::BTreeMap;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use cloud::{Ctx, Stage, TaskError, uri};
+use cog::{CogWriteOptions, Compression, Crs, Raster};
+use serde::{Deserialize, Serialize};
+
+use crate::derivatives::{AspectOptions, GradientAlg, SlopeOptions, aspect, check_units, slope};
+use crate::error::{Result, TerrainError};
+use crate::grid::Grid;
+use crate::las_io::{read_las, write_reclassified};
+use crate::models::{DemMethod, GroundSource, ModelOptions, ModelStats, classify, compute_models};
+use crate::mosaic::mosaic;
+use crate::noise::{ElmParams, OutlierParams};
+use crate::products::Product;
+use crate::smrf::SmrfParams;
+
+/// How rasters are written (defaults: DEFLATE, 512 tiles, overviews — a COG).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RasterOutput {
+    pub compression: Compression,
+    pub blocksize: u32,
+    pub overviews: bool,
+}
+
+impl Default for RasterOutput {
+    fn default() -> Self {
+        RasterOutput {
+            compression: Compression::Deflate,
+            blocksize: 512,
+            overviews: true,
+        }
+    }
+}
+
+impl RasterOutput {
+    fn options(&self) -> CogWriteOptions {
+        CogWriteOptions {
+            compression: self.compression,
+            blocksize: self.blocksize,
+            overviews: self.overviews,
+            ..Default::default()
+        }
+    }
+}
+
+/// Parameters of a `models` task: the terrain models of one partition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelsParams {
+    /// LAS/LAZ partition (withheld points are its buffer).
+    pub input: String,
+    /// Output directory (URI).
+    pub output: String,
+    /// Base name of the outputs (default: the input's file name without extension).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// EPSG code of the coordinates, when the file does not record its CRS.
+    #[serde(default)]
+    pub epsg: Option<u32>,
+    #[serde(default)]
+    pub options: ModelOptions,
+    /// Also write the classified point cloud here (LAS, or LAZ for a `.laz` name).
+    #[serde(default)]
+    pub ground_output: Option<String>,
+    #[serde(default)]
+    pub raster: RasterOutput,
+}
+
+/// What a `models` task wrote.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelsOutput {
+    /// Product name → raster URI.
+    pub products: BTreeMap<String, String>,
+    #[serde(default)]
+    pub ground_output: Option<String>,
+    /// The output grid (core bounds snapped to the resolution).
+    pub grid: Grid,
+    pub stats: ModelStats,
+}
+
+/// Parameters of a `ground` task: classify a point cloud and write it back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroundParams {
+    pub input: String,
+    /// Output LAS/LAZ (compressed when it ends in `.laz`).
+    pub output: String,
+    #[serde(default)]
+    pub smrf: SmrfParams,
+    #[serde(default)]
+    pub elm: Option<ElmParams>,
+    #[serde(default)]
+    pub outlier: Option<OutlierParams>,
+    /// Only set ground points to 2 (and noise to 7); leave every other class as it was.
+    #[serde(default)]
+    pub preserve_classes: bool,
+}
+
+/// What a `ground` task wrote.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroundOutput {
+    pub output: String,
+    pub stats: ModelStats,
+}
+
+/// Parameters of a `slope` task (gdaldem slope).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlopeParams {
+    pub input: String,
+    pub output: String,
+    #[serde(default)]
+    pub options: SlopeOptions,
+    /// True when `options.scale` was chosen for the data (required for geographic CRSs).
+    #[serde(default)]
+    pub scale_given: bool,
+    #[serde(default)]
+    pub raster: RasterOutput,
+}
+
+/// Parameters of an `aspect` task (gdaldem aspect).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AspectParams {
+    pub input: String,
+    pub output: String,
+    #[serde(default)]
+    pub options: AspectOptions,
+    #[serde(default)]
+    pub raster: RasterOutput,
+}
+
+/// Parameters of a `mosaic` task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MosaicParams {
+    pub inputs: Vec<String>,
+    pub output: String,
+    #[serde(default)]
+    pub raster: RasterOutput,
+}
+
+/// One `terrain` task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TerrainParams {
+    Models(ModelsParams),
+    Ground(GroundParams),
+    Slope(SlopeParams),
+    Aspect(AspectParams),
+    Mosaic(MosaicParams),
+}
+
+/// What a `terrain` task produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TerrainOutput {
+    Models(ModelsOutput),
+    Ground(GroundOutput),
+    /// The raster written (slope, aspect, mosaic).
+    Raster {
+        output: String,
+    },
+}
+
+/// The base name of a point cloud URI: its file name without `.las`/`.laz`/`.copc.laz`.
+pub fn stem(input: &str) -> String {
+    let name = uri::file_name(input);
+    let lower = name.to_ascii_lowercase();
+    for ext in [".copc.laz", ".laz", ".las"] {
+        if lower.ends_with(ext) {
+            return name[..name.len() - ext.len()].to_string();
+        }
+    }
+    name.to_string()
+}
+
+/// The URI of `product` for a models task.
+pub fn product_uri(output: &str, name: &str, product: Product) -> String {
+    uri::join(output, &format!("{name}_{}.tif", product.name()))
+}
+
+fn is_laz(path: &str) -> bool {
+    path.to_ascii_lowercase().ends_with(".laz")
+}
+
+fn write_raster(ctx: &Ctx, uri: &str, r: &Raster<f32>, out: &RasterOutput) -> Result<()> {
+    cog::write_cog(&ctx.store, uri, r, &out.options())?;
+    Ok(())
+}
+
+/// Runs a `models` task.
+pub fn run_models(p: &ModelsParams, ctx: &Ctx) -> Result<ModelsOutput> {
+    p.options.validate()?;
+    let progress = ctx.progress("terrain models", 10);
+    let mut file = read_las(&ctx.store, &p.input, p.ground_output.is_some())?;
+    progress.inc(1);
+    let mut crs = file.crs.clone();
+    if let Some(e) = p.epsg {
+        crs = Crs::epsg(e);
+    }
+    let name = p.name.clone().unwrap_or_else(|| stem(&p.input));
+    let cloud = std::mem::take(&mut file.cloud);
+    let models = compute_models(cloud, &crs, &p.options, &p.input, &mut |step| {
+        tracing::info!(input = %p.input, step, "terrain");
+        progress.inc(1);
+    })?;
+    for w in &models.stats.warnings {
+        tracing::warn!(input = %p.input, "{w}");
+    }
+    let mut products = BTreeMap::new();
+    for (product, raster) in &models.rasters {
+        let u = product_uri(&p.output, &name, *product);
+        write_raster(ctx, &u, raster, &p.raster)?;
+        products.insert(product.name().to_string(), u);
+    }
+    let ground_output = match &p.ground_output {
+        Some(out) => {
+            let bytes = write_reclassified(&file, &models.classes, is_laz(out))?;
+            ctx.store.put(out, bytes.into())?;
+            Some(out.clone())
+        }
+        None => None,
+    };
+    progress.finish();
+    Ok(ModelsOutput {
+        products,
+        ground_output,
+        grid: models.grid,
+        stats: models.stats,
+    })
+}
+
+/// Runs a `ground` task.
+pub fn run_ground(p: &GroundParams, ctx: &Ctx) -> Result<GroundOutput> {
+    let opts = ModelOptions {
+        ground: GroundSource::Smrf,
+        smrf: p.smrf.clone(),
+        elm: p.elm,
+        outlier: p.outlier,
+        ..Default::default()
+    };
+    opts.smrf.validate()?;
+    let file = read_las(&ctx.store, &p.input, true)?;
+    if file.cloud.is_empty() {
+        return Err(TerrainError::input(&p.input, "the file holds no points"));
+    }
+    let mut stats = ModelStats {
+        points: file.cloud.len() as u64,
+        ..Default::default()
+    };
+    stats.buffer_points = (0..file.cloud.len())
+        .filter(|&i| file.cloud.is_withheld(i))
+        .count() as u64;
+    stats.core_points = stats.points - stats.buffer_points;
+    let (_, classes) = classify(&file.cloud, &opts, p.preserve_classes, &mut stats)?;
+    let bytes = write_reclassified(&file, &classes, is_laz(&p.output))?;
+    ctx.store.put(&p.output, bytes.into())?;
+    Ok(GroundOutput {
+        output: p.output.clone(),
+        stats,
+    })
+}
+
+/// Runs a `slope` task.
+pub fn run_slope(p: &SlopeParams, ctx: &Ctx) -> Result<String> {
+    let dem = cog::read_band::<f32>(&ctx.store, &p.input, 1)?;
+    check_units(&dem.crs, p.scale_given.then_some(p.options.scale), &p.input)?;
+    let out = slope(&dem, &p.options)?;
+    write_raster(ctx, &p.output, &out, &p.raster)?;
+    Ok(p.output.clone())
+}
+
+/// Runs an `aspect` task.
+pub fn run_aspect(p: &AspectParams, ctx: &Ctx) -> Result<String> {
+    let dem = cog::read_band::<f32>(&ctx.store, &p.input, 1)?;
+    let out = aspect(&dem, &p.options)?;
+    write_raster(ctx, &p.output, &out, &p.raster)?;
+    Ok(p.output.clone())
+}
+
+/// Runs a `mosaic` task.
+pub fn run_mosaic(p: &MosaicParams, ctx: &Ctx) -> Result<String> {
+    let progress = ctx.progress("mosaic inputs", p.inputs.len() as u64);
+    let mut tiles = Vec::with_capacity(p.inputs.len());
+    for u in &p.inputs {
+        tiles.push((u.clone(), cog::read_band::<f32>(&ctx.store, u, 1)?));
+        progress.inc(1);
+    }
+    let m = mosaic(&tiles)?;
+    write_raster(ctx, &p.output, &m, &p.raster)?;
+    progress.finish();
+    Ok(p.output.clone())
+}
+
+/// The terrain stage (binary `terrain`).
+pub struct TerrainStage;
+
+impl Stage for TerrainStage {
+    const NAME: &'static str = "terrain";
+    type Params = TerrainParams;
+    type Output = TerrainOutput;
+    type Cli = TerrainCli;
+
+    fn status_root(params: &TerrainParams) -> String {
+        match params {
+            TerrainParams::Models(p) => p.output.clone(),
+            TerrainParams::Ground(p) => uri::parent(&p.output),
+            TerrainParams::Slope(p) => uri::parent(&p.output),
+            TerrainParams::Aspect(p) => uri::parent(&p.output),
+            TerrainParams::Mosaic(p) => uri::parent(&p.output),
+        }
+    }
+
+    fn run(params: &TerrainParams, ctx: &Ctx) -> std::result::Result<TerrainOutput, TaskError> {
+        Ok(match params {
+            TerrainParams::Models(p) => TerrainOutput::Models(run_models(p, ctx)?),
+            TerrainParams::Ground(p) => TerrainOutput::Ground(run_ground(p, ctx)?),
+            TerrainParams::Slope(p) => TerrainOutput::Raster {
+                output: run_slope(p, ctx)?,
+            },
+            TerrainParams::Aspect(p) => TerrainOutput::Raster {
+                output: run_aspect(p, ctx)?,
+            },
+            TerrainParams::Mosaic(p) => TerrainOutput::Raster {
+                output: run_mosaic(p, ctx)?,
+            },
+        })
+    }
+
+    fn output_uris(output: &TerrainOutput) -> Vec<String> {
+        match output {
+            TerrainOutput::Models(m) => m
+                .products
+                .values()
+                .cloned()
+                .chain(m.ground_output.clone())
+                .collect(),
+            TerrainOutput::Ground(g) => vec![g.output.clone()],
+            TerrainOutput::Raster { output } => vec![output.clone()],
+        }
+    }
+
+    fn cli(cli: TerrainCli, ctx: &Ctx) -> std::result::Result<(), TaskError> {
+        match cli.command {
+            Command::Models(a) => {
+                let params = a.params()?;
+                let out = run_models(&params, ctx)?;
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&out).unwrap_or_else(|e| e.to_string())
+                );
+            }
+            Command::Ground(a) => {
+                let params = GroundParams {
+                    input: a.input,
+                    output: a.output,
+                    smrf: a.smrf.params()?,
+                    elm: a.noise.elm(),
+                    outlier: a.noise.outlier(),
+                    preserve_classes: a.preserve_classes,
+                };
+                let out = run_ground(&params, ctx)?;
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&out).unwrap_or_else(|e| e.to_string())
+                );
+            }
+            Command::Slope(a) => {
+                let params = SlopeParams {
+                    input: a.dem,
+                    output: a.output,
+                    options: SlopeOptions {
+                        alg: a.alg.into(),
+                        percent: a.percent,
+                        scale: a.scale.unwrap_or(1.0),
+                        compute_edges: !a.no_edges,
+                    },
+                    scale_given: a.scale.is_some(),
+                    raster: a.raster.into(),
+                };
+                eprintln!("wrote {}", run_slope(&params, ctx)?);
+            }
+            Command::Aspect(a) => {
+                let params = AspectParams {
+                    input: a.dem,
+                    output: a.output,
+                    options: AspectOptions {
+                        alg: a.alg.into(),
+                        zero_for_flat: a.zero_for_flat,
+                        trigonometric: a.trigonometric,
+                        compute_edges: !a.no_edges,
+                    },
+                    raster: a.raster.into(),
+                };
+                eprintln!("wrote {}", run_aspect(&params, ctx)?);
+            }
+            Command::Mosaic(a) => {
+                let mut inputs = a.tiles;
+                let output = inputs.pop().ok_or_else(|| {
+                    TaskError::invalid_task("mosaic needs input tiles and an output")
+                })?;
+                if inputs.is_empty() {
+                    return Err(TaskError::invalid_task(
+                        "mosaic needs at least one input tile before the output",
+                    ));
+                }
+                let params = MosaicParams {
+                    inputs,
+                    output,
+                    raster: a.raster.into(),
+                };
+                eprintln!("wrote {}", run_mosaic(&params, ctx)?);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `terrain`: terrain models from LiDAR (SMRF ground, DEM, DSM, CHM, FCC, slope, aspect).
+#[derive(Debug, Parser)]
+#[command(name = "terrain", version, about)]
+pub struct TerrainCli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Terrain models of a LAS/LAZ partition, cropped to its core (non-withheld points).
+    Models(ModelsArgs),
+    /// Classifies ground with SMRF and writes the point cloud back (2 ground, 1 other).
+    Ground(GroundArgs),
+    /// Slope of a DEM, identical to `gdaldem slope -alg Horn -compute_edges`.
+    Slope(SlopeArgs),
+    /// Aspect of a DEM, identical to `gdaldem aspect -alg Horn -compute_edges`.
+    Aspect(AspectArgs),
+    /// Mosaics rasters on one pixel lattice: `terrain mosaic TILE... OUT.tif`.
+    Mosaic(MosaicArgs),
+}
+
+/// SMRF options.
+#[derive(Debug, Clone, Args)]
+pub struct SmrfArgs {
+    /// Start from PDAL's defaults (slope 0.15, window 18, threshold 0.5, scalar 1.25)
+    /// instead of CloudButton's (0.2, 16, 0.45, 1.2).
+    #[arg(long)]
+    pub smrf_pdal_defaults: bool,
+    /// Cell size of the minimum surface, m.
+    #[arg(long)]
+    pub smrf_cell: Option<f64>,
+    /// Slope tolerance (rise/run).
+    #[arg(long)]
+    pub smrf_slope: Option<f64>,
+    /// Largest window radius, m.
+    #[arg(long)]
+    pub smrf_window: Option<f64>,
+    /// Elevation threshold, m.
+    #[arg(long)]
+    pub smrf_threshold: Option<f64>,
+    /// Elevation scalar.
+    #[arg(long)]
+    pub smrf_scalar: Option<f64>,
+    /// Net-cut spacing, m (0 = off).
+    #[arg(long)]
+    pub smrf_cut: Option<f64>,
+    /// Classes SMRF ignores (default 7).
+    #[arg(long, value_delimiter = ',')]
+    pub smrf_ignore: Option<Vec<u8>>,
+    /// Use every return, not only last and only returns.
+    #[arg(long)]
+    pub smrf_all_returns: bool,
+}
+
+impl SmrfArgs {
+    /// The SMRF parameters these options give.
+    pub fn params(&self) -> Result<SmrfParams> {
+        let mut p = if self.smrf_pdal_defaults {
+            SmrfParams::pdal_defaults()
+        } else {
+            SmrfParams::default()
+        };
+        if let Some(v) = self.smrf_cell {
+            p.cell = v;
+        }
+        if let Some(v) = self.smrf_slope {
+            p.slope = v;
+        }
+        if let Some(v) = self.smrf_window {
+            p.window = v;
+        }
+        if let Some(v) = self.smrf_threshold {
+            p.threshold = v;
+        }
+        if let Some(v) = self.smrf_scalar {
+            p.scalar = v;
+        }
+        if let Some(v) = self.smrf_cut {
+            p.cut = v;
+        }
+        if let Some(v) = &self.smrf_ignore {
+            p.ignore_classes = v.clone();
+        }
+        p.last_returns = !self.smrf_all_returns;
+        p.validate()?;
+        Ok(p)
+    }
+}
+
+/// Noise filter options.
+#[derive(Debug, Clone, Args)]
+pub struct NoiseArgs {
+    /// Run the extended-local-minimum filter (PDAL filters.elm).
+    #[arg(long)]
+    pub elm: bool,
+    /// ELM cell size, m.
+    #[arg(long, default_value_t = 10.0)]
+    pub elm_cell: f64,
+    /// ELM threshold, m.
+    #[arg(long, default_value_t = 1.0)]
+    pub elm_threshold: f64,
+    /// Run the radius outlier filter (PDAL filters.outlier method=radius).
+    #[arg(long)]
+    pub outlier: bool,
+    /// Outlier search radius (3D), m.
+    #[arg(long, default_value_t = 1.0)]
+    pub outlier_radius: f64,
+    /// Fewer neighbours than this within the radius make a point noise.
+    #[arg(long, default_value_t = 4)]
+    pub outlier_min_neighbours: usize,
+}
+
+impl NoiseArgs {
+    fn elm(&self) -> Option<ElmParams> {
+        self.elm.then_some(ElmParams {
+            cell: self.elm_cell,
+            threshold: self.elm_threshold,
+        })
+    }
+    fn outlier(&self) -> Option<OutlierParams> {
+        self.outlier.then_some(OutlierParams {
+            radius: self.outlier_radius,
+            min_neighbours: self.outlier_min_neighbours,
+        })
+    }
+}
+
+/// Raster writing options.
+#[derive(Debug, Clone, Args)]
+pub struct RasterArgs {
+    /// Block compression.
+    #[arg(long, value_enum, default_value_t = CompressArg::Deflate)]
+    pub compress: CompressArg,
+    /// Tile size in pixels.
+    #[arg(long, default_value_t = 512)]
+    pub blocksize: u32,
+    /// Do not build overviews.
+    #[arg(long)]
+    pub no_overviews: bool,
+}
+
+/// Compression of written rasters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompressArg {
+    None,
+    Deflate,
+    Lzw,
+    Zstd,
+}
+
+impl From<RasterArgs> for RasterOutput {
+    fn from(a: RasterArgs) -> Self {
+        RasterOutput {
+            compression: match a.compress {
+                CompressArg::None => Compression::None,
+                CompressArg::Deflate => Compression::Deflate,
+                CompressArg::Lzw => Compression::Lzw,
+                CompressArg::Zstd => Compression::Zstd,
+            },
+            blocksize: a.blocksize,
+            overviews: !a.no_overviews,
+        }
+    }
+}
+
+/// `-alg` of gdaldem.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AlgArg {
+    Horn,
+    #[value(name = "zevenbergen-thorne", alias = "ZevenbergenThorne")]
+    ZevenbergenThorne,
+}
+
+impl From<AlgArg> for GradientAlg {
+    fn from(a: AlgArg) -> Self {
+        match a {
+            AlgArg::Horn => GradientAlg::Horn,
+            AlgArg::ZevenbergenThorne => GradientAlg::ZevenbergenThorne,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ModelsArgs {
+    /// Input LAS/LAZ (a partition; withheld points are its buffer).
+    pub input: String,
+    /// Output directory.
+    pub outdir: String,
+    /// Cell size, m.
+    #[arg(long, default_value_t = 1.0)]
+    pub resolution: f64,
+    /// Products to write.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "dem,dsm,chm,fcc,slope,aspect"
+    )]
+    pub products: Vec<String>,
+    /// Ground from SMRF, or the file's class 2 points.
+    #[arg(long, value_enum, default_value_t = GroundArg::Smrf)]
+    pub ground: GroundArg,
+    #[command(flatten)]
+    pub smrf: SmrfArgs,
+    #[command(flatten)]
+    pub noise: NoiseArgs,
+    /// DEM interpolation.
+    #[arg(long, value_enum, default_value_t = DemArg::Idw)]
+    pub dem_method: DemArg,
+    /// IDW power.
+    #[arg(long, default_value_t = 1.0)]
+    pub idw_power: f64,
+    /// IDW radius, m (default resolution·√2).
+    #[arg(long)]
+    pub idw_radius: Option<f64>,
+    /// PDAL window_size fill of empty DEM cells (0 = off).
+    #[arg(long, default_value_t = 0)]
+    pub idw_window_size: usize,
+    /// Longest TIN edge, m (default: no limit).
+    #[arg(long)]
+    pub tin_max_edge: Option<f64>,
+    /// Slope in percent.
+    #[arg(long)]
+    pub percent: bool,
+    /// Slope scale (horizontal units per vertical unit).
+    #[arg(long)]
+    pub scale: Option<f64>,
+    /// Aspect 0 for flat cells instead of nodata.
+    #[arg(long)]
+    pub zero_for_flat: bool,
+    /// Slope/aspect algorithm.
+    #[arg(long, value_enum, default_value_t = AlgArg::Horn)]
+    pub alg: AlgArg,
+    /// EPSG code of the coordinates when the file has no CRS.
+    #[arg(long)]
+    pub epsg: Option<u32>,
+    /// Base name of the outputs (default: the input file name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Also write the classified point cloud (LAS/LAZ).
+    #[arg(long)]
+    pub ground_output: Option<String>,
+    #[command(flatten)]
+    pub raster: RasterArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GroundArg {
+    Smrf,
+    Existing,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DemArg {
+    Idw,
+    Tin,
+}
+
+impl ModelsArgs {
+    /// The task parameters these arguments give.
+    pub fn params(&self) -> Result<ModelsParams> {
+        let products = self
+            .products
+            .iter()
+            .map(|s| Product::parse(s))
+            .collect::<Result<Vec<_>>>()?;
+        let options = ModelOptions {
+            resolution: self.resolution,
+            products,
+            ground: match self.ground {
+                GroundArg::Smrf => GroundSource::Smrf,
+                GroundArg::Existing => GroundSource::Existing,
+            },
+            smrf: self.smrf.params()?,
+            elm: self.noise.elm(),
+            outlier: self.noise.outlier(),
+            dem_method: match self.dem_method {
+                DemArg::Idw => DemMethod::Idw,
+                DemArg::Tin => DemMethod::Tin,
+            },
+            idw: crate::gridding::IdwParams {
+                power: self.idw_power,
+                radius: self.idw_radius,
+                window_size: self.idw_window_size,
+            },
+            tin_max_edge: self.tin_max_edge,
+            slope: SlopeOptions {
+                alg: self.alg.into(),
+                percent: self.percent,
+                scale: self.scale.unwrap_or(1.0),
+                compute_edges: true,
+            },
+            aspect: AspectOptions {
+                alg: self.alg.into(),
+                zero_for_flat: self.zero_for_flat,
+                trigonometric: false,
+                compute_edges: true,
+            },
+            core: None,
+        };
+        options.validate()?;
+        Ok(ModelsParams {
+            input: self.input.clone(),
+            output: self.outdir.clone(),
+            name: self.name.clone(),
+            epsg: self.epsg,
+            options,
+            ground_output: self.ground_output.clone(),
+            raster: self.raster.clone().into(),
+        })
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct GroundArgs {
+    /// Input LAS/LAZ.
+    pub input: String,
+    /// Output LAS/LAZ (LAZ when it ends in .laz).
+    pub output: String,
+    #[command(flatten)]
+    pub smrf: SmrfArgs,
+    #[command(flatten)]
+    pub noise: NoiseArgs,
+    /// Only set ground points to class 2 (and noise to 7); keep every other class.
+    #[arg(long)]
+    pub preserve_classes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SlopeArgs {
+    /// Input DEM (GeoTIFF/COG or ESRI ASCII grid).
+    pub dem: String,
+    /// Output GeoTIFF.
+    pub output: String,
+    /// Percent instead of degrees (gdaldem -p).
+    #[arg(long)]
+    pub percent: bool,
+    /// Horizontal units per vertical unit (gdaldem -s); required for geographic CRSs.
+    #[arg(long)]
+    pub scale: Option<f64>,
+    #[arg(long, value_enum, default_value_t = AlgArg::Horn)]
+    pub alg: AlgArg,
+    /// Leave the edge pixels nodata (gdaldem without -compute_edges).
+    #[arg(long)]
+    pub no_edges: bool,
+    #[command(flatten)]
+    pub raster: RasterArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct AspectArgs {
+    /// Input DEM.
+    pub dem: String,
+    /// Output GeoTIFF.
+    pub output: String,
+    /// 0 for flat pixels, and no nodata value (gdaldem -zero_for_flat).
+    #[arg(long)]
+    pub zero_for_flat: bool,
+    /// Degrees counter-clockwise from east (gdaldem -trigonometric).
+    #[arg(long)]
+    pub trigonometric: bool,
+    #[arg(long, value_enum, default_value_t = AlgArg::Horn)]
+    pub alg: AlgArg,
+    /// Leave the edge pixels nodata (gdaldem without -compute_edges).
+    #[arg(long)]
+    pub no_edges: bool,
+    #[command(flatten)]
+    pub raster: RasterArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct MosaicArgs {
+    /// Input rasters, then the output: TILE... OUT.tif
+    #[arg(required = true, num_args = 2..)]
+    pub tiles: Vec<String>,
+    #[command(flatten)]
+    pub raster: RasterArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(stem("s3://b/p/out_1_-9.laz"), "out_1_-9");
+        assert_eq!(stem("/x/a.copc.laz"), "a");
+        assert_eq!(stem("/x/a.LAS"), "a");
+        assert_eq!(
+            product_uri("s3://b/out", "t", Product::Dem),
+            "s3://b/out/t_dem.tif"
+        );
+    }
+
+    #[test]
+    fn params_json_round_trip_and_unknown_fields() {
+        let p = TerrainParams::Models(ModelsParams {
+            input: "in.laz".into(),
+            output: "out".into(),
+            name: None,
+            epsg: Some(25830),
+            options: ModelOptions::default(),
+            ground_output: None,
+            raster: RasterOutput::default(),
+        });
+        let j = serde_json::to_value(&p).unwrap();
+        let back: TerrainParams = serde_json::from_value(j).unwrap();
+        assert_eq!(back, p);
+        let minimal: TerrainParams =
+            serde_json::from_str(r#"{"models": {"input": "a.laz", "output": "o"}}"#).unwrap();
+        assert!(matches!(minimal, TerrainParams::Models(_)));
+        let bad = serde_json::from_str::<TerrainParams>(
+            r#"{"models": {"input": "a.laz", "output": "o", "resolutoin": 2}}"#,
+        );
+        assert!(bad.is_err());
+        let bad = serde_json::from_str::<TerrainParams>(
+            r#"{"models": {"input": "a.laz", "output": "o", "options": {"smrf": {"windw": 3}}}}"#,
+        );
+        assert!(bad.is_err());
+    }
+
+    #[test]
+    fn cli_parses() {
+        let cli = TerrainCli::try_parse_from([
+            "terrain",
+            "models",
+            "in.laz",
+            "out",
+            "--resolution",
+            "2",
+            "--products",
+            "dem,slope",
+            "--smrf-window",
+            "18",
+            "--elm",
+        ])
+        .unwrap();
+        let Command::Models(a) = cli.command else {
+            panic!()
+        };
+        let p = a.params().unwrap();
+        assert_eq!(p.options.resolution, 2.0);
+        assert_eq!(p.options.products, vec![Product::Dem, Product::Slope]);
+        assert_eq!(p.options.smrf.window, 18.0);
+        assert!(p.options.elm.is_some() && p.options.outlier.is_none());
+        let cli =
+            TerrainCli::try_parse_from(["terrain", "models", "in.laz", "out", "--resolution", "0"])
+                .unwrap();
+        let Command::Models(a) = cli.command else {
+            panic!()
+        };
+        assert!(a.params().is_err());
+        assert!(TerrainCli::try_parse_from(["terrain", "mosaic", "only.tif"]).is_err());
+    }
+}

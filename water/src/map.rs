@@ -1,0 +1,78 @@
+//! PNG quicklook maps of ET rasters: a viridis-like ramp stretched between the 2nd and 98th
+//! percentiles, nodata transparent, a colour bar along the bottom edge, at most 1024 pixels
+//! on the long side (nearest-neighbour downsampling).
+
+use std::io::Cursor;
+
+use image::{ImageFormat, Rgba, RgbaImage};
+use ndarray::Array2;
+
+const RAMP: [(f64, [u8; 3]); 6] = [
+    (0.0, [68, 1, 84]),
+    (0.2, [65, 68, 135]),
+    (0.4, [42, 120, 142]),
+    (0.6, [34, 168, 132]),
+    (0.8, [122, 209, 81]),
+    (1.0, [253, 231, 37]),
+];
+
+fn colour(t: f64) -> [u8; 3] {
+    let t = t.clamp(0.0, 1.0);
+    for w in RAMP.windows(2) {
+        let ((a, ca), (b, cb)) = (w[0], w[1]);
+        if t <= b {
+            let f = (t - a) / (b - a);
+            let mix = |i: usize| (ca[i] as f64 + f * (cb[i] as f64 - ca[i] as f64)).round() as u8;
+            return [mix(0), mix(1), mix(2)];
+        }
+    }
+    RAMP[RAMP.len() - 1].1
+}
+
+/// The stretch (low, high) used for `data`: 2nd and 98th percentiles of the finite values.
+pub fn stretch(data: &Array2<f32>) -> Option<(f32, f32)> {
+    let mut v: Vec<f32> = data.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return None;
+    }
+    let step = (v.len() / 1_000_000).max(1);
+    let mut v: Vec<f32> = v.drain(..).step_by(step).collect();
+    v.sort_by(f32::total_cmp);
+    let q = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
+    let (lo, hi) = (q(0.02), q(0.98));
+    Some(if hi > lo { (lo, hi) } else { (lo, lo + 1.0) })
+}
+
+/// Encodes a PNG map of `data` (NaN = transparent).
+pub fn png(data: &Array2<f32>) -> Result<Vec<u8>, image::ImageError> {
+    let (rows, cols) = data.dim();
+    let scale = (rows.max(cols) as f64 / 1024.0).max(1.0);
+    let w = ((cols as f64 / scale).round() as u32).max(1);
+    let h = ((rows as f64 / scale).round() as u32).max(1);
+    let bar = (h / 24).clamp(4, 24);
+    let (lo, hi) = stretch(data).unwrap_or((0.0, 1.0));
+    let mut img = RgbaImage::new(w, h + bar);
+    for y in 0..h {
+        let r = ((y as f64 + 0.5) * scale) as usize;
+        for x in 0..w {
+            let c = ((x as f64 + 0.5) * scale) as usize;
+            let v = data[[r.min(rows - 1), c.min(cols - 1)]];
+            let px = if v.is_finite() {
+                let [a, b, cc] = colour(((v - lo) / (hi - lo)) as f64);
+                Rgba([a, b, cc, 255])
+            } else {
+                Rgba([0, 0, 0, 0])
+            };
+            img.put_pixel(x, y, px);
+        }
+    }
+    for x in 0..w {
+        let [a, b, c] = colour(x as f64 / (w.max(2) - 1) as f64);
+        for y in h..h + bar {
+            img.put_pixel(x, y, Rgba([a, b, c, 255]));
+        }
+    }
+    let mut out = Cursor::new(Vec::new());
+    img.write_to(&mut out, ImageFormat::Png)?;
+    Ok(out.into_inner())
+}
