@@ -220,7 +220,7 @@ pub fn run_task<S: Stage>(
 }
 
 /// The previous status at `status_uri` if it says ok and all its outputs exist.
-fn finished_status(store: &Store, status_uri: &str) -> Option<TaskStatus> {
+pub fn finished_status(store: &Store, status_uri: &str) -> Option<TaskStatus> {
     let previous: TaskStatus = store.get_json(status_uri).ok()?;
     if previous.state != TaskState::Ok {
         return None;

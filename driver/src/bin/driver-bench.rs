@@ -1,0 +1,277 @@
+//! Benchmarks of the driver (build with `cargo build --release -p driver`).
+//!
+//! - `driver-bench demo [--dir D] [--concurrency N]`: the demo scene's four pipelines with
+//!   the local executor; prints, per pipeline, the wall time, the sum of the task durations
+//!   (the stage work, timed by the task adapter around `Stage::run`) and the difference
+//!   (driver overhead: planning, manifests, resume checks, status objects, report, figures).
+//! - `driver-bench lidar IN.las OUT [--capacity N] [--buffer M] [--concurrency N]`: the same
+//!   for the lidar pipeline on one file (e.g. the 16 M-point `/tmp/bench-data/cloud.las`).
+//! - `driver-bench lambda-overhead --tasks N [--instances K]`: per-task overhead of the
+//!   Lambda executor against the `cargo lambda watch --only-lambda-apis` emulator with K
+//!   instances of the release `water` binary (`target/release/water`): invocation wall time
+//!   minus the task's own duration, median and 90th percentile, next to the local executor's.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use cloud::{ProgressMode, Store};
+use driver::exec::Executor;
+use driver::exec::lambda::{LambdaConfig, LambdaExecutor};
+use driver::exec::local::LocalExecutor;
+use driver::pipeline::Pipeline;
+use driver::pipeline::lidar::LidarPipeline;
+use driver::pipeline::water::WaterPipeline;
+use driver::report::Report;
+use driver::run::{RunConfig, run_pipeline};
+
+fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn print_overhead(name: &str, r: &Report) {
+    let tasks: f64 = r.tasks.iter().filter_map(|t| t.duration_s).sum();
+    println!(
+        "{name:<8} wall {:>8.3} s   Σ task durations {:>8.3} s   tasks {:>4}   wall − Σ tasks {:>7.3} s",
+        r.wall_s,
+        tasks,
+        r.tasks.len(),
+        r.wall_s - tasks
+    );
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let store = Store::from_env();
+    match args.get(1).map(String::as_str) {
+        Some("demo") => {
+            let dir = arg(&args, "--dir", "/tmp/geobutton-demo-bench".to_string());
+            let _ = std::fs::remove_dir_all(&dir);
+            let exec = LocalExecutor {
+                concurrency: arg(&args, "--concurrency", 0usize),
+                ..Default::default()
+            };
+            let clock = Instant::now();
+            let demo = driver::demo::run_demo(&store, &dir, &exec, ProgressMode::Silent)?;
+            let total = clock.elapsed().as_secs_f64();
+            for (name, s) in &demo.runs {
+                print_overhead(name, &s.report);
+            }
+            println!("demo total (scene generation included) {total:.3} s");
+        }
+        Some("lidar") => {
+            let (Some(input), Some(out)) = (args.get(2), args.get(3)) else {
+                bail!("driver-bench lidar IN.las OUT [--capacity N] [--buffer M]");
+            };
+            let _ = std::fs::remove_dir_all(out);
+            let mut p = LidarPipeline::new(vec![input.clone()], out);
+            p.capacity = Some(arg(&args, "--capacity", 4_000_000u64));
+            p.buffer_m = arg(&args, "--buffer", 20.0f64);
+            let exec = LocalExecutor {
+                concurrency: arg(&args, "--concurrency", 0usize),
+                ..Default::default()
+            };
+            let config = RunConfig {
+                progress: ProgressMode::Silent,
+                ..RunConfig::new(out)
+            };
+            let s = run_pipeline(&mut p, &exec, &store, &config)?;
+            print_overhead("lidar", &s.report);
+            for st in &s.report.steps {
+                println!(
+                    "  {:<10} {:>4} tasks  wall {:>8.3} s  Σ tasks {:>8.3} s",
+                    st.step, st.tasks, st.wall_s, st.task_seconds
+                );
+            }
+        }
+        Some("lambda-overhead") => lambda_overhead(&args, &store)?,
+        _ => bail!("driver-bench demo | lidar IN OUT | lambda-overhead --tasks N"),
+    }
+    Ok(())
+}
+
+struct Kill(std::process::Child);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+fn percentiles(mut v: Vec<f64>) -> (f64, f64) {
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        return (0.0, 0.0);
+    }
+    (v[v.len() / 2], v[(v.len() * 9 / 10).min(v.len() - 1)])
+}
+
+fn lambda_overhead(args: &[String], store: &Store) -> Result<()> {
+    let tasks = arg(args, "--tasks", 40usize);
+    let instances = arg(args, "--instances", 2usize);
+    let exe = std::env::current_exe()?;
+    let water = exe.with_file_name("water");
+    if !water.is_file() {
+        bail!(
+            "{} not found: cargo build --release -p water",
+            water.display()
+        );
+    }
+    let dir = tempfile::tempdir()?;
+    let d = dir.path();
+    // The emulator, with one function of our own name.
+    let port = free_port()?;
+    std::fs::create_dir_all(d.join("emu/src"))?;
+    std::fs::write(
+        d.join("emu/Cargo.toml"),
+        "[package]\nname = \"emu\"\nversion = \"0.0.0\"\nedition = \"2021\"\n[workspace]\n[[bin]]\nname = \"geobutton-water-2048\"\npath = \"src/main.rs\"\n",
+    )?;
+    std::fs::write(d.join("emu/src/main.rs"), "fn main() {}\n")?;
+    let _emu = Kill(
+        Command::new("cargo-lambda")
+            .args([
+                "lambda",
+                "watch",
+                "--only-lambda-apis",
+                "-A",
+                "127.0.0.1",
+                "-P",
+                &port.to_string(),
+            ])
+            .current_dir(d.join("emu"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("cargo-lambda (pip install cargo-lambda)")?,
+    );
+    let t0 = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if t0.elapsed() > Duration::from_secs(60) {
+            bail!("the emulator did not start");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _fns: Vec<Kill> = (0..instances)
+        .map(|_| {
+            Command::new(&water)
+                .env(
+                    "AWS_LAMBDA_RUNTIME_API",
+                    format!("http://127.0.0.1:{port}/.rt/geobutton-water-2048"),
+                )
+                .env("AWS_LAMBDA_FUNCTION_NAME", "geobutton-water-2048")
+                .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "2048")
+                .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .map(Kill)
+        })
+        .collect::<std::io::Result<_>>()?;
+    // Small tiles: the task is short, so the overhead shows.
+    let stations = std::env::var("GEOBUTTON_SIAM")
+        .unwrap_or_else(|_| "../shared/data/water/siam_data.csv".to_string());
+    let st_bytes = std::fs::read(&stations).with_context(|| stations.clone())?;
+    let date = chrono::NaiveDate::from_ymd_opt(2022, 5, 15).context("date")?;
+    let st = water::stations::parse(
+        &stations,
+        &st_bytes,
+        water::stations::StationFormat::Auto,
+        date,
+    )?;
+    let mut dtms = Vec::new();
+    for i in 0..tasks {
+        let dtm = water::synth::dtm(
+            &st,
+            630_000.0 + 2_000.0 * i as f64,
+            4_200_000.0,
+            50.0,
+            40,
+            40,
+            None,
+        );
+        let p = d.join(format!("t{i:03}.asc"));
+        std::fs::write(&p, water::synth::to_asc(&dtm))?;
+        dtms.push(p.display().to_string());
+    }
+    let template: water::Params = serde_json::from_value(serde_json::json!({
+        "dtm": "", "stations": std::fs::canonicalize(&stations)?, "date": "2022-05-15",
+        "out": "", "png": false, "options": { "windows": 1 }
+    }))?;
+    let lambda = LambdaExecutor::new(LambdaConfig {
+        concurrency: instances,
+        endpoint: Some(format!("http://127.0.0.1:{port}")),
+        region: Some("us-east-1".into()),
+        ..LambdaConfig::default()
+    });
+    let local = LocalExecutor {
+        concurrency: instances,
+        ..Default::default()
+    };
+    for (name, exec) in [
+        ("lambda", &lambda as &dyn Executor),
+        ("local", &local as &dyn Executor),
+    ] {
+        // The tiles step alone (the water tasks), straight through the executor.
+        let out = d.join(name).display().to_string();
+        let mut p = WaterPipeline::new(dtms.clone(), template.clone(), &out);
+        let step = p.plan_next(store, &[])?.context("no step")?;
+        let manifest = driver::plan::manifest_uri(&out, &step.name, None);
+        driver::plan::write_manifest(store, &manifest, &step.tasks)?;
+        let records = step
+            .tasks
+            .iter()
+            .enumerate()
+            .map(|(i, t)| driver::exec::TaskRecord::new(i, t))
+            .collect();
+        let job = driver::exec::StepJob {
+            step,
+            manifest,
+            output: out.clone(),
+            records,
+        };
+        let clock = Instant::now();
+        let outcome = driver::exec::run_step(
+            exec,
+            job,
+            store,
+            std::sync::Arc::new(|_: &driver::exec::TaskRecord| {}),
+        )?;
+        let wall = clock.elapsed().as_secs_f64();
+        if !outcome.all_ok() {
+            bail!("{name}: {} tasks failed", outcome.failed().len());
+        }
+        let overhead: Vec<f64> = outcome
+            .records
+            .iter()
+            .filter_map(|r| {
+                let a = r.attempts.last()?;
+                let wall = (a.end - a.start).num_microseconds()? as f64 / 1e6;
+                Some(wall - r.status.as_ref()?.duration_s)
+            })
+            .collect();
+        let (median, p90) = percentiles(overhead);
+        let task: Vec<f64> = outcome
+            .records
+            .iter()
+            .filter_map(|r| r.status.as_ref().map(|s| s.duration_s))
+            .collect();
+        let (task_median, _) = percentiles(task);
+        println!(
+            "{name:<7} {tasks} tasks, {instances} at once: wall {wall:.3} s; task median {:.2} ms; per-task overhead median {:.2} ms, p90 {:.2} ms",
+            task_median * 1e3,
+            median * 1e3,
+            p90 * 1e3
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,624 @@
+//! `geobutton`: run the geobutton pipelines locally, on AWS Lambda or on AWS Batch.
+//!
+//! ```text
+//! geobutton demo [-o DIR]
+//! geobutton run <lidar|ndvi|water|biomass> --input URI... --output URI
+//!               [--executor local|lambda|batch] [--concurrency N] [--memory MB] [options]
+//! geobutton status OUTPUT
+//! geobutton report OUTPUT [--png DIR]
+//! geobutton deploy --dry-run|--apply --bucket B [...]
+//! ```
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use cloud::{ProgressMode, Store};
+use driver::exec::batch::{BatchConfig, BatchExecutor};
+use driver::exec::lambda::{LambdaConfig, LambdaExecutor};
+use driver::exec::local::LocalExecutor;
+use driver::exec::{Executor, RetryPolicy, seconds};
+use driver::pipeline::Pipeline;
+use driver::pipeline::biomass::BiomassPipeline;
+use driver::pipeline::lidar::LidarPipeline;
+use driver::pipeline::ndvi::{NdviInput, NdviPipeline};
+use driver::pipeline::water::WaterPipeline;
+use driver::run::{RunConfig, RunSummary};
+use driver::{DriverError, StageKind};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "geobutton",
+    version,
+    about = "geobutton pipelines on one machine, AWS Lambda or AWS Batch"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Make a synthetic scene in DIR and run every pipeline on it locally.
+    Demo {
+        /// Output folder (the scene and every run go there).
+        #[arg(short, long, default_value = "geobutton-demo")]
+        output: String,
+        /// Tasks run at once (0: one per core).
+        #[arg(long, default_value_t = 0)]
+        concurrency: usize,
+    },
+    /// Run a pipeline.
+    Run {
+        #[command(subcommand)]
+        pipeline: PipelineCommand,
+    },
+    /// Task states of a run (from its status objects).
+    Status {
+        output: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rebuild report.json and the figures of a run.
+    Report {
+        output: String,
+        /// Folder for timeline.png and durations.png (default OUTPUT/report).
+        #[arg(long)]
+        png: Option<String>,
+    },
+    /// Create the S3 layout, Lambda functions and Batch job definitions.
+    Deploy(DeployArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ExecutorKind {
+    Local,
+    Lambda,
+    Batch,
+}
+
+#[derive(Args, Debug, Clone)]
+struct Common {
+    /// Inputs (paths or URIs).
+    #[arg(long = "input", short = 'i', num_args = 1.., required = true)]
+    inputs: Vec<String>,
+    /// Output location (directory or s3:// prefix).
+    #[arg(long, short = 'o')]
+    output: String,
+    #[arg(long, value_enum, default_value_t = ExecutorKind::Local)]
+    executor: ExecutorKind,
+    /// Tasks running at once (local: 0 = one per core; lambda: invocations in flight).
+    #[arg(long)]
+    concurrency: Option<usize>,
+    /// Memory per task, MB (Lambda function size; Batch container override).
+    #[arg(long)]
+    memory: Option<u32>,
+    /// Memory for retries, MB.
+    #[arg(long)]
+    retry_memory: Option<u32>,
+    /// Attempts per task (1 = no retries).
+    #[arg(long, default_value_t = 3)]
+    attempts: u32,
+    /// A task still running after this many seconds counts as failed (Lambda, Batch).
+    #[arg(long, default_value_t = 900.0)]
+    timeout: f64,
+    /// Run every task again, even those finished by an earlier run.
+    #[arg(long)]
+    force: bool,
+    /// Folder for the figures (default OUTPUT/report).
+    #[arg(long)]
+    png: Option<String>,
+    /// Lambda function name template.
+    #[arg(long, default_value = driver::exec::lambda::DEFAULT_FUNCTION_TEMPLATE)]
+    function_template: String,
+    /// Lambda API endpoint (default from the AWS environment).
+    #[arg(long)]
+    lambda_endpoint: Option<String>,
+    /// Lambda architecture (pricing): x86_64 or arm64.
+    #[arg(long, default_value = "x86_64")]
+    arch: String,
+    /// Batch job queue.
+    #[arg(long, default_value = "geobutton")]
+    job_queue: String,
+    /// Batch job definition template.
+    #[arg(long, default_value = driver::exec::batch::DEFAULT_DEFINITION_TEMPLATE)]
+    job_definition: String,
+    /// Batch API endpoint (default from the AWS environment).
+    #[arg(long)]
+    batch_endpoint: Option<String>,
+    /// vCPUs of the Batch job definitions (cost estimate).
+    #[arg(long, default_value_t = 1.0)]
+    vcpus: f32,
+    /// Seconds between DescribeJobs calls.
+    #[arg(long, default_value_t = 10.0)]
+    poll_interval: f64,
+}
+
+#[derive(Subcommand, Debug)]
+enum PipelineCommand {
+    /// LAS/LAZ → partitions → terrain models per partition → mosaics.
+    Lidar {
+        #[command(flatten)]
+        common: Common,
+        /// Core points per partition tile.
+        #[arg(long)]
+        capacity: Option<u64>,
+        /// Target size of a partition tile's core points, MB (when no --capacity).
+        #[arg(long, default_value_t = 50.0)]
+        target_mb: f64,
+        /// Buffer around each partition tile, m.
+        #[arg(long, default_value_t = 20.0)]
+        buffer: f64,
+        /// Raster resolution, m.
+        #[arg(long, default_value_t = 1.0)]
+        resolution: f64,
+        /// Products.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "dem,dsm,chm,fcc,slope,aspect"
+        )]
+        products: Vec<String>,
+        /// EPSG of the coordinates when the files record no CRS.
+        #[arg(long)]
+        epsg: Option<u32>,
+    },
+    /// Two dates of red/NIR bands → NDVI windows → merge.
+    Ndvi {
+        #[command(flatten)]
+        common: Common,
+        /// How --input is read: bands = BEFORE_B04 BEFORE_B08 AFTER_B04 AFTER_B08; scenes =
+        /// BEFORE AFTER as dates (with --mgrs), scene ids or STAC items.
+        #[arg(long, value_enum, default_value_t = NdviInputKind::Bands)]
+        input_kind: NdviInputKind,
+        /// MGRS tile (scenes given by date).
+        #[arg(long)]
+        mgrs: Option<String>,
+        /// Archive root in the sentinel-cogs layout.
+        #[arg(long, default_value = ndvi::scene::SENTINEL_COGS_ROOT)]
+        root: String,
+        /// DN offset of the bands (−1000 for processing baseline 04.00).
+        #[arg(long, allow_hyphen_values = true, default_value_t = 0.0)]
+        offset_dn: f64,
+        /// Window (task) size, px.
+        #[arg(long, default_value_t = 1024)]
+        window: u64,
+        /// Block size of the product COGs.
+        #[arg(long, default_value_t = 512)]
+        blocksize: u32,
+        /// No PNG quicklook.
+        #[arg(long)]
+        no_quicklook: bool,
+    },
+    /// DTM tiles + stations (+ plots) → ET0/ETc per tile → mosaics and per-plot water use.
+    Water {
+        #[command(flatten)]
+        common: Common,
+        /// Station table.
+        #[arg(long)]
+        stations: String,
+        /// Day (YYYY-MM-DD).
+        #[arg(long)]
+        date: String,
+        /// Plots (GeoJSON or shapefile) with `uso_sigpac`.
+        #[arg(long)]
+        plots: Option<String>,
+        /// Kc overrides CSV.
+        #[arg(long)]
+        kc: Option<String>,
+        /// Windows per side of a tile.
+        #[arg(long, default_value_t = 3)]
+        windows: u32,
+        /// EPSG assumed for DTMs without a CRS.
+        #[arg(long, default_value_t = 25830)]
+        dtm_epsg: u32,
+    },
+    /// CHM → chunks → merge: tree tops, crowns, biomass.
+    Biomass {
+        #[command(flatten)]
+        common: Common,
+        /// Training CSV (headerless: biomass kg, then the 11 predictors).
+        #[arg(long)]
+        training: Option<String>,
+        /// A fitted model.json instead of training.
+        #[arg(long, conflicts_with = "training")]
+        model: Option<String>,
+        /// Chunks per side.
+        #[arg(long, default_value_t = 2)]
+        chunks: usize,
+        /// Watershed halo of each chunk, px.
+        #[arg(long, default_value_t = biomass::workflow::DEFAULT_HALO)]
+        halo: usize,
+        /// No PNG maps.
+        #[arg(long)]
+        no_maps: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum NdviInputKind {
+    Bands,
+    Scenes,
+}
+
+#[derive(Args, Debug)]
+struct DeployArgs {
+    /// Print the actions only.
+    #[arg(long, conflicts_with = "apply", required_unless_present = "apply")]
+    dry_run: bool,
+    /// Carry the actions out.
+    #[arg(long)]
+    apply: bool,
+    #[arg(long)]
+    bucket: String,
+    #[arg(long, default_value = "geobutton")]
+    prefix: String,
+    #[arg(long)]
+    region: Option<String>,
+    /// Endpoint for S3, Lambda and Batch (emulators).
+    #[arg(long)]
+    endpoint: Option<String>,
+    /// Memory sizes of the Lambda functions, MB.
+    #[arg(long, value_delimiter = ',', default_value = "2048")]
+    memory: Vec<u32>,
+    /// Deploy arm64 zips (`cargo lambda build --release --arm64 --output-format zip`).
+    #[arg(long)]
+    arm64: bool,
+    /// Folder of the zips (`<stage>/bootstrap.zip`).
+    #[arg(long, default_value = "target/lambda")]
+    zips: std::path::PathBuf,
+    /// Execution role of the functions (no role: no functions).
+    #[arg(long)]
+    lambda_role: Option<String>,
+    /// Container image with the stage binaries (no image: no job definitions).
+    #[arg(long)]
+    batch_image: Option<String>,
+    #[arg(long)]
+    batch_job_role: Option<String>,
+    #[arg(long)]
+    batch_execution_role: Option<String>,
+    #[arg(long, default_value_t = 1.0)]
+    batch_vcpus: f32,
+    #[arg(long, default_value_t = 4096)]
+    batch_memory: u32,
+    /// Also print the IAM policies to attach.
+    #[arg(long)]
+    iam: bool,
+}
+
+fn executor(c: &Common) -> Box<dyn Executor> {
+    let retry = RetryPolicy {
+        max_attempts: c.attempts.max(1),
+        retry_memory_mb: c.retry_memory,
+    };
+    match c.executor {
+        ExecutorKind::Local => Box::new(LocalExecutor {
+            concurrency: c.concurrency.unwrap_or(0),
+            retry,
+        }),
+        ExecutorKind::Lambda => Box::new(LambdaExecutor::new(LambdaConfig {
+            function_template: c.function_template.clone(),
+            memory_mb: c.memory.unwrap_or(2048),
+            concurrency: c.concurrency.unwrap_or(64),
+            deadline: seconds(c.timeout),
+            retry,
+            endpoint: c.lambda_endpoint.clone(),
+            region: None,
+            architecture: c.arch.clone(),
+        })),
+        ExecutorKind::Batch => Box::new(BatchExecutor::new(BatchConfig {
+            job_queue: c.job_queue.clone(),
+            definition_template: c.job_definition.clone(),
+            memory_mb: c.memory,
+            vcpus: c.vcpus,
+            deadline: seconds(c.timeout),
+            retry,
+            poll_interval: seconds(c.poll_interval),
+            endpoint: c.batch_endpoint.clone(),
+            region: None,
+            on_submit: None,
+        })),
+    }
+}
+
+fn pipeline(cmd: PipelineCommand) -> Result<(Common, Box<dyn Pipeline>)> {
+    Ok(match cmd {
+        PipelineCommand::Lidar {
+            common,
+            capacity,
+            target_mb,
+            buffer,
+            resolution,
+            products,
+            epsg,
+        } => {
+            let mut p = LidarPipeline::new(common.inputs.clone(), &common.output);
+            p.capacity = capacity;
+            p.target_mb = Some(target_mb);
+            p.buffer_m = buffer;
+            p.epsg = epsg;
+            p.models.resolution = resolution;
+            p.models.products = products
+                .iter()
+                .map(|s| terrain::Product::parse(s))
+                .collect::<Result<_, _>>()
+                .context("--products")?;
+            (common, Box::new(p))
+        }
+        PipelineCommand::Ndvi {
+            common,
+            input_kind,
+            mgrs,
+            root,
+            offset_dn,
+            window,
+            blocksize,
+            no_quicklook,
+        } => {
+            let input = match input_kind {
+                NdviInputKind::Bands => {
+                    let [br, bn, ar, an] = common.inputs.as_slice() else {
+                        bail!(
+                            "ndvi: --input takes four bands: BEFORE_B04 BEFORE_B08 AFTER_B04 AFTER_B08 (or use --input-kind scenes)"
+                        );
+                    };
+                    NdviInput::Bands {
+                        before: ndvi::SceneBands::from_uris(br, bn, None, offset_dn),
+                        after: ndvi::SceneBands::from_uris(ar, an, None, offset_dn),
+                        out: common.output.clone(),
+                        window,
+                        blocksize,
+                        quicklook: !no_quicklook,
+                    }
+                }
+                NdviInputKind::Scenes => {
+                    let [before, after] = common.inputs.as_slice() else {
+                        bail!("ndvi: --input takes two scenes: BEFORE AFTER");
+                    };
+                    let offset = (offset_dn != 0.0).then_some(offset_dn);
+                    NdviInput::Request(ndvi::TileRequest {
+                        tile: mgrs.as_deref().map(str::parse).transpose()?,
+                        before: before.parse()?,
+                        after: after.parse()?,
+                        root,
+                        out: common.output.clone(),
+                        window,
+                        scl_mask: Vec::new(),
+                        before_offset_dn: offset,
+                        after_offset_dn: offset,
+                        assets: Default::default(),
+                        blocksize,
+                        level: None,
+                        quicklook: !no_quicklook,
+                    })
+                }
+            };
+            (common, Box::new(NdviPipeline::new(input)))
+        }
+        PipelineCommand::Water {
+            common,
+            stations,
+            date,
+            plots,
+            kc,
+            windows,
+            dtm_epsg,
+        } => {
+            let template: water::Params = serde_json::from_value(serde_json::json!({
+                "dtm": "", "stations": stations, "date": date, "plots": plots, "kc": kc,
+                "out": "", "dtm_epsg": dtm_epsg, "options": { "windows": windows }
+            }))
+            .context("water parameters")?;
+            let p = WaterPipeline::new(common.inputs.clone(), template, &common.output);
+            (common, Box::new(p))
+        }
+        PipelineCommand::Biomass {
+            common,
+            training,
+            model,
+            chunks,
+            halo,
+            no_maps,
+        } => {
+            let [chm] = common.inputs.as_slice() else {
+                bail!("biomass: --input takes one CHM");
+            };
+            let run: biomass::RunParams = serde_json::from_value(serde_json::json!({
+                "chm": chm, "training": training, "model": model, "out": common.output,
+                "halo": halo, "maps": !no_maps,
+            }))
+            .context("biomass parameters")?;
+            (common.clone(), Box::new(BiomassPipeline::new(run, chunks)))
+        }
+    })
+}
+
+fn print_products(s: &RunSummary) {
+    for p in &s.results.products {
+        println!("  {:<4} {}  ({})", p.kind, p.uri, p.description);
+    }
+    println!("  report {}", s.report_uri);
+    for f in &s.report.figures {
+        println!("  png  {f}");
+    }
+}
+
+fn run(cmd: PipelineCommand) -> Result<ExitCode> {
+    let (common, mut p) = pipeline(cmd)?;
+    if common.executor != ExecutorKind::Local && !common.output.starts_with("s3://") {
+        bail!(
+            "the {:?} executor needs an s3:// output (and s3:// or https:// inputs): its tasks run on other machines",
+            common.executor
+        );
+    }
+    let store = Store::from_env();
+    let exec = executor(&common);
+    let mut config = RunConfig::new(&common.output);
+    config.force = common.force;
+    if let Some(d) = &common.png {
+        config.figures = Some(d.clone());
+    }
+    config.cost.lambda_architecture = common.arch.clone();
+    match driver::run_pipeline(p.as_mut(), exec.as_ref(), &store, &config) {
+        Ok(s) => {
+            print!("{}", s.report.summary_text());
+            print_products(&s);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(DriverError::StepFailed { summary, .. }) => {
+            eprintln!("geobutton: {summary}");
+            eprintln!(
+                "geobutton: report {}",
+                cloud::uri::join(&common.output, driver::run::REPORT)
+            );
+            Ok(ExitCode::from(1))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn main() -> ExitCode {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .compact()
+        .try_init();
+    let cli = Cli::parse();
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("geobutton: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<ExitCode> {
+    let store = Store::from_env();
+    match cli.command {
+        Command::Run { pipeline } => run(pipeline),
+        Command::Demo {
+            output,
+            concurrency,
+        } => {
+            let exec = LocalExecutor {
+                concurrency,
+                retry: RetryPolicy::default(),
+            };
+            let clock = std::time::Instant::now();
+            let demo = driver::demo::run_demo(&store, &output, &exec, ProgressMode::detect())?;
+            println!(
+                "geobutton demo: synthetic scene in {}/scene ({} LiDAR points, {} trees; two dates of Sentinel-2-shaped bands; stations, plots, training table)",
+                output.trim_end_matches('/'),
+                demo.scene.points,
+                demo.scene.trees
+            );
+            for (name, s) in &demo.runs {
+                println!("\n{name}: {}", s.report.summary_text().trim_end());
+                print_products(s);
+            }
+            println!(
+                "\nall pipelines finished in {:.1} s",
+                clock.elapsed().as_secs_f64()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status { output, json } => {
+            let (record, steps) = driver::run::status(&store, &output)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&steps)?);
+            } else {
+                println!(
+                    "{} pipeline, {} executor, started {}{}",
+                    record.pipeline,
+                    record.executor,
+                    record.start,
+                    match (&record.failed_step, record.end) {
+                        (Some(s), _) => format!(", failed in step {s}"),
+                        (None, Some(e)) => format!(", finished {e}"),
+                        (None, None) => ", not finished".to_string(),
+                    }
+                );
+                for s in &steps {
+                    println!(
+                        "  {:<10} {:<18} {:>5} tasks {:>5} ok {:>5} error {:>5} pending",
+                        s.step, s.stage, s.tasks, s.ok, s.error, s.pending
+                    );
+                    for (id, e) in s.errors.iter().take(10) {
+                        println!("      {id}: {e}");
+                    }
+                }
+            }
+            let done = steps.iter().all(|s| s.error == 0 && s.pending == 0)
+                && record.end.is_some()
+                && record.failed_step.is_none();
+            Ok(if done {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Command::Report { output, png } => {
+            let dir = png.unwrap_or_else(|| cloud::uri::join(&output, "report"));
+            let report = driver::run::regenerate_report(&store, &output, Some(dir))?;
+            print!("{}", report.summary_text());
+            println!(
+                "  report {}",
+                cloud::uri::join(&output, driver::run::REPORT)
+            );
+            for f in &report.figures {
+                println!("  png  {f}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Deploy(a) => {
+            let config = driver::deploy::DeployConfig {
+                bucket: a.bucket.clone(),
+                prefix: a.prefix.trim_matches('/').to_string(),
+                region: a.region.clone(),
+                endpoint: a.endpoint.clone(),
+                stages: StageKind::ALL.to_vec(),
+                memories: a.memory.clone(),
+                architecture: if a.arm64 { "arm64" } else { "x86_64" }.to_string(),
+                zips: a.zips.clone(),
+                lambda_role_arn: a.lambda_role.clone(),
+                batch_image: a.batch_image.clone(),
+                batch_job_role_arn: a.batch_job_role.clone(),
+                batch_execution_role_arn: a.batch_execution_role.clone(),
+                batch_vcpus: a.batch_vcpus,
+                batch_memory_mb: a.batch_memory,
+                ..Default::default()
+            };
+            let actions = driver::deploy::plan(&config)?;
+            if a.dry_run {
+                println!("{}", serde_json::to_string_pretty(&actions)?);
+            } else {
+                for line in driver::deploy::apply(&config, &actions)? {
+                    println!("{line}");
+                }
+            }
+            if a.iam {
+                println!(
+                    "function/container role policy:\n{}",
+                    serde_json::to_string_pretty(&driver::deploy::lambda_role_policy(
+                        &a.bucket,
+                        &config.prefix
+                    ))?
+                );
+                println!(
+                    "driver policy:\n{}",
+                    serde_json::to_string_pretty(&driver::deploy::driver_policy(
+                        &a.bucket,
+                        &config.prefix,
+                        a.region.as_deref().unwrap_or("REGION"),
+                        "ACCOUNT"
+                    ))?
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

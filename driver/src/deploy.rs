@@ -1,0 +1,479 @@
+//! `geobutton deploy`: the AWS resources the `lambda` and `batch` executors use.
+//!
+//! - an S3 layout under `s3://BUCKET/PREFIX/`: `inputs/`, `runs/` (one output location per
+//!   run) and a `README.txt` describing it;
+//! - one Lambda function per stage and memory size, `geobutton-{stage}-{memory}`, runtime
+//!   `provided.al2023`, handler `bootstrap`, from the zips of
+//!   `cargo lambda build --release --output-format zip` (x86_64; `--arm64` where the
+//!   aarch64 target is installed), timeout 900 s;
+//! - one AWS Batch job definition per stage, `geobutton-{stage}`, running the stage binary
+//!   of a container image (the children get `GEOBUTTON_MANIFEST` and
+//!   `AWS_BATCH_JOB_ARRAY_INDEX`). The compute environment and job queue are the account's
+//!   (Fargate or EC2); see `docs/deploy.md`.
+//!
+//! [`plan`] lists what would be done (`--dry-run` prints it); [`apply`] does it, creating
+//! what is missing and updating code/definitions that exist. [`lambda_role_policy`] and
+//! [`driver_policy`] are the IAM permissions needed.
+
+use std::path::PathBuf;
+
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::{Architecture, FunctionCode, Runtime};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::DriverError;
+use crate::exec::lambda::function_name;
+use crate::stage::StageKind;
+
+/// What to deploy.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeployConfig {
+    pub bucket: String,
+    /// Key prefix of the layout (no leading or trailing `/`).
+    pub prefix: String,
+    pub region: Option<String>,
+    /// Endpoint of S3, Lambda and Batch (a loopback emulator in tests).
+    pub endpoint: Option<String>,
+    pub stages: Vec<StageKind>,
+    /// Lambda function name template (`{stage}`, `{memory}`).
+    pub function_template: String,
+    /// Memory sizes to deploy each stage function at, MB.
+    pub memories: Vec<u32>,
+    /// `x86_64` or `arm64`.
+    pub architecture: String,
+    /// Folder of `cargo lambda build --output-format zip` (`target/lambda`): `<stage>/bootstrap.zip`.
+    pub zips: PathBuf,
+    /// Execution role of the functions (see [`lambda_role_policy`]).
+    pub lambda_role_arn: Option<String>,
+    pub lambda_timeout_s: i32,
+    /// Container image holding the stage binaries, for the Batch job definitions.
+    pub batch_image: Option<String>,
+    pub batch_job_role_arn: Option<String>,
+    pub batch_execution_role_arn: Option<String>,
+    pub batch_definition_template: String,
+    pub batch_vcpus: f32,
+    pub batch_memory_mb: u32,
+}
+
+impl Default for DeployConfig {
+    fn default() -> Self {
+        DeployConfig {
+            bucket: String::new(),
+            prefix: "geobutton".into(),
+            region: None,
+            endpoint: None,
+            stages: StageKind::ALL.to_vec(),
+            function_template: crate::exec::lambda::DEFAULT_FUNCTION_TEMPLATE.into(),
+            memories: vec![2048],
+            architecture: "x86_64".into(),
+            zips: PathBuf::from("target/lambda"),
+            lambda_role_arn: None,
+            lambda_timeout_s: 900,
+            batch_image: None,
+            batch_job_role_arn: None,
+            batch_execution_role_arn: None,
+            batch_definition_template: crate::exec::batch::DEFAULT_DEFINITION_TEMPLATE.into(),
+            batch_vcpus: 1.0,
+            batch_memory_mb: 4096,
+        }
+    }
+}
+
+/// One deployment action.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    CreateBucket {
+        bucket: String,
+    },
+    PutObject {
+        uri: String,
+        bytes: usize,
+    },
+    /// Create the function, or update its code and configuration if it exists.
+    DeployFunction {
+        name: String,
+        stage: StageKind,
+        memory_mb: u32,
+        architecture: String,
+        zip: PathBuf,
+        role: String,
+        timeout_s: i32,
+    },
+    RegisterJobDefinition {
+        name: String,
+        stage: StageKind,
+        image: String,
+        vcpus: f32,
+        memory_mb: u32,
+        job_role: Option<String>,
+        execution_role: Option<String>,
+    },
+}
+
+fn layout_readme(c: &DeployConfig) -> String {
+    format!(
+        "geobutton layout of s3://{b}/{p}/\n\
+         inputs/   input data (LAS/LAZ, COGs, station tables, plots)\n\
+         runs/     one output location per run: products, tasks/*.jsonl manifests,\n\
+         \x20         tasks/run.json, status/<task>.json, report.json, report/*.png\n\
+         Lambda functions: {t} for stages {s}\n\
+         Batch job definitions: {d}\n",
+        b = c.bucket,
+        p = c.prefix,
+        t = c.function_template,
+        s = c
+            .stages
+            .iter()
+            .map(|s| s.name())
+            .collect::<Vec<_>>()
+            .join(", "),
+        d = c.batch_definition_template,
+    )
+}
+
+/// The actions a deployment takes, in order; errors name what is missing.
+pub fn plan(c: &DeployConfig) -> Result<Vec<Action>, DriverError> {
+    if c.bucket.is_empty() {
+        return Err(DriverError::Invalid("deploy: --bucket is required".into()));
+    }
+    if !matches!(c.architecture.as_str(), "x86_64" | "arm64") {
+        return Err(DriverError::Invalid(format!(
+            "deploy: architecture {:?} is not x86_64 or arm64",
+            c.architecture
+        )));
+    }
+    let mut out = vec![
+        Action::CreateBucket {
+            bucket: c.bucket.clone(),
+        },
+        Action::PutObject {
+            uri: format!("s3://{}/{}/README.txt", c.bucket, c.prefix),
+            bytes: layout_readme(c).len(),
+        },
+    ];
+    if let Some(role) = &c.lambda_role_arn {
+        for &stage in &c.stages {
+            for &m in &c.memories {
+                if !(128..=10_240).contains(&m) {
+                    return Err(DriverError::Invalid(format!(
+                        "deploy: Lambda memory {m} MB is outside 128..=10240"
+                    )));
+                }
+                out.push(Action::DeployFunction {
+                    name: function_name(&c.function_template, stage, m),
+                    stage,
+                    memory_mb: m,
+                    architecture: c.architecture.clone(),
+                    zip: c.zips.join(stage.name()).join("bootstrap.zip"),
+                    role: role.clone(),
+                    timeout_s: c.lambda_timeout_s,
+                });
+            }
+        }
+    }
+    if let Some(image) = &c.batch_image {
+        for &stage in &c.stages {
+            out.push(Action::RegisterJobDefinition {
+                name: c.batch_definition_template.replace("{stage}", stage.name()),
+                stage,
+                image: image.clone(),
+                vcpus: c.batch_vcpus,
+                memory_mb: c.batch_memory_mb,
+                job_role: c.batch_job_role_arn.clone(),
+                execution_role: c.batch_execution_role_arn.clone(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+async fn sdk_config(c: &DeployConfig) -> aws_config::SdkConfig {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(r) = &c.region {
+        loader = loader.region(aws_config::Region::new(r.clone()));
+    }
+    if let Some(e) = &c.endpoint {
+        loader = loader.endpoint_url(e);
+    }
+    loader.load().await
+}
+
+fn aws(service: &'static str, message: String) -> DriverError {
+    DriverError::Aws { service, message }
+}
+
+/// Carries out `actions`; returns one line per action done.
+pub fn apply(c: &DeployConfig, actions: &[Action]) -> Result<Vec<String>, DriverError> {
+    let c = c.clone();
+    let actions = actions.to_vec();
+    cloud::runtime::block_on(async move {
+        let sdk = sdk_config(&c).await;
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&sdk)
+                .force_path_style(c.endpoint.is_some())
+                .build(),
+        );
+        let lambda = aws_sdk_lambda::Client::new(&sdk);
+        let batch = aws_sdk_batch::Client::new(&sdk);
+        let mut done = Vec::new();
+        for a in &actions {
+            match a {
+                Action::CreateBucket { bucket } => {
+                    match s3.create_bucket().bucket(bucket).send().await {
+                        Ok(_) => done.push(format!("created bucket {bucket}")),
+                        Err(e)
+                            if e.as_service_error()
+                                .is_some_and(|s| s.is_bucket_already_owned_by_you()) =>
+                        {
+                            done.push(format!("bucket {bucket} exists"))
+                        }
+                        Err(e) => {
+                            return Err(aws(
+                                "s3",
+                                format!(
+                                    "CreateBucket {bucket}: {}",
+                                    aws_sdk_s3::error::DisplayErrorContext(&e)
+                                ),
+                            ));
+                        }
+                    }
+                }
+                Action::PutObject { uri, .. } => {
+                    let key = format!("{}/README.txt", c.prefix);
+                    s3.put_object()
+                        .bucket(&c.bucket)
+                        .key(&key)
+                        .body(layout_readme(&c).into_bytes().into())
+                        .send()
+                        .await
+                        .map_err(|e| {
+                            aws(
+                                "s3",
+                                format!(
+                                    "PutObject {uri}: {}",
+                                    aws_sdk_s3::error::DisplayErrorContext(&e)
+                                ),
+                            )
+                        })?;
+                    done.push(format!("wrote {uri}"));
+                }
+                Action::DeployFunction {
+                    name,
+                    memory_mb,
+                    architecture,
+                    zip,
+                    role,
+                    timeout_s,
+                    ..
+                } => {
+                    let bytes = std::fs::read(zip).map_err(|e| {
+                        DriverError::Invalid(format!(
+                            "{}: {e} (build it with `cargo lambda build --release --output-format zip`)",
+                            zip.display()
+                        ))
+                    })?;
+                    let arch = Architecture::from(architecture.as_str());
+                    let exists = lambda
+                        .get_function()
+                        .function_name(name)
+                        .send()
+                        .await
+                        .is_ok();
+                    if exists {
+                        lambda
+                            .update_function_code()
+                            .function_name(name)
+                            .zip_file(Blob::new(bytes))
+                            .architectures(arch)
+                            .send()
+                            .await
+                            .map_err(|e| {
+                                aws(
+                                    "lambda",
+                                    format!(
+                                        "UpdateFunctionCode {name}: {}",
+                                        aws_sdk_lambda::error::DisplayErrorContext(&e)
+                                    ),
+                                )
+                            })?;
+                        done.push(format!("updated function {name}"));
+                    } else {
+                        lambda
+                            .create_function()
+                            .function_name(name)
+                            .runtime(Runtime::Providedal2023)
+                            .handler("bootstrap")
+                            .role(role)
+                            .memory_size(*memory_mb as i32)
+                            .timeout(*timeout_s)
+                            .architectures(arch)
+                            .code(FunctionCode::builder().zip_file(Blob::new(bytes)).build())
+                            .description("geobutton stage (cloud::entry Lambda mode)")
+                            .send()
+                            .await
+                            .map_err(|e| {
+                                aws(
+                                    "lambda",
+                                    format!(
+                                        "CreateFunction {name}: {}",
+                                        aws_sdk_lambda::error::DisplayErrorContext(&e)
+                                    ),
+                                )
+                            })?;
+                        done.push(format!(
+                            "created function {name} ({memory_mb} MB, {architecture})"
+                        ));
+                    }
+                }
+                Action::RegisterJobDefinition {
+                    name,
+                    stage,
+                    image,
+                    vcpus,
+                    memory_mb,
+                    job_role,
+                    execution_role,
+                } => {
+                    use aws_sdk_batch::types::{
+                        ContainerProperties, JobDefinitionType, ResourceRequirement, ResourceType,
+                    };
+                    let req = |t: ResourceType, v: String| {
+                        Ok::<_, DriverError>(
+                            ResourceRequirement::builder().r#type(t).value(v).build(),
+                        )
+                    };
+                    let props = ContainerProperties::builder()
+                        .image(image)
+                        .command(stage.name())
+                        .resource_requirements(req(ResourceType::Vcpu, vcpus.to_string())?)
+                        .resource_requirements(req(ResourceType::Memory, memory_mb.to_string())?)
+                        .set_job_role_arn(job_role.clone())
+                        .set_execution_role_arn(execution_role.clone())
+                        .build();
+                    batch
+                        .register_job_definition()
+                        .job_definition_name(name)
+                        .r#type(JobDefinitionType::Container)
+                        .container_properties(props)
+                        .send()
+                        .await
+                        .map_err(|e| {
+                            aws(
+                                "batch",
+                                format!(
+                                    "RegisterJobDefinition {name}: {}",
+                                    aws_sdk_batch::error::DisplayErrorContext(&e)
+                                ),
+                            )
+                        })?;
+                    done.push(format!("registered job definition {name}"));
+                }
+            }
+        }
+        Ok(done)
+    })
+}
+
+/// IAM policy of the functions' and containers' role: read and write the layout, logs.
+pub fn lambda_role_policy(bucket: &str, prefix: &str) -> Value {
+    serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "GeobuttonData",
+                "Effect": "Allow",
+                "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject",
+                           "s3:AbortMultipartUpload"],
+                "Resource": format!("arn:aws:s3:::{bucket}/{prefix}/*")
+            },
+            {
+                "Sid": "GeobuttonList",
+                "Effect": "Allow",
+                "Action": "s3:ListBucket",
+                "Resource": format!("arn:aws:s3:::{bucket}")
+            },
+            {
+                "Sid": "Logs",
+                "Effect": "Allow",
+                "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+                "Resource": "*"
+            }
+        ]
+    })
+}
+
+/// IAM policy of whoever runs `geobutton run`/`deploy`.
+pub fn driver_policy(bucket: &str, prefix: &str, region: &str, account: &str) -> Value {
+    serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "Data",
+                "Effect": "Allow",
+                "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket",
+                           "s3:CreateBucket"],
+                "Resource": [format!("arn:aws:s3:::{bucket}"), format!("arn:aws:s3:::{bucket}/{prefix}/*")]
+            },
+            {
+                "Sid": "Invoke",
+                "Effect": "Allow",
+                "Action": ["lambda:InvokeFunction", "lambda:GetFunction", "lambda:CreateFunction",
+                           "lambda:UpdateFunctionCode"],
+                "Resource": format!("arn:aws:lambda:{region}:{account}:function:geobutton-*")
+            },
+            {
+                "Sid": "PassRole",
+                "Effect": "Allow",
+                "Action": "iam:PassRole",
+                "Resource": format!("arn:aws:iam::{account}:role/geobutton-*")
+            },
+            {
+                "Sid": "Batch",
+                "Effect": "Allow",
+                "Action": ["batch:SubmitJob", "batch:DescribeJobs", "batch:RegisterJobDefinition",
+                           "batch:TagResource"],
+                "Resource": "*"
+            }
+        ]
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn plan_lists_every_function_size_and_definition() {
+        let c = DeployConfig {
+            bucket: "b".into(),
+            memories: vec![1024, 4096],
+            lambda_role_arn: Some("arn:aws:iam::1:role/geobutton-lambda".into()),
+            batch_image: Some("123.dkr.ecr.us-east-1.amazonaws.com/geobutton:1".into()),
+            ..DeployConfig::default()
+        };
+        let p = plan(&c).unwrap();
+        let functions: Vec<&str> = p
+            .iter()
+            .filter_map(|a| match a {
+                Action::DeployFunction { name, .. } => Some(name.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(functions.len(), 10);
+        assert!(functions.contains(&"geobutton-lidar-partitioner-4096"));
+        let defs = p
+            .iter()
+            .filter(|a| matches!(a, Action::RegisterJobDefinition { .. }))
+            .count();
+        assert_eq!(defs, 5);
+        assert!(plan(&DeployConfig::default()).is_err(), "no bucket");
+        let bad = DeployConfig {
+            memories: vec![64],
+            ..c
+        };
+        assert!(plan(&bad).unwrap_err().to_string().contains("128..=10240"));
+    }
+}

@@ -1,0 +1,38 @@
+//! `driver`: geobutton's small equivalent of Lithops. It chains the stage crates into
+//! pipelines, runs their tasks on one machine or fanned out on AWS Lambda / AWS Batch, and
+//! reports on the run.
+//!
+//! - [`pipeline`]: the four pipelines, each a sequence of steps planned one after another
+//!   (`plan → submit → wait → results`): [`pipeline::lidar`] (partition → terrain models per
+//!   partition → mosaic), [`pipeline::ndvi`] (windows → merge), [`pipeline::water`] (tiles,
+//!   each computed as k×k windows → mosaic and per-plot merge), [`pipeline::biomass`]
+//!   (chunks → merge).
+//! - [`plan`]: typed tasks ([`plan::TaskSpec::new`] from a stage's own `Params`), steps, and
+//!   the JSON-lines manifests written to the output location; only `{manifest, index}`
+//!   travels in an invocation.
+//! - [`exec`]: executors — [`exec::local::LocalExecutor`] (rayon, in process, the default),
+//!   [`exec::lambda::LambdaExecutor`] (aws-sdk-lambda Invoke, bounded concurrency, retries of
+//!   retryable failures with optionally more memory, deadlines) and
+//!   [`exec::batch::BatchExecutor`] (one array job per step, DescribeJobs polling).
+//! - [`run`]: runs a pipeline with an executor, resuming from the tasks' status objects;
+//!   [`report`] and [`plot`]: `report.json`, the timeline and duration histogram PNGs and the
+//!   cost estimate; [`demo`]: the synthetic scene of `geobutton demo`; [`deploy`]: the AWS
+//!   resources (`geobutton deploy`).
+
+pub mod demo;
+pub mod deploy;
+pub mod error;
+pub mod exec;
+pub mod pipeline;
+pub mod plan;
+pub mod plot;
+pub mod report;
+pub mod run;
+pub mod stage;
+
+pub use error::DriverError;
+pub use exec::{Executor, StepOutcome, TaskRecord};
+pub use pipeline::Pipeline;
+pub use plan::{Step, TaskSpec};
+pub use run::{RunConfig, RunSummary, run_pipeline};
+pub use stage::StageKind;

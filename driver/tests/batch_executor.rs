@@ -1,0 +1,307 @@
+//! The Batch executor against moto's AWS Batch API on loopback (moto's server in its
+//! "simple batch" mode: `POST /moto-api/config {"batch": {"use_docker": false}}`, where
+//! SubmitJob records the job and its children and marks them SUCCEEDED without running
+//! anything — there is no Docker here). The tests play the compute environment: for every
+//! job the executor submits they read it back with DescribeJobs and run its children as
+//! local processes of the real `water` binary, with `AWS_BATCH_JOB_ARRAY_INDEX` and the
+//! job's own `GEOBUTTON_MANIFEST` (or its command, for a one-task job), over the manifest on
+//! the loopback S3 server. The resources (job definitions, Lambda functions, layout bucket)
+//! come from `geobutton deploy --apply` against the same moto server.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::HashMap;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use cloud::{ProgressMode, testing};
+use common::{ChildGuard, free_port, s3_env, wait_for_port};
+use driver::exec::batch::{BatchConfig, BatchExecutor, SubmittedJob};
+use driver::exec::{Failure, RetryPolicy};
+use driver::pipeline::water::WaterPipeline;
+use driver::run::{RunConfig, run_pipeline};
+
+const SETUP: &str = r##"
+import json, sys, urllib.request, zipfile, os, boto3
+ep, zips = sys.argv[1], sys.argv[2]
+urllib.request.urlopen(urllib.request.Request(
+    ep + "/moto-api/config", data=json.dumps({"batch": {"use_docker": False}}).encode(),
+    method="POST")).read()
+kw = dict(endpoint_url=ep, region_name="us-east-1", aws_access_key_id="testing",
+          aws_secret_access_key="testing")
+iam = boto3.client("iam", **kw)
+trust = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+    "Principal": {"Service": ["lambda.amazonaws.com", "batch.amazonaws.com"]},
+    "Action": "sts:AssumeRole"}]})
+role = iam.create_role(RoleName="geobutton-test", AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+b = boto3.client("batch", **kw)
+ce = b.create_compute_environment(computeEnvironmentName="geobutton-ce", type="UNMANAGED",
+                                  state="ENABLED", serviceRole=role)["computeEnvironmentArn"]
+b.create_job_queue(jobQueueName="geobutton", state="ENABLED", priority=1,
+                   computeEnvironmentOrder=[{"order": 1, "computeEnvironment": ce}])
+for stage in ["lidar-partitioner", "terrain", "ndvi", "water", "biomass"]:
+    os.makedirs(os.path.join(zips, stage), exist_ok=True)
+    with zipfile.ZipFile(os.path.join(zips, stage, "bootstrap.zip"), "w") as z:
+        z.writestr("bootstrap", "#!/bin/sh\necho stand-in for the " + stage + " binary\n")
+print(role)
+"##;
+
+fn start_moto() -> (ChildGuard, String) {
+    let port = free_port();
+    let moto = common::find_program("moto_server").expect("moto_server (pip install moto[server])");
+    let mut child = Command::new(moto)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_port(port, &mut child, "moto_server");
+    (ChildGuard(child), format!("http://127.0.0.1:{port}"))
+}
+
+/// Runs the children of `job` as local processes, except the indices in `skip`.
+fn run_children(
+    client: &aws_sdk_batch::Client,
+    bins: &HashMap<String, std::path::PathBuf>,
+    job: &SubmittedJob,
+    skip: &[usize],
+) {
+    let stage = job.request.job_definition.trim_start_matches("geobutton-");
+    let bin = &bins[stage];
+    let id = job.job_id.clone();
+    let c = client.clone();
+    let described =
+        cloud::runtime::block_on(async move { c.describe_jobs().jobs(id).send().await.unwrap() });
+    let d = &described.jobs()[0];
+    let container = d.container().unwrap();
+    let env: HashMap<String, String> = container
+        .environment()
+        .iter()
+        .map(|kv| {
+            (
+                kv.name().unwrap().to_string(),
+                kv.value().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(env["GEOBUTTON_MANIFEST"], job.manifest);
+    assert!(
+        d.job_definition()
+            .unwrap()
+            .contains(&job.request.job_definition)
+    );
+    let size = d
+        .array_properties()
+        .and_then(|a| a.size())
+        .map(|s| s as usize);
+    assert_eq!(size, job.request.array_size);
+    let children: Vec<Option<usize>> = match size {
+        Some(n) => (0..n).map(Some).collect(),
+        None => vec![None],
+    };
+    for (i, child) in children.into_iter().enumerate() {
+        if skip.contains(&i) {
+            continue; // this container was reclaimed before it could write anything
+        }
+        let mut cmd = Command::new(bin);
+        s3_env(&mut cmd);
+        for (k, v) in &env {
+            cmd.env(k, v);
+        }
+        match child {
+            Some(index) => {
+                cmd.env("AWS_BATCH_JOB_ARRAY_INDEX", index.to_string());
+            }
+            None => {
+                assert_eq!(
+                    container.command(),
+                    ["batch", "--manifest", job.manifest.as_str(), "--index", "0"]
+                );
+                cmd.args(container.command());
+            }
+        }
+        let out = cmd.output().unwrap();
+        let _ = out; // failures are reported through the task's status
+    }
+}
+
+#[test]
+fn batch_array_jobs_run_children_by_index_and_retry_lost_ones() {
+    common::aws_test_env();
+    let bins: HashMap<String, std::path::PathBuf> = ["water", "terrain"]
+        .into_iter()
+        .map(String::from)
+        .zip(common::stage_binaries(&["water", "terrain"]))
+        .collect();
+    let (_moto, ep) = start_moto();
+    let zips = tempfile::tempdir().unwrap();
+    let out = Command::new("python3")
+        .args(["-c", SETUP, &ep, zips.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let role = String::from_utf8(out.stdout).unwrap().trim().to_string();
+
+    // `geobutton deploy --apply` against the emulator: layout bucket, functions, job
+    // definitions.
+    let deploy = Command::new(env!("CARGO_BIN_EXE_geobutton"))
+        .args([
+            "deploy",
+            "--apply",
+            "--bucket",
+            "geobutton-deploy",
+            "--endpoint",
+            &ep,
+        ])
+        .args([
+            "--region",
+            "us-east-1",
+            "--memory",
+            "1024,4096",
+            "--lambda-role",
+            &role,
+        ])
+        .args([
+            "--batch-image",
+            "geobutton:test",
+            "--zips",
+            zips.path().to_str().unwrap(),
+        ])
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&deploy.stdout);
+    assert!(
+        deploy.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&deploy.stderr)
+    );
+    assert!(
+        text.contains("created function geobutton-water-4096 (4096 MB, x86_64)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("registered job definition geobutton-terrain"),
+        "{text}"
+    );
+    assert!(
+        text.contains("wrote s3://geobutton-deploy/geobutton/README.txt"),
+        "{text}"
+    );
+
+    // Data on the loopback S3 server.
+    let store = testing::s3_store();
+    let bucket = testing::unique_bucket(&store, "driver-batch").unwrap();
+    let put = |key: &str, text: String| {
+        let uri = format!("s3://{bucket}/{key}");
+        store.put(&uri, Bytes::from(text)).unwrap();
+        uri
+    };
+    let dtms: Vec<String> = (0..3)
+        .map(|i| {
+            put(
+                &format!("in/s{i}.asc"),
+                common::synthetic_dtm(640_000.0 + 6_000.0 * i as f64, 4_200_000.0, 100.0, 60, 40),
+            )
+        })
+        .collect();
+    let stations = put(
+        "in/siam.csv",
+        std::fs::read_to_string(common::data("water/siam_data.csv")).unwrap(),
+    );
+    let template: water::Params = serde_json::from_value(serde_json::json!({
+        "dtm": "", "stations": stations, "date": "2022-05-15", "out": "", "options": { "windows": 2 }
+    }))
+    .unwrap();
+
+    let sdk = cloud::runtime::block_on({
+        let ep = ep.clone();
+        async move {
+            aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .endpoint_url(ep)
+                .region(aws_config::Region::new("us-east-1"))
+                .load()
+                .await
+        }
+    });
+    let client = aws_sdk_batch::Client::new(&sdk);
+    let submitted: Arc<Mutex<Vec<SubmittedJob>>> = Arc::default();
+    let hook = {
+        let (client, bins, submitted) = (client.clone(), bins.clone(), submitted.clone());
+        Arc::new(move |job: &SubmittedJob| {
+            let first = submitted.lock().unwrap().is_empty();
+            // The first array job loses child 1.
+            run_children(&client, &bins, job, if first { &[1] } else { &[] });
+            submitted.lock().unwrap().push(job.clone());
+        })
+    };
+    let batch = BatchExecutor::new(BatchConfig {
+        job_queue: "geobutton".into(),
+        memory_mb: Some(2048),
+        deadline: Duration::from_secs(600),
+        retry: RetryPolicy {
+            max_attempts: 2,
+            retry_memory_mb: Some(4096),
+        },
+        poll_interval: Duration::from_millis(100),
+        endpoint: Some(ep.clone()),
+        region: Some("us-east-1".into()),
+        on_submit: Some(hook),
+        ..BatchConfig::default()
+    });
+    let output = format!("s3://{bucket}/run");
+    let mut p = WaterPipeline::new(dtms.clone(), template, &output);
+    let config = RunConfig {
+        progress: ProgressMode::Silent,
+        ..RunConfig::new(&output)
+    };
+    let s = run_pipeline(&mut p, &batch, &store, &config).unwrap();
+
+    let jobs = submitted.lock().unwrap().clone();
+    // tiles: an array job of 3, then a retry job of the lost task (with more memory);
+    // mosaic (et0 only: no plots) one task, a plain job of the terrain definition.
+    assert_eq!(jobs[0].request.array_size, Some(3));
+    assert_eq!(jobs[0].request.memory_mb, Some(2048));
+    assert_eq!(
+        jobs[1].request.array_size, None,
+        "one lost task: a plain job"
+    );
+    assert_eq!(jobs[1].request.memory_mb, Some(4096));
+    assert_eq!(jobs[1].tasks, vec![1]);
+    assert!(jobs[1].manifest.ends_with("tasks/tiles.batch-2-0.jsonl"));
+    assert_eq!(jobs.len(), 3);
+    assert_eq!(jobs[2].request.job_definition, "geobutton-terrain");
+    assert_eq!(s.report.steps[0].retries, 1);
+    assert_eq!(s.report.steps[0].ok, 3);
+    let record: driver::run::RunRecord =
+        store.get_json(&format!("{output}/tasks/run.json")).unwrap();
+    let lost = &record.steps[0].records[1];
+    match &lost.attempts[0].failure {
+        Some(Failure::Runtime {
+            error_type,
+            message,
+        }) => {
+            assert!(error_type.starts_with("Batch."), "{error_type}");
+            assert!(
+                message.contains(&format!("{}:1", jobs[0].job_id)),
+                "{message}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    for r in &record.steps[0].records {
+        assert_eq!(r.status.as_ref().unwrap().executor, "batch");
+    }
+    assert!(store.exists(&format!("{output}/et0.tif")).unwrap());
+    let et0: cog::Raster<f32> = cog::read_band(&store, &format!("{output}/et0.tif"), 1).unwrap();
+    assert_eq!(et0.data.dim(), (40, 180));
+}

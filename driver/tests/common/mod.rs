@@ -1,0 +1,171 @@
+//! Helpers for the driver's tests: fixtures, rasters, stage binaries, loopback services.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use cloud::{Ctx, ProgressMode, Store};
+use cog::Raster;
+
+/// `../shared/data/<rel>`.
+pub fn data(rel: &str) -> String {
+    let p = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data")).join(rel);
+    assert!(p.exists(), "fixture {} not found", p.display());
+    p.display().to_string()
+}
+
+pub fn ctx(store: &Store) -> Ctx {
+    Ctx {
+        store: store.clone(),
+        progress_mode: ProgressMode::Silent,
+        task_id: None,
+    }
+}
+
+/// Asserts two rasters are the same grid and bit-identical.
+pub fn assert_same_raster(store: &Store, a: &str, b: &str) {
+    let x: Raster<f32> = cog::read_band(store, a, 1).unwrap();
+    let y: Raster<f32> = cog::read_band(store, b, 1).unwrap();
+    assert_eq!(x.data.dim(), y.data.dim(), "{a} vs {b}");
+    assert_eq!(x.transform, y.transform, "{a} vs {b}");
+    assert_eq!(x.crs.epsg, y.crs.epsg, "{a} vs {b}");
+    let differ = x
+        .data
+        .iter()
+        .zip(y.data.iter())
+        .filter(|(p, q)| p.to_bits() != q.to_bits())
+        .count();
+    assert_eq!(differ, 0, "{a} vs {b}: {differ} pixels differ");
+}
+
+/// Kills (and reaps) a child process when dropped.
+pub struct ChildGuard(pub Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn wait_for_port(port: u16, child: &mut Child, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited before listening on port {port}: {status}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{what} did not listen on port {port} within 60 s");
+}
+
+pub fn find_program(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// The folder of this build's binaries (`target/debug`).
+pub fn bin_dir() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_geobutton"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// Builds the stage binaries `names` (same profile as the tests) and returns their paths.
+pub fn stage_binaries(names: &[&str]) -> Vec<PathBuf> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _g = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let mut cmd = Command::new(cargo);
+    cmd.arg("build").current_dir(env!("CARGO_MANIFEST_DIR"));
+    for n in names {
+        cmd.args(["-p", n, "--bin", n]);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "building {names:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    names
+        .iter()
+        .map(|n| {
+            let p = bin_dir().join(n);
+            assert!(p.is_file(), "{} was not built", p.display());
+            p
+        })
+        .collect()
+}
+
+/// Environment pointing a process at the loopback S3 server.
+pub fn s3_env(cmd: &mut Command) -> &mut Command {
+    cmd.env("AWS_ENDPOINT_URL", cloud::testing::s3_endpoint())
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_LAMBDA_RUNTIME_API")
+        .env_remove("AWS_BATCH_JOB_ARRAY_INDEX")
+        .env_remove("GEOBUTTON_MANIFEST")
+}
+
+/// Sets this process's AWS environment for SDK clients of the tests (loopback only).
+pub fn aws_test_env() {
+    // SAFETY: set before any thread of the test reads the environment... tests in one binary
+    // share it, and every test sets the same values.
+    unsafe {
+        std::env::set_var("AWS_ACCESS_KEY_ID", "testing");
+        std::env::set_var("AWS_SECRET_ACCESS_KEY", "testing");
+        std::env::set_var("AWS_REGION", "us-east-1");
+        std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
+        std::env::remove_var("AWS_PROFILE");
+    }
+}
+
+/// Writes a synthetic DTM (the water crate's generator, through the real SIAM stations) as
+/// ESRI ASCII to `path`: `cols`×`rows` pixels of `pixel` m, top-left (`x0`, `y0`).
+pub fn synthetic_dtm(x0: f64, y0: f64, pixel: f64, cols: usize, rows: usize) -> String {
+    let bytes = std::fs::read(data("water/siam_data.csv")).unwrap();
+    let date = chrono::NaiveDate::from_ymd_opt(2022, 5, 15).unwrap();
+    let st =
+        water::stations::parse("siam", &bytes, water::stations::StationFormat::Auto, date).unwrap();
+    let dtm = water::synth::dtm(&st, x0, y0, pixel, cols, rows, None);
+    water::synth::to_asc(&dtm)
+}
+
+/// Plots crossing the boundary between two tiles at x = 640 000 + 60·100 m.
+pub fn plots_geojson() -> String {
+    let rect = |id: &str, uso: &str, x0: f64, y0: f64, x1: f64, y1: f64| {
+        serde_json::json!({
+            "type": "Feature",
+            "properties": { "id": id, "uso_sigpac": uso },
+            "geometry": { "type": "Polygon", "coordinates": [[
+                [x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]
+            ]]}
+        })
+    };
+    serde_json::json!({
+        "type": "FeatureCollection",
+        "features": [
+            rect("inside", "VI", 641_000.0, 4_197_000.0, 642_000.0, 4_198_000.0),
+            rect("across", "OV", 645_000.0, 4_197_500.0, 647_500.0, 4_198_500.0),
+        ]
+    })
+    .to_string()
+}

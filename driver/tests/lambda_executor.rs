@@ -1,0 +1,283 @@
+//! The Lambda executor against the real `water` stage binary running behind the Lambda
+//! runtime emulator of `cargo lambda watch --only-lambda-apis` (PyPI `cargo-lambda`), with
+//! the data on the loopback S3 server.
+//!
+//! The emulator routes function names: a name is accepted when the Cargo project it watches
+//! has a binary of that name (our throw-away project declares `geobutton-water-1024` and
+//! `geobutton-water-2048`), and a runtime polls the function `NAME` at
+//! `AWS_LAMBDA_RUNTIME_API=http://127.0.0.1:PORT/.rt/NAME`. One emulator serves every
+//! function; several processes may poll one function (instances). The mosaic step runs on
+//! the real `terrain` binary as `geobutton-terrain-1024`.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use bytes::Bytes;
+use cloud::{ProgressMode, Store, testing};
+use common::{ChildGuard, free_port, s3_env, wait_for_port};
+use driver::exec::lambda::{LambdaConfig, LambdaExecutor};
+use driver::exec::local::LocalExecutor;
+use driver::exec::{Failure, RetryPolicy};
+use driver::pipeline::water::WaterPipeline;
+use driver::run::{RunConfig, run_pipeline};
+use driver::{DriverError, Executor};
+
+const FUNCTIONS: [&str; 4] = [
+    "geobutton-water-1024",
+    "geobutton-water-2048",
+    "geobutton-terrain-1024",
+    "geobutton-terrain-2048",
+];
+
+fn start_emulator() -> (ChildGuard, u16) {
+    let port = free_port();
+    let cargo_lambda = common::find_program("cargo-lambda").expect(
+        "cargo-lambda is not installed: pip install cargo-lambda (scripts/requirements-test.txt)",
+    );
+    let dir = tempfile::tempdir().unwrap().keep();
+    let mut manifest = String::from(
+        "[package]\nname = \"emulated\"\nversion = \"0.0.0\"\nedition = \"2021\"\n[workspace]\n",
+    );
+    for f in FUNCTIONS {
+        manifest.push_str(&format!(
+            "[[bin]]\nname = \"{f}\"\npath = \"src/main.rs\"\n"
+        ));
+    }
+    std::fs::write(dir.join("Cargo.toml"), manifest).unwrap();
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::write(dir.join("src/main.rs"), "fn main() {}\n").unwrap();
+    let mut child = Command::new(cargo_lambda)
+        .args([
+            "lambda",
+            "watch",
+            "--only-lambda-apis",
+            "-A",
+            "127.0.0.1",
+            "-P",
+        ])
+        .arg(port.to_string())
+        .current_dir(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_port(port, &mut child, "cargo lambda watch");
+    (ChildGuard(child), port)
+}
+
+/// Starts one instance of `function` (the real `water` binary in Lambda mode).
+fn instance(bin: &std::path::Path, port: u16, function: &str) -> ChildGuard {
+    let memory = function.rsplit('-').next().unwrap();
+    let mut cmd = Command::new(bin);
+    s3_env(&mut cmd)
+        .env(
+            "AWS_LAMBDA_RUNTIME_API",
+            format!("http://127.0.0.1:{port}/.rt/{function}"),
+        )
+        .env("AWS_LAMBDA_FUNCTION_NAME", function)
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", memory)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    ChildGuard(cmd.spawn().unwrap())
+}
+
+fn signal(child: &ChildGuard, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &child.0.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill {sig}");
+}
+
+struct Inputs {
+    store: Store,
+    bucket: String,
+    dtms: Vec<String>,
+    template: water::Params,
+}
+
+fn inputs() -> Inputs {
+    let store = testing::s3_store();
+    let bucket = testing::unique_bucket(&store, "driver-lambda").unwrap();
+    let put = |key: &str, text: String| {
+        let uri = format!("s3://{bucket}/{key}");
+        store.put(&uri, Bytes::from(text)).unwrap();
+        uri
+    };
+    let dtms: Vec<String> = (0..3)
+        .map(|i| {
+            put(
+                &format!("in/sheet{i}.asc"),
+                common::synthetic_dtm(640_000.0 + 6_000.0 * i as f64, 4_200_000.0, 100.0, 60, 40),
+            )
+        })
+        .collect();
+    let stations = put(
+        "in/siam_data.csv",
+        std::fs::read_to_string(common::data("water/siam_data.csv")).unwrap(),
+    );
+    let plots = put("in/plots.geojson", common::plots_geojson());
+    let template: water::Params = serde_json::from_value(serde_json::json!({
+        "dtm": "", "stations": stations, "date": "2022-05-15", "plots": plots, "out": "",
+        "options": { "windows": 2 }
+    }))
+    .unwrap();
+    Inputs {
+        store,
+        bucket,
+        dtms,
+        template,
+    }
+}
+
+fn config(out: &str) -> RunConfig {
+    RunConfig {
+        progress: ProgressMode::Silent,
+        ..RunConfig::new(out)
+    }
+}
+
+#[test]
+fn lambda_runs_equal_local_retry_a_hung_instance_and_report_failures() {
+    common::aws_test_env();
+    let bins = common::stage_binaries(&["water", "terrain"]);
+    let bin = &bins[0];
+    let inp = inputs();
+    let (_emulator, port) = start_emulator();
+
+    // A hung instance of the 1024 MB function: it takes the first invocation and never
+    // answers (a frozen sandbox). Then healthy instances of both sizes.
+    let hung = instance(bin, port, FUNCTIONS[0]);
+    std::thread::sleep(Duration::from_millis(1500)); // it is now waiting for an event
+    signal(&hung, "-STOP");
+    let _healthy = instance(bin, port, FUNCTIONS[0]);
+    let _bigger = instance(bin, port, FUNCTIONS[1]);
+    let _mosaic = instance(&bins[1], port, FUNCTIONS[2]);
+
+    let lambda = LambdaExecutor::new(LambdaConfig {
+        memory_mb: 1024,
+        concurrency: 2,
+        deadline: Duration::from_secs(8),
+        retry: RetryPolicy {
+            max_attempts: 2,
+            retry_memory_mb: Some(2048),
+        },
+        endpoint: Some(format!("http://127.0.0.1:{port}")),
+        region: Some("us-east-1".into()),
+        ..LambdaConfig::default()
+    });
+    let b = &inp.bucket;
+    let out = format!("s3://{b}/lambda");
+    let mut p = WaterPipeline::new(inp.dtms.clone(), inp.template.clone(), &out);
+    let s = run_pipeline(&mut p, &lambda, &inp.store, &config(&out)).unwrap();
+
+    // Exactly one task met the hung instance, passed its deadline, and succeeded on retry
+    // with more memory.
+    let tiles = &s.report.steps[0];
+    assert_eq!(
+        (tiles.tasks, tiles.ok, tiles.retries),
+        (3, 3, 1),
+        "{tiles:?}"
+    );
+    let retried: Vec<_> = s.report.tasks.iter().filter(|t| t.retries > 0).collect();
+    assert_eq!(retried.len(), 1);
+    assert_eq!(retried[0].attempt_memory_mb, vec![Some(1024), Some(2048)]);
+    assert!(retried[0].attempt_seconds >= 8.0);
+    let record: driver::run::RunRecord = inp
+        .store
+        .get_json(&format!("{out}/tasks/run.json"))
+        .unwrap();
+    let r = record.steps[0]
+        .records
+        .iter()
+        .find(|r| r.retries() == 1)
+        .unwrap();
+    assert!(matches!(
+        r.attempts[0].failure,
+        Some(Failure::Deadline { .. })
+    ));
+    assert_eq!(r.attempts[1].target.as_deref(), Some(FUNCTIONS[1]));
+    // Every status says where it ran.
+    for t in &record.steps[0].records {
+        assert_eq!(t.status.as_ref().unwrap().executor, "lambda");
+    }
+
+    // The local executor on the same inputs gives the same products.
+    let local_out = format!("s3://{b}/local");
+    let mut p = WaterPipeline::new(inp.dtms.clone(), inp.template.clone(), &local_out);
+    let local = LocalExecutor::default();
+    run_pipeline(&mut p, &local, &inp.store, &config(&local_out)).unwrap();
+    for name in ["et0.tif", "etc.tif", "tiles/sheet1_et0.tif"] {
+        let a: cog::Raster<f32> = cog::read_band(&inp.store, &format!("{out}/{name}"), 1).unwrap();
+        let l: cog::Raster<f32> =
+            cog::read_band(&inp.store, &format!("{local_out}/{name}"), 1).unwrap();
+        assert_eq!(a.transform, l.transform);
+        assert!(
+            a.data
+                .iter()
+                .zip(l.data.iter())
+                .all(|(x, y)| x.to_bits() == y.to_bits()),
+            "{name}"
+        );
+    }
+    assert_eq!(
+        inp.store.get(&format!("{out}/plots.csv")).unwrap(),
+        inp.store.get(&format!("{local_out}/plots.csv")).unwrap()
+    );
+
+    // A task that always fails (a corrupt DTM) ends the run with a clear summary, without
+    // retries (InvalidInput is not retryable); the other tiles' outputs are there.
+    let corrupt = format!("s3://{b}/in/corrupt.asc");
+    inp.store
+        .put(&corrupt, Bytes::from_static(b"ncols 10\nnrows x\n1 2 3\n"))
+        .unwrap();
+    let fail_out = format!("s3://{b}/fail");
+    let mut p = WaterPipeline::new(
+        vec![inp.dtms[0].clone(), corrupt.clone(), inp.dtms[2].clone()],
+        inp.template.clone(),
+        &fail_out,
+    );
+    let e = run_pipeline(&mut p, &lambda, &inp.store, &config(&fail_out)).unwrap_err();
+    let DriverError::StepFailed {
+        step,
+        failed,
+        total,
+        summary,
+    } = e
+    else {
+        panic!("not a step failure: {e}");
+    };
+    assert_eq!((step.as_str(), failed, total), ("tiles", 1, 3));
+    assert!(
+        summary.contains("tile-corrupt") && summary.contains("corrupt.asc"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("InvalidInput") && summary.contains("1 attempt)"),
+        "{summary}"
+    );
+    for sheet in ["sheet0", "sheet2"] {
+        assert!(
+            inp.store
+                .exists(&format!("{fail_out}/tiles/{sheet}_et0.tif"))
+                .unwrap()
+        );
+    }
+    assert!(
+        !inp.store
+            .exists(&format!("{fail_out}/tiles/corrupt_et0.tif"))
+            .unwrap()
+    );
+    let report: driver::report::Report = inp
+        .store
+        .get_json(&format!("{fail_out}/report.json"))
+        .unwrap();
+    assert_eq!(report.state, "failed in step tiles");
+    assert!(!lambda.name().is_empty());
+    drop(hung);
+}

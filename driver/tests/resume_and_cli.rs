@@ -1,0 +1,275 @@
+//! The `geobutton` binary: resume after a killed run, `status`, `report`, and `demo`.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_geobutton");
+
+fn status_ids(dir: &std::path::Path) -> BTreeSet<String> {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| {
+                let name = e.ok()?.file_name().to_string_lossy().into_owned();
+                name.strip_suffix(".json").map(str::to_string)
+            })
+            .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_killed_run_resumes_with_only_the_unfinished_tasks() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("in")).unwrap();
+    let mut dtms = Vec::new();
+    for i in 0..12 {
+        let p = d.join(format!("in/sheet{i:02}.asc"));
+        std::fs::write(
+            &p,
+            common::synthetic_dtm(630_000.0 + 3_000.0 * i as f64, 4_200_000.0, 25.0, 120, 120),
+        )
+        .unwrap();
+        dtms.push(p.display().to_string());
+    }
+    let out = d.join("run");
+    let args = |cmd: &mut Command| {
+        cmd.args(["run", "water", "--output", out.to_str().unwrap()])
+            .args([
+                "--stations",
+                &common::data("water/siam_data.csv"),
+                "--date",
+                "2022-05-15",
+            ])
+            .args(["--windows", "1", "--concurrency", "1", "--input"])
+            .args(&dtms);
+    };
+    let mut cmd = Command::new(BIN);
+    args(&mut cmd);
+    let mut child = common::ChildGuard(
+        cmd.stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let statuses = out.join("tiles/status");
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while status_ids(&statuses).len() < 2 {
+        assert!(Instant::now() < deadline, "no task finished in 300 s");
+        assert!(
+            child.0.try_wait().unwrap().is_none(),
+            "the run ended before it was killed"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
+    let killed_at = chrono::Utc::now();
+    let done = status_ids(&statuses);
+    assert!(
+        done.len() >= 2 && done.len() < 12,
+        "{} of 12 done when killed",
+        done.len()
+    );
+
+    // `status` shows the unfinished run (exit status 1).
+    let st = Command::new(BIN)
+        .args(["status", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&st.stdout);
+    assert_eq!(st.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("not finished") && text.contains(&format!("{} ok", done.len())),
+        "{text}"
+    );
+
+    // The same command again runs only what was not finished.
+    let mut cmd = Command::new(BIN);
+    args(&mut cmd);
+    let o = cmd.output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let tiles = report["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["step"] == "tiles");
+    let (mut skipped, mut ran) = (BTreeSet::new(), 0);
+    for t in tiles {
+        let id = t["id"].as_str().unwrap().to_string();
+        if t["skipped"] == true {
+            assert_eq!(t["attempts"], 0);
+            skipped.insert(id);
+        } else {
+            ran += 1;
+            let start: chrono::DateTime<chrono::Utc> =
+                serde_json::from_value(t["start"].clone()).unwrap();
+            assert!(start >= killed_at, "{id} ran before the kill: {start}");
+        }
+    }
+    assert_eq!(skipped, done);
+    assert_eq!(ran, 12 - done.len());
+    let st = Command::new(BIN)
+        .args(["status", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stdout)
+    );
+
+    // `report` rebuilds the report and figures elsewhere.
+    let figs = d.join("figs");
+    let r = Command::new(BIN)
+        .args([
+            "report",
+            out.to_str().unwrap(),
+            "--png",
+            figs.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    for f in ["timeline.png", "durations.png"] {
+        let bytes = std::fs::read(figs.join(f)).unwrap();
+        assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    }
+}
+
+#[test]
+fn bad_arguments_and_inputs_give_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o");
+    // A missing input: the task fails (NotFound, not retried) and the summary names it.
+    let o = Command::new(BIN)
+        .args([
+            "run",
+            "biomass",
+            "--input",
+            "/nonexistent/chm.tif",
+            "--output",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_ne!(o.status.code(), Some(0));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("/nonexistent/chm.tif"), "{e}");
+    // NDVI bands: four are needed.
+    let o = Command::new(BIN)
+        .args([
+            "run",
+            "ndvi",
+            "--input",
+            "a.tif",
+            "b.tif",
+            "--output",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("four bands"));
+    // `status` of a folder without a run.
+    let o = Command::new(BIN)
+        .args(["status", dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("holds no geobutton run"));
+    // deploy --dry-run prints the plan; without a bucket it refuses.
+    let o = Command::new(BIN)
+        .args([
+            "deploy",
+            "--dry-run",
+            "--bucket",
+            "b",
+            "--lambda-role",
+            "arn:aws:iam::1:role/r",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(plan.as_array().unwrap().len(), 2 + 5);
+}
+
+#[test]
+fn demo_writes_valid_cogs_pngs_and_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("demo");
+    let o = Command::new(BIN)
+        .args(["demo", "-o", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let mut cogs = 0;
+    let mut pngs = 0;
+    for line in stdout.lines() {
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        match parts.as_slice() {
+            ["cog", path, ..] => {
+                let g = Command::new("gdalinfo").arg(path).output().unwrap();
+                let info = String::from_utf8_lossy(&g.stdout);
+                assert!(g.status.success(), "gdalinfo {path}");
+                assert!(info.contains("LAYOUT=COG"), "{path} is not a COG: {info}");
+                cogs += 1;
+            }
+            ["png", path, ..] => {
+                let bytes = std::fs::read(path).unwrap();
+                assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{path}");
+                pngs += 1;
+            }
+            ["report", path] => {
+                let r: driver::report::Report =
+                    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+                assert_eq!(r.state, "ok");
+                assert!(r.cost.lambda_gb_seconds > 0.0);
+            }
+            _ => {}
+        }
+    }
+    // lidar: 6 mosaics; water (one tile): ET0, ETc; biomass: smoothed CHM, crowns, biomass;
+    // ndvi: before, after, difference.
+    assert!(cogs >= 14, "{cogs} COGs listed:\n{stdout}");
+    assert!(pngs >= 12, "{pngs} PNGs listed");
+    let csv = std::fs::read_to_string(out.join("water/plots.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 7, "{csv}");
+    let trees = std::fs::read_to_string(out.join("biomass/trees.csv")).unwrap();
+    assert!(
+        trees.lines().count() > 60,
+        "trees found in the synthetic stand"
+    );
+    // The DEM recovers the synthetic terrain: compare with ground_z at a few cell centres.
+    let store = cloud::Store::from_env();
+    let dem: cog::Raster<f32> =
+        cog::read_band(&store, out.join("lidar/dem.tif").to_str().unwrap(), 1).unwrap();
+    let g = dem.transform.0;
+    let mut worst: f64 = 0.0;
+    for (r, c) in [
+        (50usize, 50usize),
+        (150, 150),
+        (250, 40),
+        (40, 250),
+        (200, 260),
+    ] {
+        let (x, y) = (
+            g[0] + (c as f64 + 0.5) * g[1],
+            g[3] + (r as f64 + 0.5) * g[5],
+        );
+        worst = worst.max((dem.data[(r, c)] as f64 - driver::demo::ground_z(x, y)).abs());
+    }
+    assert!(worst < 0.3, "DEM off the synthetic ground by {worst} m");
+}
