@@ -397,6 +397,16 @@ fn batch_main<S: Stage>(manifest: &str, index: usize, executor: &str) -> ExitCod
     report(run_task::<S>(value, &ctx, &options))
 }
 
+#[cfg(not(feature = "remote"))]
+fn lambda_main<S: Stage>() -> ExitCode {
+    eprintln!(
+        "{}: built without the `remote` feature, so it cannot serve AWS Lambda",
+        S::NAME
+    );
+    ExitCode::from(2)
+}
+
+#[cfg(feature = "remote")]
 fn lambda_main<S: Stage>() -> ExitCode {
     use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
     let store = Store::from_env();

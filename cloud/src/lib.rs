@@ -9,16 +9,23 @@
 pub mod copy;
 pub mod entry;
 mod error;
+#[cfg(feature = "remote")]
 mod http;
 mod local;
+#[cfg(not(feature = "remote"))]
+mod offline;
 pub mod progress;
 pub mod ranges;
 mod retry;
 pub mod rss;
 pub mod runtime;
+#[cfg(feature = "remote")]
 mod s3;
+#[cfg(not(feature = "remote"))]
+use offline::{http, s3};
 mod store;
 pub mod task;
+#[cfg(feature = "remote")]
 pub mod testing;
 pub mod uri;
 

@@ -38,6 +38,7 @@ impl RetryPolicy {
 }
 
 /// Whether an HTTP status is worth retrying: throttling and server-side failures.
+#[cfg_attr(not(feature = "remote"), allow(dead_code))]
 pub fn is_retryable_status(status: u16) -> bool {
     matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
 }

@@ -413,6 +413,7 @@ impl Store {
 }
 
 /// Reads from `reader` until `buf` is full or the reader ends; returns the bytes read.
+#[cfg_attr(not(feature = "remote"), allow(dead_code))]
 pub(crate) fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
