@@ -88,15 +88,18 @@ pub fn bin_dir() -> PathBuf {
 }
 
 /// Builds the stage binaries `names` (same profile as the tests) and returns their paths.
+///
+/// Builds what `cargo test --workspace` builds (every package's tests and binaries), so that
+/// cargo resolves the same features and, under `cargo test --workspace`, finds everything
+/// fresh: building only `-p water --bin water` would unify features differently and rebuild
+/// the AWS SDK and the stage crates a second time (minutes on 2 cores).
 pub fn stage_binaries(names: &[&str]) -> Vec<PathBuf> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _g = LOCK.lock().unwrap_or_else(|p| p.into_inner());
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let mut cmd = Command::new(cargo);
-    cmd.arg("build").current_dir(env!("CARGO_MANIFEST_DIR"));
-    for n in names {
-        cmd.args(["-p", n, "--bin", n]);
-    }
+    cmd.args(["build", "--workspace", "--tests", "--bins"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
     let out = cmd.output().unwrap();
     assert!(
         out.status.success(),
