@@ -9,6 +9,8 @@
 //! The model serialises to JSON (serde_json with `float_roundtrip`, so thresholds and leaf
 //! values round-trip bit-exactly).
 
+use std::sync::OnceLock;
+
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use smartcore::ensemble::random_forest_regressor::{
@@ -143,6 +145,9 @@ pub struct BiomassModel {
     /// Number of predictors it expects.
     pub n_features: usize,
     rf: Rf,
+    /// The forest as flat node arrays, built from `rf` on first use.
+    #[serde(skip)]
+    flat: OnceLock<Result<FlatForest, String>>,
 }
 
 fn matrix(rows: &[[f64; N_PREDICTORS]]) -> Result<DenseMatrix<f64>, BiomassError> {
@@ -183,11 +188,29 @@ impl BiomassModel {
             params: *params,
             n_features: N_PREDICTORS,
             rf,
+            flat: OnceLock::new(),
         })
     }
 
-    /// Predicted biomass (kg) per row, in parallel over row blocks.
+    /// Predicted biomass (kg) per row, in parallel over row blocks; bit-identical to
+    /// smartcore's `predict` (see [`FlatForest`]).
     pub fn predict(&self, rows: &[[f64; N_PREDICTORS]]) -> Result<Vec<f64>, BiomassError> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let flat = self
+            .flat
+            .get_or_init(|| FlatForest::from_smartcore(&self.rf).map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(|e| BiomassError::Model(e.clone()))?;
+        flat.predict(rows.as_flattened(), N_PREDICTORS)
+    }
+
+    /// smartcore's own prediction (the reference [`BiomassModel::predict`] reproduces).
+    pub fn predict_smartcore(
+        &self,
+        rows: &[[f64; N_PREDICTORS]],
+    ) -> Result<Vec<f64>, BiomassError> {
         if rows.is_empty() {
             return Ok(Vec::new());
         }
@@ -212,6 +235,215 @@ impl BiomassModel {
     /// A model from [`BiomassModel::to_json`] output.
     pub fn from_json(s: &str) -> Result<BiomassModel, BiomassError> {
         serde_json::from_str(s).map_err(|e| BiomassError::Model(format!("model JSON: {e}")))
+    }
+}
+
+/// A fitted smartcore regression forest as flat node arrays, for fast prediction.
+///
+/// Built from the forest's serde representation (smartcore's tree internals are private):
+/// per tree a `nodes` list of `{output, split_feature, split_value, true_child, false_child}`.
+/// Evaluation follows smartcore's `predict_mean` exactly: a row goes to the true child when
+/// `x[feature] <= split_value` (a missing split value is NaN: never true), a node without
+/// children is a leaf, the leaf outputs are summed in tree order and the sum divided by the
+/// number of trees — so predictions are bit-identical. Rows are evaluated in blocks (tree
+/// by tree within a block, so each tree stays in cache) and blocks in parallel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlatForest {
+    n_features: usize,
+    /// Index of each tree's root in the node arrays.
+    roots: Vec<u32>,
+    /// Each tree's depth (edges on its longest root-to-leaf path).
+    depths: Vec<u32>,
+    nodes: Vec<FlatNode>,
+    /// Leaf outputs, by node (0 for split nodes).
+    outputs: Vec<f64>,
+}
+
+/// One node. A leaf points to itself on both sides, so a walk of a tree's depth in steps,
+/// without a test for leaves, ends at the row's leaf (branch-free, several rows in lockstep).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct FlatNode {
+    threshold: f64,
+    feature: u32,
+    true_child: u32,
+    false_child: u32,
+}
+
+impl FlatNode {
+    fn is_leaf(&self, at: usize) -> bool {
+        self.true_child as usize == at
+    }
+}
+
+fn json_usize(v: &serde_json::Value, what: &str) -> Result<Option<usize>, BiomassError> {
+    match v {
+        serde_json::Value::Null => Ok(None),
+        _ => v
+            .as_u64()
+            .and_then(|u| usize::try_from(u).ok())
+            .map(Some)
+            .ok_or_else(|| BiomassError::Model(format!("forest JSON: {what} is not an index"))),
+    }
+}
+
+impl FlatForest {
+    /// Converts a fitted smartcore forest.
+    pub fn from_smartcore(rf: &Rf) -> Result<FlatForest, BiomassError> {
+        let bad = |m: &str| BiomassError::Model(format!("forest JSON: {m}"));
+        let v = serde_json::to_value(rf).map_err(|e| BiomassError::Model(e.to_string()))?;
+        let forest = v
+            .get("forest_regressor")
+            .filter(|f| !f.is_null())
+            .ok_or_else(|| bad("the forest is not fitted"))?;
+        let n_features = json_usize(
+            forest
+                .get("num_features")
+                .unwrap_or(&serde_json::Value::Null),
+            "num_features",
+        )?
+        .ok_or_else(|| bad("no num_features"))?;
+        let trees = forest
+            .get("trees")
+            .and_then(|t| t.as_array())
+            .ok_or_else(|| bad("no trees"))?;
+        if trees.is_empty() {
+            return Err(bad("no trees"));
+        }
+        let mut roots = Vec::with_capacity(trees.len());
+        let mut nodes: Vec<FlatNode> = Vec::new();
+        let mut outputs: Vec<f64> = Vec::new();
+        for tree in trees {
+            let tn = tree
+                .get("nodes")
+                .and_then(|n| n.as_array())
+                .filter(|n| !n.is_empty())
+                .ok_or_else(|| bad("a tree without nodes"))?;
+            let base = nodes.len();
+            let child = |c: Option<usize>| -> Result<Option<u32>, BiomassError> {
+                match c {
+                    None => Ok(None),
+                    Some(c) if c < tn.len() => u32::try_from(base + c)
+                        .map(Some)
+                        .map_err(|_| bad("too many nodes")),
+                    Some(_) => Err(bad("a child index out of range")),
+                }
+            };
+            roots.push(u32::try_from(base).map_err(|_| bad("too many nodes"))?);
+            for (k, node) in tn.iter().enumerate() {
+                let here = u32::try_from(base + k).map_err(|_| bad("too many nodes"))?;
+                let field = |k: &str| node.get(k).unwrap_or(&serde_json::Value::Null);
+                let output = field("output")
+                    .as_f64()
+                    .ok_or_else(|| bad("a node output is not a number"))?;
+                let t = child(json_usize(field("true_child"), "true_child")?)?;
+                let f = child(json_usize(field("false_child"), "false_child")?)?;
+                let n = match (t, f) {
+                    (None, _) => FlatNode {
+                        threshold: 0.0,
+                        feature: 0,
+                        true_child: here,
+                        false_child: here,
+                    },
+                    (Some(t), Some(f)) => {
+                        let feature = json_usize(field("split_feature"), "split_feature")?
+                            .filter(|&k| k < n_features)
+                            .ok_or_else(|| bad("a split feature out of range"))?;
+                        let threshold = match field("split_value") {
+                            serde_json::Value::Null => f64::NAN,
+                            s => s
+                                .as_f64()
+                                .ok_or_else(|| bad("a split value is not a number"))?,
+                        };
+                        FlatNode {
+                            threshold,
+                            feature: feature as u32,
+                            true_child: t,
+                            false_child: f,
+                        }
+                    }
+                    (Some(_), None) => return Err(bad("a node with one child")),
+                };
+                outputs.push(if n.is_leaf(here as usize) {
+                    output
+                } else {
+                    0.0
+                });
+                nodes.push(n);
+            }
+        }
+        // Every path must end at a leaf: children point forward or the walk could loop.
+        for (i, n) in nodes.iter().enumerate() {
+            if !n.is_leaf(i) && (n.true_child as usize <= i || n.false_child as usize <= i) {
+                return Err(bad("a child index does not point forward"));
+            }
+        }
+        // Depth of each node's subtree, from the last node back (children come later).
+        let mut below = vec![0u32; nodes.len()];
+        for i in (0..nodes.len()).rev() {
+            let n = nodes[i];
+            if !n.is_leaf(i) {
+                below[i] = 1 + below[n.true_child as usize].max(below[n.false_child as usize]);
+            }
+        }
+        let depths = roots.iter().map(|&r| below[r as usize]).collect();
+        Ok(FlatForest {
+            n_features,
+            roots,
+            depths,
+            nodes,
+            outputs,
+        })
+    }
+
+    /// Number of features a row must have.
+    pub fn n_features(&self) -> usize {
+        self.n_features
+    }
+
+    /// Predictions for row-major `x` with `n_features` columns, bit-identical to smartcore's
+    /// `RandomForestRegressor::predict`.
+    pub fn predict(&self, x: &[f64], n_features: usize) -> Result<Vec<f64>, BiomassError> {
+        if n_features != self.n_features || !x.len().is_multiple_of(n_features.max(1)) {
+            return Err(BiomassError::Shape(format!(
+                "forest predict: {} values in rows of {n_features}, the forest expects {} features",
+                x.len(),
+                self.n_features
+            )));
+        }
+        let n = x.len() / n_features;
+        let mut out = vec![0.0f64; n];
+        const BLOCK: usize = 256;
+        const LANES: usize = 8;
+        let n_trees = self.roots.len() as f64;
+        let nodes = &self.nodes[..];
+        out.par_chunks_mut(BLOCK)
+            .zip(x.par_chunks(BLOCK * n_features))
+            .for_each(|(sums, rows)| {
+                for (&root, &depth) in self.roots.iter().zip(&self.depths) {
+                    for (s, rows) in sums.chunks_mut(LANES).zip(rows.chunks(LANES * n_features)) {
+                        let lanes = s.len();
+                        let mut at = [root as usize; LANES];
+                        for _ in 0..depth {
+                            for (k, a) in at.iter_mut().enumerate().take(lanes) {
+                                let node = &nodes[*a];
+                                let v = rows[k * n_features + node.feature as usize];
+                                *a = if v <= node.threshold {
+                                    node.true_child
+                                } else {
+                                    node.false_child
+                                } as usize;
+                            }
+                        }
+                        for (s, &a) in s.iter_mut().zip(&at) {
+                            *s += self.outputs[a];
+                        }
+                    }
+                }
+                for s in sums.iter_mut() {
+                    *s /= n_trees;
+                }
+            });
+        Ok(out)
     }
 }
 
@@ -264,6 +496,56 @@ mod tests {
         // Same seed, same forest.
         let m3 = BiomassModel::fit(&t, &params).unwrap();
         assert_eq!(m3.predict(&t.predictors).unwrap(), p);
+    }
+
+    /// The flat forest predicts bit-identically to smartcore, on training rows, on random
+    /// rows and on rows equal to split thresholds (the `<=` edge), also after a JSON trip.
+    #[test]
+    fn flat_forest_equals_smartcore() {
+        let t = toy();
+        let params = ForestParams {
+            n_trees: 30,
+            max_features: Some(4),
+            ..Default::default()
+        };
+        let m = BiomassModel::fit(&t, &params).unwrap();
+        let mut rows = t.predictors.clone();
+        let mut s: u64 = 12345;
+        for _ in 0..3000 {
+            let mut p = [0.0; N_PREDICTORS];
+            for v in p.iter_mut() {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                *v = (s >> 11) as f64 / (1u64 << 53) as f64 * 700.0 - 20.0;
+            }
+            rows.push(p);
+        }
+        let flat = FlatForest::from_smartcore(&m.rf).unwrap();
+        assert_eq!(flat.n_features(), N_PREDICTORS);
+        assert_eq!(flat.roots.len(), 30);
+        // Rows sitting exactly on thresholds.
+        assert!(flat.depths.iter().all(|&d| d >= 2));
+        for (_, n) in flat
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(i, n)| !n.is_leaf(*i))
+        {
+            let mut p = t.predictors[rows.len() % t.len()];
+            p[n.feature as usize] = n.threshold;
+            rows.push(p);
+        }
+        let want = m.predict_smartcore(&rows).unwrap();
+        let got = m.predict(&rows).unwrap();
+        assert_eq!(got.len(), rows.len());
+        for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(a.to_bits(), b.to_bits(), "row {i}: {a} vs {b}");
+        }
+        let m2 = BiomassModel::from_json(&m.to_json().unwrap()).unwrap();
+        assert_eq!(m2.predict(&rows).unwrap(), want);
+        assert!(flat.predict(&[1.0; 5], 5).is_err());
+        assert!(flat.predict(&[1.0; 13], N_PREDICTORS).is_err());
     }
 
     #[test]

@@ -10,6 +10,13 @@
 //! in the order of skimage's own binary heap (`heap_general.pxi`), which this module
 //! reproduces operation for operation, so labels are identical even then.
 //!
+//! Implementations (all give skimage's labels; tests compare them on tie-heavy images):
+//! float32-exact images with no two markers of equal value use a hierarchical queue (one FIFO
+//! per distinct value, O(1) per pixel: with every (value, age) key distinct, any exact
+//! priority queue pops in skimage's order); float32-exact images with tied markers use
+//! skimage's binary heap on packed (value bits, age) keys, since the tie order then depends on
+//! the heap's shape; other images use the same heap on (f64, age, index) items.
+//!
 //! The NEON tutorial floods the smoothed CHM itself (`watershed(chm_smooth, markers,
 //! mask)`): since the queue pops the *lowest* values first and markers sit on crown tops,
 //! each marker runs downhill first and the lowest tree top claims whatever low canopy it
@@ -17,6 +24,7 @@
 //! textbook crown segmentation (tops are basins, crowns meet along valleys of the canopy).
 
 use ndarray::{Array2, ArrayView2};
+use rayon::prelude::*;
 
 use crate::error::BiomassError;
 use crate::peaks::Connectivity;
@@ -205,44 +213,14 @@ pub(crate) fn flood(
         Connectivity::Eight => &N8,
     };
     let n = img.len();
-    let all_f32 = img.iter().all(|&v| (v as f32) as f64 == v);
+    let all_f32 = img.par_iter().all(|&v| (v as f32) as f64 == v);
     if all_f32 && n < (u32::MAX as usize) / 2 {
-        let keys: Vec<u32> = img.iter().map(|&v| ordered_bits(v as f32)).collect();
-        let mut heap: Heap<Packed> = Heap {
-            items: Vec::with_capacity(1000),
-        };
-        for (index, &m) in out.iter().enumerate() {
-            if m != 0 {
-                heap.push(Packed {
-                    key: (keys[index] as u64) << 32,
-                    index: index as u32,
-                });
-            }
+        let keys: Vec<u32> = img.par_iter().map(|&v| ordered_bits(v as f32)).collect();
+        if !marker_ties(&keys, out) {
+            flood_buckets(&keys, mask, out, h, w, neigh);
+            return;
         }
-        let mut age: u64 = 1;
-        let (hi, wi) = (h as isize, w as isize);
-        while let Some(elem) = heap.pop() {
-            let idx = elem.index as usize;
-            let r = (idx / w) as isize;
-            let c = (idx % w) as isize;
-            let label = out[idx];
-            for &(dr, dc) in neigh {
-                let (nr, nc) = (r + dr, c + dc);
-                if nr < 0 || nc < 0 || nr >= hi || nc >= wi {
-                    continue;
-                }
-                let ni = nr as usize * w + nc as usize;
-                if !mask[ni] || out[ni] != 0 {
-                    continue;
-                }
-                age += 1;
-                out[ni] = label;
-                heap.push(Packed {
-                    key: ((keys[ni] as u64) << 32) | age,
-                    index: ni as u32,
-                });
-            }
-        }
+        flood_packed(&keys, mask, out, h, w, neigh);
         return;
     }
     let mut heap: Heap<Item> = Heap {
@@ -279,6 +257,224 @@ pub(crate) fn flood(
                 age,
                 index: ni,
             });
+        }
+    }
+}
+
+/// True when two marker pixels have the same key. Markers all have age 0, so such ties pop in
+/// the order of skimage's binary heap, which only [`flood_packed`] reproduces.
+fn marker_ties(keys: &[u32], out: &[u32]) -> bool {
+    let mut mk: Vec<u32> = out
+        .iter()
+        .zip(keys)
+        .filter(|(m, _)| **m != 0)
+        .map(|(_, &k)| k)
+        .collect();
+    mk.par_sort_unstable();
+    mk.windows(2).any(|p| p[0] == p[1])
+}
+
+/// skimage's flood with its own binary heap (exact even when markers tie).
+fn flood_packed(
+    keys: &[u32],
+    mask: &[bool],
+    out: &mut [u32],
+    h: usize,
+    w: usize,
+    neigh: &[(isize, isize)],
+) {
+    let mut heap: Heap<Packed> = Heap {
+        items: Vec::with_capacity(1000),
+    };
+    for (index, &m) in out.iter().enumerate() {
+        if m != 0 {
+            heap.push(Packed {
+                key: (keys[index] as u64) << 32,
+                index: index as u32,
+            });
+        }
+    }
+    let mut age: u64 = 1;
+    let (hi, wi) = (h as isize, w as isize);
+    while let Some(elem) = heap.pop() {
+        let idx = elem.index as usize;
+        let r = (idx / w) as isize;
+        let c = (idx % w) as isize;
+        let label = out[idx];
+        for &(dr, dc) in neigh {
+            let (nr, nc) = (r + dr, c + dc);
+            if nr < 0 || nc < 0 || nr >= hi || nc >= wi {
+                continue;
+            }
+            let ni = nr as usize * w + nc as usize;
+            if !mask[ni] || out[ni] != 0 {
+                continue;
+            }
+            age += 1;
+            out[ni] = label;
+            heap.push(Packed {
+                key: ((keys[ni] as u64) << 32) | age,
+                index: ni as u32,
+            });
+        }
+    }
+}
+
+/// A set of bucket numbers with O(log₆₄) insert, remove and minimum (a bit tree).
+struct MinSet {
+    /// `levels[0]` has one bit per bucket; each upper level one bit per non-zero word below.
+    levels: Vec<Vec<u64>>,
+}
+
+impl MinSet {
+    fn new(n: usize) -> MinSet {
+        let mut levels = Vec::new();
+        let mut len = n;
+        loop {
+            let words = len.div_ceil(64).max(1);
+            levels.push(vec![0u64; words]);
+            if words == 1 {
+                break;
+            }
+            len = words;
+        }
+        MinSet { levels }
+    }
+
+    #[inline]
+    fn insert(&mut self, mut i: usize) {
+        for l in &mut self.levels {
+            let word = &mut l[i / 64];
+            let was = *word;
+            *word |= 1u64 << (i % 64);
+            if was != 0 {
+                break;
+            }
+            i /= 64;
+        }
+    }
+
+    #[inline]
+    fn remove(&mut self, mut i: usize) {
+        for l in &mut self.levels {
+            let word = &mut l[i / 64];
+            *word &= !(1u64 << (i % 64));
+            if *word != 0 {
+                break;
+            }
+            i /= 64;
+        }
+    }
+
+    #[inline]
+    fn first(&self) -> Option<usize> {
+        let mut i = 0usize;
+        for l in self.levels.iter().rev() {
+            let word = l[i];
+            if word == 0 {
+                return None;
+            }
+            i = i * 64 + word.trailing_zeros() as usize;
+        }
+        Some(i)
+    }
+}
+
+/// The same flood as [`flood_packed`] when no two markers tie: every (value, age) key is then
+/// distinct, so the pop order is fixed by the keys alone and any exact priority queue yields
+/// skimage's labels. This one is a hierarchical queue: one FIFO per distinct value (equal
+/// values pop in push order, i.e. by age; a bucket's marker, pushed first, pops first), the
+/// lowest non-empty bucket found with a [`MinSet`]. O(1) per pixel instead of O(log n).
+fn flood_buckets(
+    keys: &[u32],
+    mask: &[bool],
+    out: &mut [u32],
+    h: usize,
+    w: usize,
+    neigh: &[(isize, isize)],
+) {
+    const NONE: u32 = u32::MAX;
+    let n = keys.len();
+    // Dense ranks of the keys of every pixel that can be queued (in the mask, or a marker).
+    let mut order: Vec<u64> = (0..n)
+        .into_par_iter()
+        .filter(|&i| mask[i] || out[i] != 0)
+        .map(|i| ((keys[i] as u64) << 32) | i as u64)
+        .collect();
+    order.par_sort_unstable();
+    let mut rank = vec![0u32; n];
+    let mut buckets = 0usize;
+    let mut prev: Option<u32> = None;
+    for &o in &order {
+        let k = (o >> 32) as u32;
+        if prev != Some(k) {
+            buckets += 1;
+            prev = Some(k);
+        }
+        rank[(o & 0xFFFF_FFFF) as usize] = (buckets - 1) as u32;
+    }
+    drop(order);
+    if buckets == 0 {
+        return;
+    }
+    let mut head = vec![NONE; buckets];
+    let mut tail = vec![NONE; buckets];
+    let mut next = vec![NONE; n];
+    let mut set = MinSet::new(buckets);
+    let mut cur = usize::MAX;
+    let push = |p: usize,
+                head: &mut [u32],
+                tail: &mut [u32],
+                next: &mut [u32],
+                set: &mut MinSet,
+                cur: &mut usize| {
+        let b = rank[p] as usize;
+        if head[b] == NONE {
+            head[b] = p as u32;
+            set.insert(b);
+        } else {
+            next[tail[b] as usize] = p as u32;
+        }
+        tail[b] = p as u32;
+        if b < *cur {
+            *cur = b;
+        }
+    };
+    for (index, &m) in out.iter().enumerate() {
+        if m != 0 {
+            push(index, &mut head, &mut tail, &mut next, &mut set, &mut cur);
+        }
+    }
+    if cur == usize::MAX {
+        return;
+    }
+    let (hi, wi) = (h as isize, w as isize);
+    loop {
+        let p = head[cur] as usize;
+        head[cur] = next[p];
+        if head[cur] == NONE {
+            set.remove(cur);
+        }
+        let r = (p / w) as isize;
+        let c = (p % w) as isize;
+        let label = out[p];
+        for &(dr, dc) in neigh {
+            let (nr, nc) = (r + dr, c + dc);
+            if nr < 0 || nc < 0 || nr >= hi || nc >= wi {
+                continue;
+            }
+            let ni = nr as usize * w + nc as usize;
+            if !mask[ni] || out[ni] != 0 {
+                continue;
+            }
+            out[ni] = label;
+            push(ni, &mut head, &mut tail, &mut next, &mut set, &mut cur);
+        }
+        if head[cur] == NONE {
+            match set.first() {
+                Some(b) => cur = b,
+                None => break,
+            }
         }
     }
 }
@@ -377,5 +573,149 @@ mod tests {
         img.mapv_inplace(|v| v + 1e-12);
         let b = watershed(img.view(), markers.view(), mask.view(), Connectivity::Four).unwrap();
         assert_eq!(a, b);
+    }
+    /// Pseudo-random image quantised to a few levels (many exact ties), markers at distinct
+    /// values, irregular mask: the bucket queue and skimage's heap give identical labels.
+    #[test]
+    fn bucket_queue_equals_skimage_heap_with_many_ties() {
+        let mut s: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut rnd = move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        };
+        for (case, &(h, w, levels)) in [(40, 50, 3u64), (64, 64, 7), (97, 31, 2), (120, 150, 25)]
+            .iter()
+            .enumerate()
+        {
+            let n = h * w;
+            let keys: Vec<u32> = (0..n)
+                .map(|_| ordered_bits(-((rnd() % levels) as f32) * 0.5))
+                .collect();
+            let mask: Vec<bool> = (0..n).map(|_| rnd() % 10 != 0).collect();
+            // Markers on distinct key values (in the mask); one extra tied marker makes
+            // `marker_ties` true.
+            let mut markers = vec![0u32; n];
+            let mut used = std::collections::HashSet::new();
+            let mut label = 0;
+            for _ in 0..4 * n {
+                let i = (rnd() % n as u64) as usize;
+                if mask[i] && markers[i] == 0 && used.insert(keys[i]) {
+                    label += 1;
+                    markers[i] = label;
+                }
+            }
+            assert!(label >= 2, "case {case}: {label} markers");
+            assert!(!marker_ties(&keys, &markers));
+            for neigh in [
+                &[(-1, 0), (0, -1), (0, 1), (1, 0)][..],
+                &[
+                    (-1, 0),
+                    (0, -1),
+                    (0, 1),
+                    (1, 0),
+                    (-1, -1),
+                    (-1, 1),
+                    (1, -1),
+                    (1, 1),
+                ],
+            ] {
+                let mut a = markers.clone();
+                flood_packed(&keys, &mask, &mut a, h, w, neigh);
+                let mut b = markers.clone();
+                flood_buckets(&keys, &mask, &mut b, h, w, neigh);
+                assert_eq!(a, b, "case {case}, {} neighbours", neigh.len());
+                // Every marker's label is present and something beyond the markers was flooded.
+                assert!(a.iter().filter(|&&v| v != 0).count() > label as usize);
+            }
+            let mut tied = markers.clone();
+            let j = (0..n)
+                .find(|&j| mask[j] && tied[j] == 0 && used.contains(&keys[j]))
+                .unwrap();
+            tied[j] = label + 1;
+            assert!(marker_ties(&keys, &tied));
+        }
+    }
+
+    /// Many markers on few values (ties among markers, which pop in skimage's heap order):
+    /// the packed heap reproduces the (f64, age, index) heap exactly.
+    #[test]
+    fn packed_heap_equals_general_heap_with_tied_markers() {
+        let mut s: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut rnd = move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        };
+        let mut differs_from_buckets = false;
+        for &(h, w, levels, every) in &[(40, 50, 3u64, 7u64), (80, 64, 5, 13), (33, 120, 2, 5)] {
+            let n = h * w;
+            let vals: Vec<f32> = (0..n).map(|_| (rnd() % levels) as f32 * 0.25).collect();
+            let keys: Vec<u32> = vals.iter().map(|&v| ordered_bits(v)).collect();
+            // Same order and ties, not float32-exact: `flood` takes the general heap.
+            let img: Vec<f64> = vals.iter().map(|&v| v as f64 + 1e-12).collect();
+            let mask: Vec<bool> = (0..n).map(|_| rnd() % 8 != 0).collect();
+            let mut markers = vec![0u32; n];
+            let mut label = 0;
+            for i in 0..n {
+                if mask[i] && rnd() % every == 0 {
+                    label += 1;
+                    markers[i] = label;
+                }
+            }
+            assert!(marker_ties(&keys, &markers));
+            for neigh in [
+                &[(-1, 0), (0, -1), (0, 1), (1, 0)][..],
+                &[
+                    (-1, 0),
+                    (0, -1),
+                    (0, 1),
+                    (1, 0),
+                    (-1, -1),
+                    (-1, 1),
+                    (1, -1),
+                    (1, 1),
+                ],
+            ] {
+                let mut a = markers.clone();
+                flood_packed(&keys, &mask, &mut a, h, w, neigh);
+                let mut b = markers.clone();
+                let conn = if neigh.len() == 4 {
+                    Connectivity::Four
+                } else {
+                    Connectivity::Eight
+                };
+                flood(&img, &mask, &mut b, h, w, conn);
+                assert_eq!(a, b, "{h}x{w}, {} neighbours", neigh.len());
+                let mut c = markers.clone();
+                flood_buckets(&keys, &mask, &mut c, h, w, neigh);
+                differs_from_buckets |= a != c;
+            }
+        }
+        // The tie order matters: a plain priority queue would not reproduce skimage here.
+        assert!(differs_from_buckets);
+    }
+
+    #[test]
+    fn min_set_tracks_minimum() {
+        let mut s = MinSet::new(300_000);
+        assert_eq!(s.first(), None);
+        for i in [299_999, 70_000, 4096, 64, 65] {
+            s.insert(i);
+        }
+        assert_eq!(s.first(), Some(64));
+        s.remove(64);
+        assert_eq!(s.first(), Some(65));
+        s.remove(65);
+        s.remove(4096);
+        assert_eq!(s.first(), Some(70_000));
+        s.remove(70_000);
+        assert_eq!(s.first(), Some(299_999));
+        s.remove(299_999);
+        assert_eq!(s.first(), None);
+        s.insert(0);
+        assert_eq!(s.first(), Some(0));
     }
 }

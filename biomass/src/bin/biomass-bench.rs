@@ -12,11 +12,10 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use biomass::{
-    BorderMode, Connectivity, GaussianParams, PeakParams, gaussian_filter, peak_local_max,
-    watershed,
+    BorderMode, Connectivity, FlatForest, GaussianParams, PeakParams, gaussian_filter,
+    peak_local_max, watershed,
 };
 use ndarray::Array2;
-use rayon::prelude::*;
 use smartcore::ensemble::random_forest_regressor::{
     RandomForestRegressor, RandomForestRegressorParameters,
 };
@@ -93,15 +92,10 @@ fn rf_bench() -> Result<()> {
     let mut t0 = Instant::now();
     let rf = RandomForestRegressor::fit(&xm, &y, params).map_err(|e| anyhow::anyhow!("{e}"))?;
     step("fit", &mut t0);
-    let preds: Vec<Vec<f64>> = xp
-        .par_chunks(4096 * 6)
-        .map(|c| {
-            let m = DenseMatrix::new(c.len() / 6, 6, c.to_vec(), false).expect("shape is exact");
-            rf.predict(&m).expect("fitted forest")
-        })
-        .collect();
+    // Our flat copy of the forest (bit-identical to smartcore's predict; conversion timed).
+    let flat = FlatForest::from_smartcore(&rf)?;
+    let p = flat.predict(&xp, 6)?;
     step("predict", &mut t0);
-    let p: Vec<f64> = preds.concat();
     println!("pred mean {:.3}", p.iter().sum::<f64>() / p.len() as f64);
     Ok(())
 }
