@@ -8,11 +8,11 @@
 //! - [`peak_local_max`]: skimage 0.25 semantics (footprint, plateaus, `exclude_border`,
 //!   thresholds, `min_distance`, `num_peaks`);
 //! - [`label_mask`]: `ndi.label` of the peaks into markers (imageproc connected components);
-//! - [`watershed`]: `skimage.segmentation.watershed` (same heap, same tie-breaking);
+//! - [`watershed()`]: `skimage.segmentation.watershed` (same heap, same tie-breaking);
 //! - [`crowns`]: the 11 NEON predictors per crown (`regionprops` + numpy percentiles);
 //! - [`BiomassModel`]: smartcore random forest (100 trees, depth 30, fixed seed), JSON model.
 //!
-//! [`segment`] runs the whole chain on one array; [`segment_chunk`] + [`merge_chunks`] are the
+//! [`segment()`] runs the whole chain on one array; [`segment_chunk`] + [`merge_chunks`] are the
 //! serverless form (one task per chunk, then one merge task) and give the same result.
 //! [`run`] is the full workflow over URIs, and [`stage::BiomassStage`] its task contract.
 //!

@@ -1,8 +1,9 @@
 //! The NEON segmentation pipeline on a whole CHM or on chunks of it.
 //!
-//! Whole image ([`segment`]): sanitise → [`smooth_chm`] → [`peak_local_max`] candidates →
-//! markers labelled with [`label_mask`] → [`watershed`] of the smoothed CHM (or its negation)
-//! masked to CHM > 0.
+//! Whole image ([`segment()`]): sanitise → [`smooth_chm`] →
+//! [`peak_local_max`](crate::peak_local_max) candidates → markers labelled with
+//! [`label_mask`] → [`watershed()`](crate::watershed::watershed) of the
+//! smoothed CHM (or its negation) masked to CHM > 0.
 //!
 //! Chunked ([`segment_chunked`], the serverless form): each chunk reads its core window grown
 //! by a halo, smooths it, finds the peak candidates of its core (exact: the halo covers the
