@@ -3,10 +3,13 @@
 //! decoded pixels; or compare inflate libraries on the file's tiles.
 //!
 //! ```text
-//! cargo bench -p cog --bench read_tiles -- URI [--window-tiles N] [--repeat R]
+//! cargo bench -p cog --bench read_tiles -- URI [--window-tiles N] [--batch B] [--repeat R]
 //! cargo bench -p cog --bench read_tiles -- URI --inflate      # libdeflate vs flate2 (miniz)
 //! ```
-//! Prints one JSON line per run: seconds, decoded MB, MB/s, requests.
+//! Prints one JSON line per run: seconds, decoded MB, MB/s, requests. Windows are
+//! `--window-tiles` × `--window-tiles` tiles, read in parallel, one `read_window` each; with
+//! `--batch B`, B consecutive windows at a time go through one `read_windows` call (one
+//! `get_ranges` for all their tiles).
 #![allow(clippy::unwrap_used)]
 
 use std::time::Instant;
@@ -32,6 +35,7 @@ fn main() {
     };
     let window_tiles = flag("--window-tiles").unwrap_or(1);
     let repeat = flag("--repeat").unwrap_or(1);
+    let batch = flag("--batch");
     let store = Store::from_env();
     if args.iter().any(|a| a == "--inflate") {
         return inflate_bench(&store, &uri, repeat);
@@ -44,13 +48,25 @@ fn main() {
         let step = info.block[0] * window_tiles;
         let windows: Vec<Window> = r.plan_windows(step);
         // Tasks read windows in parallel; each window read decodes its tiles in parallel.
-        let sums: Vec<u64> = windows
-            .par_iter()
-            .map(|w| {
-                let band = r.read_window::<u16>(1, *w, 0).unwrap();
-                band.data.iter().map(|&v| v as u64).sum::<u64>()
-            })
-            .collect();
+        let sums: Vec<u64> = match batch {
+            Some(b) => windows
+                .par_chunks(b.max(1) as usize)
+                .map(|ws| {
+                    r.read_windows::<u16>(1, ws, 0)
+                        .unwrap()
+                        .iter()
+                        .map(|band| band.data.iter().map(|&v| v as u64).sum::<u64>())
+                        .sum::<u64>()
+                })
+                .collect(),
+            None => windows
+                .par_iter()
+                .map(|w| {
+                    let band = r.read_window::<u16>(1, *w, 0).unwrap();
+                    band.data.iter().map(|&v| v as u64).sum::<u64>()
+                })
+                .collect(),
+        };
         let secs = t.elapsed().as_secs_f64();
         let mb = (info.width * info.height * info.dtype.size() as u64) as f64 / 1e6;
         let st = s.stats();

@@ -396,6 +396,16 @@ macro_rules! hor_acc {
         const N: usize = std::mem::size_of::<$t>();
         let row_bytes = $row_samples * N;
         for row in $buf.chunks_exact_mut(row_bytes) {
+            if $stride == 1 {
+                let mut acc: $t = 0;
+                for c in row.chunks_exact_mut(N) {
+                    let mut b = [0u8; N];
+                    b.copy_from_slice(c);
+                    acc = acc.wrapping_add(<$t>::from_le_bytes(b));
+                    c.copy_from_slice(&acc.to_le_bytes());
+                }
+                continue;
+            }
             for i in $stride..$row_samples {
                 let a = <$t>::from_le_bytes(
                     row[(i - $stride) * N..(i - $stride + 1) * N]
@@ -414,6 +424,17 @@ macro_rules! hor_diff {
         const N: usize = std::mem::size_of::<$t>();
         let row_bytes = $row_samples * N;
         for row in $buf.chunks_exact_mut(row_bytes) {
+            if $stride == 1 {
+                let mut prev: $t = 0;
+                for c in row.chunks_exact_mut(N) {
+                    let mut b = [0u8; N];
+                    b.copy_from_slice(c);
+                    let v = <$t>::from_le_bytes(b);
+                    c.copy_from_slice(&v.wrapping_sub(prev).to_le_bytes());
+                    prev = v;
+                }
+                continue;
+            }
             for i in ($stride..$row_samples).rev() {
                 let a = <$t>::from_le_bytes(
                     row[(i - $stride) * N..(i - $stride + 1) * N]
@@ -469,6 +490,37 @@ pub fn apply_horizontal(buf: &mut [u8], size: usize, row_samples: usize, stride:
     }
 }
 
+/// Byte-wise running sum with `stride` (the first step of undoing predictor 3).
+fn byte_acc(row: &mut [u8], stride: usize) {
+    if stride == 1 {
+        let mut acc = 0u8;
+        for x in row.iter_mut() {
+            acc = acc.wrapping_add(*x);
+            *x = acc;
+        }
+    } else {
+        for i in stride..row.len() {
+            row[i] = row[i].wrapping_add(row[i - stride]);
+        }
+    }
+}
+
+/// Byte-wise difference with `stride` (the last step of applying predictor 3).
+fn byte_diff(row: &mut [u8], stride: usize) {
+    if stride == 1 {
+        let mut prev = 0u8;
+        for x in row.iter_mut() {
+            let v = *x;
+            *x = v.wrapping_sub(prev);
+            prev = v;
+        }
+    } else {
+        for i in (stride..row.len()).rev() {
+            row[i] = row[i].wrapping_sub(row[i - stride]);
+        }
+    }
+}
+
 /// Undoes the floating-point predictor (3): per row, byte-wise accumulation with `stride`,
 /// then the byte planes (most significant first) are interleaved back into little-endian
 /// samples. Same as libtiff's `fpAcc`.
@@ -479,13 +531,13 @@ pub fn undo_float(buf: &mut [u8], size: usize, row_samples: usize, stride: usize
     }
     let mut tmp = vec![0u8; row_bytes];
     for row in buf.chunks_exact_mut(row_bytes) {
-        for i in stride..row_bytes {
-            row[i] = row[i].wrapping_add(row[i - stride]);
-        }
+        byte_acc(row, stride);
         tmp.copy_from_slice(row);
-        for i in 0..row_samples {
-            for b in 0..size {
-                row[i * size + b] = tmp[(size - b - 1) * row_samples + i];
+        // Plane k holds byte (size - 1 - k) of every sample.
+        for (k, plane) in tmp.chunks_exact(row_samples).enumerate() {
+            let b = size - 1 - k;
+            for (c, &v) in row.chunks_exact_mut(size).zip(plane) {
+                c[b] = v;
             }
         }
     }
@@ -500,14 +552,13 @@ pub fn apply_float(buf: &mut [u8], size: usize, row_samples: usize, stride: usiz
     let mut tmp = vec![0u8; row_bytes];
     for row in buf.chunks_exact_mut(row_bytes) {
         tmp.copy_from_slice(row);
-        for i in 0..row_samples {
-            for b in 0..size {
-                row[(size - b - 1) * row_samples + i] = tmp[i * size + b];
+        for (k, plane) in row.chunks_exact_mut(row_samples).enumerate() {
+            let b = size - 1 - k;
+            for (d, c) in plane.iter_mut().zip(tmp.chunks_exact(size)) {
+                *d = c[b];
             }
         }
-        for i in (stride..row_bytes).rev() {
-            row[i] = row[i].wrapping_sub(row[i - stride]);
-        }
+        byte_diff(row, stride);
     }
 }
 
@@ -573,6 +624,47 @@ pub fn compress(c: Compression, data: &[u8], level: i32) -> Result<Vec<u8>, Stri
     }
 }
 
+thread_local! {
+    /// Each thread's DEFLATE compressor (with its level) and output buffer, reused across
+    /// blocks.
+    static DEFLATER: RefCell<Option<(i32, libdeflater::Compressor)>> = const { RefCell::new(None) };
+    static DEFLATE_OUT: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// [`compress`] into shared bytes, reusing this thread's compressor and scratch buffer (only
+/// the compressed bytes are copied out).
+pub fn compress_bytes(c: Compression, data: &[u8], level: i32) -> Result<bytes::Bytes, String> {
+    match c {
+        Compression::None => Ok(bytes::Bytes::copy_from_slice(data)),
+        Compression::Deflate => {
+            let level = level.clamp(0, 12);
+            DEFLATER.with(|cell| {
+                let mut slot = cell.borrow_mut();
+                let comp = match &mut *slot {
+                    Some((l, comp)) if *l == level => comp,
+                    other => {
+                        let lvl = libdeflater::CompressionLvl::new(level)
+                            .map_err(|e| format!("DEFLATE level {level}: {e:?}"))?;
+                        &mut other.insert((level, libdeflater::Compressor::new(lvl))).1
+                    }
+                };
+                let bound = comp.zlib_compress_bound(data.len());
+                DEFLATE_OUT.with(|out| {
+                    let mut out = out.borrow_mut();
+                    if out.len() < bound {
+                        out.resize(bound, 0);
+                    }
+                    let n = comp
+                        .zlib_compress(data, &mut out[..bound])
+                        .map_err(|e| format!("DEFLATE: {e}"))?;
+                    Ok(bytes::Bytes::copy_from_slice(&out[..n]))
+                })
+            })
+        }
+        other => compress(other, data, level).map(bytes::Bytes::from),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -609,6 +701,63 @@ mod tests {
         apply_horizontal(&mut b2, 2, 20, 3);
         undo_horizontal(&mut b2, 2, 20, 3);
         assert_eq!(b2, o2);
+    }
+
+    /// libtiff's `fpDiff` written out index by index (the reference for the tight loops).
+    fn fp_diff_reference(buf: &mut [u8], size: usize, row_samples: usize, stride: usize) {
+        let row_bytes = row_samples * size;
+        for row in buf.chunks_exact_mut(row_bytes) {
+            let tmp = row.to_vec();
+            for i in 0..row_samples {
+                for b in 0..size {
+                    row[(size - b - 1) * row_samples + i] = tmp[i * size + b];
+                }
+            }
+            for i in (stride..row_bytes).rev() {
+                row[i] = row[i].wrapping_sub(row[i - stride]);
+            }
+        }
+    }
+
+    #[test]
+    fn predictors_match_the_reference_loops() {
+        for (size, stride) in [(4usize, 1usize), (4, 3), (8, 1), (8, 2)] {
+            let row_samples = 12 * stride;
+            let orig: Vec<u8> = (0..row_samples * size * 5)
+                .map(|i| ((i * 37 + i / 7) % 251) as u8)
+                .collect();
+            let mut want = orig.clone();
+            fp_diff_reference(&mut want, size, row_samples, stride);
+            let mut got = orig.clone();
+            apply_float(&mut got, size, row_samples, stride);
+            assert_eq!(got, want, "float size {size} stride {stride}");
+            undo_float(&mut got, size, row_samples, stride);
+            assert_eq!(got, orig);
+        }
+        // Horizontal, stride 1 (the tight loop) against stride-general differences.
+        let vals: Vec<u16> = (0..64u32).map(|i| (i * i * 977 % 65536) as u16).collect();
+        let mut got: Vec<u8> = vals.iter().flat_map(|v| v.to_le_bytes()).collect();
+        apply_horizontal(&mut got, 2, 16, 1);
+        let want: Vec<u8> = vals
+            .chunks(16)
+            .flat_map(|r| {
+                (0..16).map(move |i| {
+                    if i == 0 {
+                        r[0]
+                    } else {
+                        r[i].wrapping_sub(r[i - 1])
+                    }
+                })
+            })
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        assert_eq!(got, want);
+        undo_horizontal(&mut got, 2, 16, 1);
+        let back: Vec<u16> = got
+            .chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .collect();
+        assert_eq!(back, vals);
     }
 
     #[test]

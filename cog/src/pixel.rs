@@ -132,6 +132,11 @@ pub trait Pixel:
     fn from_le_slice(bytes: &[u8]) -> Self;
     /// Appends the little-endian bytes of `self`.
     fn write_le(self, out: &mut Vec<u8>);
+    /// Writes `src` as little-endian bytes into `dst` (as many samples as both hold; a tight
+    /// loop the compiler turns into a copy on little-endian machines).
+    fn write_le_slice(src: &[Self], dst: &mut [u8]);
+    /// Reads little-endian samples from `src` into `dst` (as many as both hold).
+    fn read_le_slice(src: &[u8], dst: &mut [Self]);
     /// True for NaN (floats only).
     fn is_nan(self) -> bool;
 }
@@ -190,6 +195,23 @@ macro_rules! pixel_impl {
             #[inline(always)]
             fn write_le(self, out: &mut Vec<u8>) {
                 out.extend_from_slice(&self.to_le_bytes());
+            }
+            #[inline]
+            fn write_le_slice(src: &[Self], dst: &mut [u8]) {
+                for (d, s) in dst.chunks_exact_mut(std::mem::size_of::<$t>()).zip(src) {
+                    d.copy_from_slice(&s.to_le_bytes());
+                }
+            }
+            #[inline]
+            fn read_le_slice(src: &[u8], dst: &mut [Self]) {
+                for (d, s) in dst
+                    .iter_mut()
+                    .zip(src.chunks_exact(std::mem::size_of::<$t>()))
+                {
+                    let mut b = [0u8; std::mem::size_of::<$t>()];
+                    b.copy_from_slice(s);
+                    *d = <$t>::from_le_bytes(b);
+                }
             }
             #[inline(always)]
             #[allow(clippy::redundant_closure_call)]

@@ -25,6 +25,14 @@ pub const DEFAULT_PREFIX: u64 = 32 * 1024;
 pub const MAX_BLOCK_BYTES: u64 = 1 << 30;
 /// Largest window a single read may return (bytes of output per band).
 pub const MAX_WINDOW_BYTES: u64 = 4 << 30;
+/// Most compressed bytes one window read fetches ahead (blocks that follow the fetched ones
+/// in the file, merged into the same requests).
+pub const READ_AHEAD_BYTES: u64 = 8 << 20;
+/// Read-ahead of a request may reach this many bytes even when the request is smaller
+/// (small blocks cost a request each; a little more data per request is cheaper).
+pub const READ_AHEAD_MIN_BYTES: u64 = 256 << 10;
+/// Most compressed bytes of read-ahead blocks an open reader keeps (oldest evicted first).
+pub const READ_AHEAD_CACHE_BYTES: u64 = 16 << 20;
 
 /// How to open a file.
 #[derive(Debug, Clone)]
@@ -117,6 +125,57 @@ pub struct BlockInfo {
 struct Blocks {
     offsets: Vec<u64>,
     counts: Vec<u64>,
+    /// Byte ranges of the stored, plausibly sized blocks, sorted (file order), for
+    /// read-ahead.
+    order: Vec<std::ops::Range<u64>>,
+}
+
+/// Compressed blocks fetched ahead of need, keyed by `(file index, offset)`, bounded by
+/// [`READ_AHEAD_CACHE_BYTES`] (oldest evicted first).
+#[derive(Debug, Default)]
+struct ReadAhead {
+    blocks: BTreeMap<(usize, u64), Bytes>,
+    fifo: std::collections::VecDeque<(usize, u64)>,
+    bytes: u64,
+}
+
+impl ReadAhead {
+    /// The bytes of `r` of file `file` when one cached block holds all of them.
+    fn get(&self, file: usize, r: &std::ops::Range<u64>) -> Option<Bytes> {
+        let ((f, s), b) = self.blocks.range(..=(file, r.start)).next_back()?;
+        if *f != file {
+            return None;
+        }
+        let a = r.start.checked_sub(*s)?;
+        let e = r.end.checked_sub(*s)?;
+        (a <= e && e <= b.len() as u64).then(|| b.slice(a as usize..e as usize))
+    }
+
+    /// Whether a block starting at `start` of file `file` is cached.
+    fn has(&self, file: usize, start: u64) -> bool {
+        self.blocks.contains_key(&(file, start))
+    }
+
+    fn insert(&mut self, file: usize, start: u64, data: Bytes) {
+        let len = data.len() as u64;
+        if len > READ_AHEAD_CACHE_BYTES {
+            return;
+        }
+        if let Some(old) = self.blocks.insert((file, start), data) {
+            self.bytes -= old.len() as u64;
+            self.fifo.retain(|k| *k != (file, start));
+        }
+        self.bytes += len;
+        self.fifo.push_back((file, start));
+        while self.bytes > READ_AHEAD_CACHE_BYTES {
+            let Some(k) = self.fifo.pop_front() else {
+                break;
+            };
+            if let Some(old) = self.blocks.remove(&k) {
+                self.bytes -= old.len() as u64;
+            }
+        }
+    }
 }
 
 /// One image (IFD) of a file: the full resolution, an overview or a mask.
@@ -191,6 +250,8 @@ pub struct CogReader {
     metadata_items: Vec<MetadataItem>,
     /// Set for ESRI ASCII grids (read whole, then windowed in memory).
     asc: Option<Arc<AscGrid>>,
+    /// Blocks fetched ahead by window reads.
+    ahead: Mutex<ReadAhead>,
 }
 
 impl std::fmt::Debug for CogReader {
@@ -396,6 +457,7 @@ impl CogReader {
                 info,
                 metadata_items: items,
                 asc: None,
+                ahead: Mutex::default(),
             }
         };
         reader.files.push(File {
@@ -479,6 +541,7 @@ impl CogReader {
             info,
             metadata_items: Vec::new(),
             asc: Some(Arc::new(g)),
+            ahead: Mutex::default(),
         }
     }
 
@@ -713,7 +776,28 @@ impl CogReader {
         let mut counts = tr.u64s(ce)?;
         offsets.truncate(expected as usize);
         counts.truncate(expected as usize);
-        let b = Arc::new(Blocks { offsets, counts });
+        let row_bytes = im.row_bytes() as u64;
+        let per_plane = im.blocks_per_plane().max(1);
+        let mut order: Vec<std::ops::Range<u64>> = offsets
+            .iter()
+            .zip(&counts)
+            .enumerate()
+            .filter_map(|(i, (&off, &cnt))| {
+                let r = (i as u64 % per_plane) / im.across.max(1);
+                let raw = im.rows_in_block(r).saturating_mul(row_bytes);
+                let plausible = off != 0 && cnt != 0 && cnt <= raw.saturating_mul(2) + 65536;
+                plausible
+                    .then(|| Some(off..off.checked_add(cnt)?))
+                    .flatten()
+            })
+            .collect();
+        order.sort_by_key(|r| (r.start, r.end));
+        order.dedup();
+        let b = Arc::new(Blocks {
+            offsets,
+            counts,
+            order,
+        });
         *g = Some(b.clone());
         Ok(b)
     }
@@ -749,6 +833,113 @@ impl CogReader {
         window: Window,
         overview: usize,
     ) -> Result<Vec<Raster<T>>, CogError> {
+        self.read_bands_with(bands, window, overview, None)
+    }
+
+    /// Reads several windows of band `band` (1-based) of `overview`, fetching the blocks of
+    /// all of them with **one** `Store::get_ranges` call (coalesced, capped by the store),
+    /// then decoding the windows in parallel; the results are in the order of `windows`.
+    /// A task that reads a batch of small windows thus makes as few requests as one large
+    /// window would (GDAL gets a similar effect from its sequential read-ahead).
+    pub fn read_windows<T: Pixel>(
+        &self,
+        band: usize,
+        windows: &[Window],
+        overview: usize,
+    ) -> Result<Vec<Raster<T>>, CogError> {
+        let pre = match (&self.asc, windows.len()) {
+            (None, 2..) => {
+                let im = self.level(overview)?;
+                if band == 0 || band > im.spp {
+                    None
+                } else {
+                    self.prefetch(im, band - 1, windows)?
+                }
+            }
+            _ => None,
+        };
+        windows
+            .par_iter()
+            .map(|w| {
+                let mut v = self.read_bands_with::<T>(&[band], *w, overview, pre.as_ref())?;
+                v.pop()
+                    .ok_or_else(|| CogError::request(self.uri(), "no band requested"))
+            })
+            .collect()
+    }
+
+    /// Fetches, in one `get_ranges` call, every stored block of `plane` that the valid
+    /// `windows` touch. `None` when there is nothing to fetch, the blocks would exceed
+    /// [`MAX_WINDOW_BYTES`], or the fetch fails (each window then reads, and reports errors,
+    /// on its own).
+    fn prefetch(
+        &self,
+        im: &Image,
+        plane: usize,
+        windows: &[Window],
+    ) -> Result<Option<Prefetched>, CogError> {
+        let file = &self.files[im.file];
+        if file.mem.is_some() {
+            return Ok(None);
+        }
+        let blocks = self.blocks(im)?;
+        let plane = if im.planar { plane as u64 } else { 0 };
+        let mut want = std::collections::BTreeSet::new();
+        for w in windows {
+            let inside = !w.is_empty()
+                && w.col_off
+                    .checked_add(w.width)
+                    .is_some_and(|e| e <= im.width)
+                && w.row_off
+                    .checked_add(w.height)
+                    .is_some_and(|e| e <= im.height);
+            if !inside {
+                continue;
+            }
+            for r in w.row_off / im.block_h..=(w.row_off + w.height - 1) / im.block_h {
+                for c in w.col_off / im.block_w..=(w.col_off + w.width - 1) / im.block_w {
+                    want.insert((r, c));
+                }
+            }
+        }
+        let row_bytes = im.row_bytes() as u64;
+        let mut ranges = Vec::with_capacity(want.len());
+        let mut total = 0u64;
+        for (r, c) in want {
+            let idx = (plane * im.blocks_per_plane() + r * im.across + c) as usize;
+            let (Some(&off), Some(&cnt)) = (blocks.offsets.get(idx), blocks.counts.get(idx)) else {
+                continue;
+            };
+            let raw = im.rows_in_block(r).saturating_mul(row_bytes);
+            if off == 0 || cnt == 0 || cnt > raw.saturating_mul(2).saturating_add(65536) {
+                continue;
+            }
+            let Some(end) = off.checked_add(cnt) else {
+                continue;
+            };
+            total = total.saturating_add(cnt);
+            ranges.push(off..end);
+        }
+        if ranges.is_empty() || total > MAX_WINDOW_BYTES {
+            return Ok(None);
+        }
+        ranges.sort_by_key(|r| (r.start, r.end));
+        ranges.dedup();
+        match self.store.get_ranges(&file.uri, &ranges) {
+            Ok(got) => Ok(Some(Prefetched(
+                ranges.iter().map(|r| r.start).zip(got).collect(),
+            ))),
+            Err(_) => Ok(None),
+        }
+    }
+
+    fn read_bands_with<T: Pixel>(
+        &self,
+        bands: &[usize],
+        window: Window,
+        overview: usize,
+        pre: Option<&Prefetched>,
+    ) -> Result<Vec<Raster<T>>, CogError> {
         if let Some(g) = &self.asc {
             return self.read_asc(g, bands, window, overview);
         }
@@ -769,7 +960,7 @@ impl CogReader {
             .window(window.col_off, window.row_off);
         let nodata = self.info.nodata;
         let planes: Vec<usize> = bands.iter().map(|b| b - 1).collect();
-        let data = self.read_image::<T>(im, &planes, window, nodata)?;
+        let data = self.read_image::<T>(im, &planes, window, nodata, pre)?;
         Ok(data
             .into_iter()
             .map(|d| Raster {
@@ -794,7 +985,7 @@ impl CogReader {
                     format!("no internal mask at overview {overview}"),
                 )
             })?;
-        let mut v = self.read_image::<u8>(m, &[0], window, None)?;
+        let mut v = self.read_image::<u8>(m, &[0], window, None, None)?;
         v.pop()
             .ok_or_else(|| CogError::request(self.uri(), "mask read returned nothing"))
     }
@@ -805,6 +996,7 @@ impl CogReader {
         planes: &[usize],
         window: Window,
         nodata: Option<f64>,
+        pre: Option<&Prefetched>,
     ) -> Result<Vec<Array2<T>>, CogError> {
         let file = &self.files[im.file];
         let uri = file.uri.as_str();
@@ -962,17 +1154,17 @@ impl CogReader {
                     }
                 })
                 .collect::<Result<Vec<_>, _>>()?
+        } else if let Some(got) = pre.and_then(|p| {
+            ranges
+                .iter()
+                .map(|r| p.slice(r))
+                .collect::<Option<Vec<_>>>()
+        }) {
+            got
         } else {
-            self.store.get_ranges(uri, &ranges).map_err(|e| match e {
-                StoreError::RangePastEnd { size, .. } => CogError::invalid(
-                    uri,
-                    format!(
-                        "block data lies past the end of the file{}",
-                        size.map(|s| format!(" ({s} bytes)")).unwrap_or_default()
-                    ),
-                ),
-                e => CogError::store(uri, e),
-            })?
+            // Whole blocks (not row subsets of uncompressed ones) may be fetched ahead.
+            let ahead = !(uncompressed && im.predictor == 1);
+            self.fetch_blocks(im.file, uri, &blocks, &ranges, ahead)?
         };
         let mut fetched = fetched.into_iter();
         let inputs: Vec<(usize, Option<Bytes>)> = jobs
@@ -1039,10 +1231,20 @@ impl CogReader {
             });
         }
         let spp = if im.planar { 1 } else { im.spp };
+        let direct = uncompressed && im.predictor == 1 && im.bits >= 8 && le;
         tasks
             .into_par_iter()
             .try_for_each(|t| -> Result<(), CogError> {
                 let j = &jobs[t.job];
+                if direct && t.data.len() >= j.rows as usize * row_bytes {
+                    // Uncompressed little-endian rows: copied straight from the fetched bytes.
+                    for (sample, mut view) in t.dests {
+                        copy_block(
+                            im, j.r, j.c, j.row_a, j.rows, &t.data, sample, spp, window, &mut view,
+                        );
+                    }
+                    return Ok(());
+                }
                 SCRATCH.with(|cell| {
                     let mut buf = cell.borrow_mut();
                     decode_block_into(im, &t.data, j.rows, le, &mut buf).map_err(|reason| {
@@ -1061,6 +1263,152 @@ impl CogReader {
                 })
             })?;
         Ok(outs)
+    }
+}
+
+impl CogReader {
+    /// Fetches `ranges` of file `file` (blocks of one image described by `blocks`) in one
+    /// `get_ranges` call, serving what it can from the read-ahead cache. With `ahead`, each
+    /// merged request is extended to the blocks that follow it in the file (gap at most the
+    /// store's coalescing gap), up to as many bytes as that request fetches (at least one
+    /// block or [`READ_AHEAD_MIN_BYTES`]; at most [`READ_AHEAD_BYTES`] in all), and only
+    /// when this adds no request;
+    /// those blocks go to the cache for later windows.
+    fn fetch_blocks(
+        &self,
+        file: usize,
+        uri: &str,
+        blocks: &Blocks,
+        ranges: &[std::ops::Range<u64>],
+        ahead: bool,
+    ) -> Result<Vec<Bytes>, CogError> {
+        let lock = || self.ahead.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out: Vec<Option<Bytes>> = {
+            let cache = lock();
+            ranges.iter().map(|r| cache.get(file, r)).collect()
+        };
+        let misses: Vec<std::ops::Range<u64>> = ranges
+            .iter()
+            .zip(&out)
+            .filter(|(_, hit)| hit.is_none())
+            .map(|(r, _)| r.clone())
+            .collect();
+        if misses.is_empty() {
+            return Ok(out.into_iter().flatten().collect());
+        }
+        let extra = if ahead {
+            self.read_ahead_ranges(file, blocks, &misses)
+        } else {
+            Vec::new()
+        };
+        let mut all = misses.clone();
+        all.extend(extra.iter().cloned());
+        let mut got = match self.store.get_ranges(uri, &all) {
+            // Blocks fetched ahead are not needed: a failure may be theirs (e.g. a hostile
+            // offset past the end), so the window's own blocks are fetched alone.
+            Err(_) if !extra.is_empty() => {
+                all.truncate(misses.len());
+                self.store.get_ranges(uri, &all)
+            }
+            r => r,
+        }
+        .map_err(|e| match e {
+            StoreError::RangePastEnd { size, .. } => CogError::invalid(
+                uri,
+                format!(
+                    "block data lies past the end of the file{}",
+                    size.map(|s| format!(" ({s} bytes)")).unwrap_or_default()
+                ),
+            ),
+            e => CogError::store(uri, e),
+        })?;
+        if got.len() != all.len() {
+            return Err(CogError::invalid(uri, "the store returned too few ranges"));
+        }
+        let fetched_ahead = got.split_off(misses.len());
+        if !fetched_ahead.is_empty() {
+            let mut cache = lock();
+            for (r, b) in extra.iter().zip(fetched_ahead) {
+                if b.len() as u64 == r.end - r.start {
+                    cache.insert(file, r.start, b);
+                }
+            }
+        }
+        let mut got = got.into_iter();
+        for slot in out.iter_mut().filter(|o| o.is_none()) {
+            *slot = got.next();
+        }
+        out.into_iter()
+            .map(|o| o.ok_or_else(|| CogError::invalid(uri, "the store returned too few ranges")))
+            .collect()
+    }
+
+    /// The blocks to fetch ahead with `misses` (see [`CogReader::fetch_blocks`]).
+    fn read_ahead_ranges(
+        &self,
+        file: usize,
+        blocks: &Blocks,
+        misses: &[std::ops::Range<u64>],
+    ) -> Vec<std::ops::Range<u64>> {
+        let opts = self.store.options();
+        let plan = cloud::ranges::plan(misses, opts.coalesce_gap, opts.max_request);
+        let mut extra = Vec::new();
+        let mut total = 0u64;
+        {
+            let cache = self.ahead.lock().unwrap_or_else(|p| p.into_inner());
+            for m in &plan {
+                let run = (m.range.end - m.range.start).max(READ_AHEAD_MIN_BYTES);
+                let mut taken = 0u64;
+                let mut end = m.range.end;
+                let first = blocks.order.partition_point(|b| b.start < end);
+                for b in &blocks.order[first..] {
+                    let len = b.end - b.start;
+                    let fits_run = taken == 0 || taken + len <= run;
+                    if b.start > end.saturating_add(opts.coalesce_gap)
+                        || !fits_run
+                        || total + len > READ_AHEAD_BYTES
+                    {
+                        break;
+                    }
+                    if misses.iter().any(|r| r.start < b.end && b.start < r.end) {
+                        // Wanted anyway (a later merged request).
+                        break;
+                    }
+                    if !cache.has(file, b.start) {
+                        extra.push(b.clone());
+                        taken += len;
+                        total += len;
+                    }
+                    end = end.max(b.end);
+                }
+            }
+        }
+        if extra.is_empty() {
+            return extra;
+        }
+        let mut all = misses.to_vec();
+        all.extend(extra.iter().cloned());
+        if cloud::ranges::plan(&all, opts.coalesce_gap, opts.max_request).len() > plan.len() {
+            // Never more requests than the window needs.
+            return Vec::new();
+        }
+        extra
+    }
+}
+
+/// Block bytes fetched ahead for several windows: `(file offset, bytes)` sorted by offset.
+struct Prefetched(Vec<(u64, Bytes)>);
+
+impl Prefetched {
+    /// The bytes of `r` when one fetched block holds all of them.
+    fn slice(&self, r: &std::ops::Range<u64>) -> Option<Bytes> {
+        let i = self
+            .0
+            .partition_point(|(s, _)| *s <= r.start)
+            .checked_sub(1)?;
+        let (s, b) = &self.0[i];
+        let (a, e) = ((r.start - s) as usize, (r.end.checked_sub(*s)?) as usize);
+        (a <= e && e <= b.len()).then(|| b.slice(a..e))
     }
 }
 
@@ -1197,7 +1545,10 @@ fn convert_row<S: Pixel, T: Pixel>(
     let size = std::mem::size_of::<S>();
     let start = (bx * spp + sample) * size;
     let src = &src_row[start..];
-    if spp == 1 {
+    if spp == 1 && S::TYPE == T::TYPE {
+        // Same type: a plain little-endian copy.
+        T::read_le_slice(src, drow);
+    } else if spp == 1 {
         for (d, chunk) in drow.iter_mut().zip(src.chunks_exact(size)) {
             *d = S::from_le_slice(chunk).cast::<T>();
         }

@@ -181,41 +181,45 @@ pub fn downsample<T: Pixel>(
         |v: T| v.is_nan() || nodata.is_some_and(|nd| v == nd || (nd.is_nan() && v.is_nan()));
     let fill = nodata.unwrap_or_default();
     let float = T::TYPE.is_float();
-    let rows: Vec<Vec<T>> = (0..h)
-        .into_par_iter()
-        .map(|i| {
+    // Rows as slices (a copy only for a view that is not in standard layout).
+    let src = src.as_standard_layout();
+    let src_rows: Vec<&[T]> = src
+        .rows()
+        .into_iter()
+        .map(|r| r.to_slice().expect("standard layout rows are contiguous"))
+        .collect();
+    let xs: Vec<(usize, usize)> = (0..w).map(|j| span(j, rx, sw)).collect();
+    let mut out = vec![fill; h * w];
+    out.par_chunks_mut(w.max(1))
+        .enumerate()
+        .for_each(|(i, orow)| {
             let (y0, y1) = span(i, ry, sh);
-            (0..w)
-                .map(|j| {
-                    let (x0, x1) = span(j, rx, sw);
-                    match resampling {
-                        Resampling::Nearest => src[(y0, x0)],
-                        Resampling::Average => {
-                            let (mut sum, mut n) = (0.0f64, 0u32);
-                            for y in y0..y1 {
-                                for x in x0..x1 {
-                                    let v = src[(y, x)];
-                                    if !is_nd(v) {
-                                        sum += v.to_f64();
-                                        n += 1;
-                                    }
+            let rows = &src_rows[y0..y1];
+            for (o, &(x0, x1)) in orow.iter_mut().zip(&xs) {
+                *o = match resampling {
+                    Resampling::Nearest => rows[0][x0],
+                    Resampling::Average => {
+                        let (mut sum, mut n) = (0.0f64, 0u32);
+                        for row in rows {
+                            for &v in &row[x0..x1] {
+                                if !is_nd(v) {
+                                    sum += v.to_f64();
+                                    n += 1;
                                 }
                             }
-                            if n == 0 {
-                                fill
-                            } else if float {
-                                T::from_f64(sum / n as f64)
-                            } else {
-                                T::from_f64((sum / n as f64 + 0.5).floor())
-                            }
+                        }
+                        if n == 0 {
+                            fill
+                        } else if float {
+                            T::from_f64(sum / n as f64)
+                        } else {
+                            T::from_f64((sum / n as f64 + 0.5).floor())
                         }
                     }
-                })
-                .collect()
-        })
-        .collect();
-    let flat: Vec<T> = rows.into_iter().flatten().collect();
-    Array2::from_shape_vec((h, w), flat).expect("h*w values were produced")
+                };
+            }
+        });
+    Array2::from_shape_vec((h, w), out).expect("h*w values were produced")
 }
 
 /// One value of an IFD entry being written.
@@ -338,7 +342,13 @@ struct Level {
     tiles: Vec<Bytes>,
 }
 
-#[allow(clippy::too_many_arguments)]
+thread_local! {
+    /// Each rayon worker assembles its tiles in one reused buffer.
+    static TILE: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Assembles, predicts and compresses every tile of one level, in parallel; the result is
+/// in row-major tile order whatever the scheduling.
 fn encode_level<T: Pixel>(
     bands: &[ArrayView2<'_, T>],
     bs: usize,
@@ -352,27 +362,66 @@ fn encode_level<T: Pixel>(
     let down = h.div_ceil(bs);
     let spp = bands.len();
     let size = T::TYPE.size();
+    let px_bytes = spp * size;
+    let row_bytes = bs * px_bytes;
+    let tile_bytes = bs * row_bytes;
+    let mut fill_px = vec![0u8; px_bytes];
+    T::write_le_slice(&vec![fill; spp], &mut fill_px);
     (0..across * down)
         .into_par_iter()
         .map(|t| {
             let (tr, tc) = (t / across, t % across);
-            let mut buf = Vec::with_capacity(bs * bs * spp * size);
-            for y in 0..bs {
-                let iy = tr * bs + y;
-                for x in 0..bs {
-                    let ix = tc * bs + x;
-                    for b in bands {
-                        let v = if iy < h && ix < w { b[(iy, ix)] } else { fill };
-                        v.write_le(&mut buf);
+            let x0 = tc * bs;
+            let n = (w - x0).min(bs);
+            TILE.with(|cell| {
+                let mut buf = cell.borrow_mut();
+                // Every byte is overwritten below, so the buffer is only sized, never cleared.
+                if buf.len() != tile_bytes {
+                    buf.resize(tile_bytes, 0);
+                }
+                for (y, drow) in buf.chunks_exact_mut(row_bytes).enumerate() {
+                    let iy = tr * bs + y;
+                    let (data, pad) = if iy < h {
+                        drow.split_at_mut(n * px_bytes)
+                    } else {
+                        drow.split_at_mut(0)
+                    };
+                    if !data.is_empty() {
+                        if spp == 1 {
+                            let row = bands[0].row(iy);
+                            match row.as_slice() {
+                                Some(src) => T::write_le_slice(&src[x0..x0 + n], data),
+                                None => {
+                                    for (d, &v) in
+                                        data.chunks_exact_mut(size).zip(row.iter().skip(x0).take(n))
+                                    {
+                                        T::write_le_slice(&[v], d);
+                                    }
+                                }
+                            }
+                        } else {
+                            for (b, band) in bands.iter().enumerate() {
+                                let row = band.row(iy);
+                                for (px, &v) in data
+                                    .chunks_exact_mut(px_bytes)
+                                    .zip(row.iter().skip(x0).take(n))
+                                {
+                                    T::write_le_slice(&[v], &mut px[b * size..(b + 1) * size]);
+                                }
+                            }
+                        }
+                    }
+                    for d in pad.chunks_exact_mut(px_bytes) {
+                        d.copy_from_slice(&fill_px);
                     }
                 }
-            }
-            match predictor {
-                2 => codec::apply_horizontal(&mut buf, size, bs * spp, spp),
-                3 => codec::apply_float(&mut buf, size, bs * spp, spp),
-                _ => {}
-            }
-            codec::compress(compression, &buf, level).map(Bytes::from)
+                match predictor {
+                    2 => codec::apply_horizontal(&mut buf, size, bs * spp, spp),
+                    3 => codec::apply_float(&mut buf, size, bs * spp, spp),
+                    _ => {}
+                }
+                codec::compress_bytes(compression, &buf, level)
+            })
         })
         .collect()
 }
