@@ -59,7 +59,8 @@ impl GaussianParams {
         }
     }
 
-    fn validate(&self) -> Result<(), BiomassError> {
+    /// Checks σ and truncate (finite, positive, a kernel of at most 1000 px radius).
+    pub fn validate(&self) -> Result<(), BiomassError> {
         if !(self.sigma.is_finite() && self.sigma > 0.0) {
             return Err(BiomassError::Param(format!(
                 "gaussian sigma must be a positive number of pixels, got {}",

@@ -72,8 +72,10 @@ impl SegmentParams {
         self.gaussian.radius() + self.peaks.reach()
     }
 
-    fn validate(&self) -> Result<(), BiomassError> {
+    /// Checks the settings (peaks, thresholds, gaussian).
+    pub fn validate(&self) -> Result<(), BiomassError> {
         self.peaks.validate()?;
+        self.gaussian.validate()?;
         if self.peaks.threshold_abs.is_some() || self.peaks.threshold_rel.is_some() {
             return Err(BiomassError::Param(
                 "the pipeline thresholds tree tops with min_height; leave peaks.threshold_abs/rel unset"

@@ -47,11 +47,125 @@ pub enum Output {
 /// The `biomass` stage.
 pub struct BiomassStage;
 
+/// Most chunks per side of a chunked run (64² = 4096 tasks).
+pub const MAX_CHUNKS_PER_SIDE: usize = 64;
+/// Widest watershed halo, pixels.
+pub const MAX_HALO: usize = 4096;
+
+fn validate_model_source(
+    training: Option<&String>,
+    model: Option<&String>,
+) -> Result<(), TaskError> {
+    match (training, model) {
+        (None, None) => Err(TaskError::invalid_task(
+            "no training table and no model: biomass needs --training CSV (or --model \
+             model.json); for tree tops and crowns alone use `biomass treetops` / `biomass \
+             crowns`",
+        )),
+        (Some(_), Some(_)) => Err(TaskError::invalid_task(
+            "give a training table or a model, not both",
+        )),
+        (Some(u), None) | (None, Some(u)) => cloud::validate::uri("training/model", u),
+    }
+}
+
+fn validate_forest(f: &crate::forest::ForestParams) -> Result<(), TaskError> {
+    use cloud::validate::count;
+    count("forest n_trees", f.n_trees, 1..=10_000)?;
+    count("forest max_depth", f.max_depth, 1..=64)?;
+    if let Some(m) = f.max_features {
+        count(
+            "forest max_features",
+            m,
+            1..=crate::predictors::N_PREDICTORS,
+        )?;
+    }
+    count("forest min_samples_leaf", f.min_samples_leaf, 1..=100_000)?;
+    count("forest min_samples_split", f.min_samples_split, 2..=100_000)?;
+    Ok(())
+}
+
+impl Params {
+    /// Checks the parameters and locations without reading anything (see
+    /// [`cloud::Stage::validate`]).
+    pub fn validate(&self) -> Result<(), TaskError> {
+        use cloud::validate;
+        let param = |e: crate::BiomassError| TaskError::invalid_task(e.to_string());
+        match self {
+            Params::Run(p) => {
+                validate::uri("chm", &p.chm)?;
+                validate::location("out", &p.out)?;
+                validate_model_source(p.training.as_ref(), p.model.as_ref())?;
+                p.segment.validate().map_err(param)?;
+                validate_forest(&p.forest)?;
+                if let Some(c) = p.chunks {
+                    validate::count("chunks", c, 1..=MAX_CHUNKS_PER_SIDE)?;
+                }
+                validate::count("halo", p.halo, 0..=MAX_HALO)
+            }
+            Params::Chunk(p) => {
+                validate::uri("chm", &p.chm)?;
+                validate::location("out", &p.out)?;
+                p.segment.validate().map_err(param)?;
+                validate::count("halo", p.halo, 0..=MAX_HALO)?;
+                if p.window.rows.is_empty() || p.window.cols.is_empty() {
+                    return Err(TaskError::invalid_task(format!(
+                        "chunk {}: empty window {:?}x{:?}",
+                        p.index, p.window.rows, p.window.cols
+                    )));
+                }
+                Ok(())
+            }
+            Params::Merge(p) => {
+                validate::uri("chm", &p.chm)?;
+                validate::location("out", &p.out)?;
+                validate_model_source(p.training.as_ref(), p.model.as_ref())?;
+                p.segment.validate().map_err(param)?;
+                validate_forest(&p.forest)?;
+                validate::count(
+                    "number of chunks",
+                    p.chunks.len(),
+                    1..=MAX_CHUNKS_PER_SIDE * MAX_CHUNKS_PER_SIDE,
+                )?;
+                for c in &p.chunks {
+                    validate::uri("chunk", c)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The objects the task reads.
+    pub fn input_uris(&self) -> Vec<String> {
+        match self {
+            Params::Run(p) => std::iter::once(p.chm.clone())
+                .chain(p.training.clone())
+                .chain(p.model.clone())
+                .collect(),
+            Params::Chunk(p) => vec![p.chm.clone()],
+            Params::Merge(p) => std::iter::once(p.chm.clone())
+                .chain(p.chunks.iter().cloned())
+                .chain(p.training.clone())
+                .chain(p.model.clone())
+                .collect(),
+        }
+    }
+}
+
 impl Stage for BiomassStage {
     const NAME: &'static str = "biomass";
+    const VERSION: u32 = 1;
     type Params = Params;
     type Output = Output;
     type Cli = Cli;
+
+    fn validate(params: &Params) -> Result<(), TaskError> {
+        params.validate()
+    }
+
+    fn input_uris(params: &Params) -> Vec<String> {
+        params.input_uris()
+    }
 
     fn status_root(params: &Params) -> String {
         match params {
@@ -80,6 +194,7 @@ impl Stage for BiomassStage {
         match cli.command {
             Command::Run(a) => {
                 let run = a.params();
+                Params::Run(run.clone()).validate()?;
                 if a.plan {
                     let n = a.chunks.unwrap_or(2).max(1);
                     let (chunks, merge) = workflow::plan(&ctx.store, &run, n)?;

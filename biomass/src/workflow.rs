@@ -495,6 +495,15 @@ pub fn plan(
     n: usize,
 ) -> Result<(Vec<ChunkParams>, MergeParams), BiomassError> {
     let src = StoreSource::open(store, &run.chm)?;
+    let (rows, cols) = src.shape();
+    let side = rows.min(cols);
+    if n == 0 || side / n < MIN_CHUNK_SIDE {
+        return Err(BiomassError::Param(format!(
+            "{n} chunks per side of a {rows}×{cols} CHM give chunks under {MIN_CHUNK_SIDE} px; \
+             use at most {} chunks per side",
+            (side / MIN_CHUNK_SIDE).max(1)
+        )));
+    }
     let windows = chunk_grid(src.shape(), n, n);
     let dir = cloud::uri::join(&run.out, "chunks");
     let chunks: Vec<ChunkParams> = windows
@@ -524,6 +533,9 @@ pub fn plan(
     };
     Ok((chunks, merge))
 }
+
+/// Smallest chunk side a plan makes, pixels: smaller chunks are mostly halo.
+pub const MIN_CHUNK_SIDE: usize = 64;
 
 /// Runs one chunk task: reads its window plus halo, writes the chunk result.
 pub fn run_chunk(p: &ChunkParams, ctx: &Ctx) -> Result<ChunkOutput, BiomassError> {

@@ -78,12 +78,21 @@ fn parse_range(s: &str) -> Result<std::ops::Range<u64>, String> {
 
 impl Stage for CopyStage {
     const NAME: &'static str = "cloud";
+    const VERSION: u32 = 1;
     type Params = CopyParams;
     type Output = CopyOutput;
     type Cli = CloudCli;
 
     fn status_root(params: &CopyParams) -> String {
         uri::parent(&params.dst)
+    }
+
+    fn validate(params: &CopyParams) -> Result<(), TaskError> {
+        crate::validate::distinct_outputs(&[params.src.as_str()], &[params.dst.as_str()])
+    }
+
+    fn input_uris(params: &CopyParams) -> Vec<String> {
+        vec![params.src.clone()]
     }
 
     fn run(params: &CopyParams, ctx: &Ctx) -> Result<CopyOutput, TaskError> {

@@ -9,7 +9,8 @@
 //!   run task JSON from the command line.
 //!
 //! Every task writes `status/<id>.json` under its stage's status root; a task whose status
-//! says ok and whose outputs all exist is skipped (resume).
+//! says ok, whose outputs all exist and whose fingerprint (parameters, algorithm version,
+//! input identities) is unchanged is skipped (resume).
 
 use std::io::Read;
 use std::panic::AssertUnwindSafe;
@@ -22,6 +23,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::fingerprint::{Fingerprint, InfoCache, Rerun, skip_decision};
 use crate::progress::{Progress, ProgressMode};
 use crate::rss;
 use crate::store::Store;
@@ -31,9 +33,17 @@ use crate::task::{
 use crate::uri;
 
 /// A stage of a pipeline: typed parameters in, a typed output record out.
+///
+/// The contract every stage crate implements (DESIGN.md §2): parameters are checked by
+/// [`Stage::validate`] when a run is planned and again before a task runs; a task's result
+/// depends only on its parameters, the stage's [`Stage::VERSION`] and the objects named by
+/// [`Stage::input_uris`] (its fingerprint); it writes only the objects its output lists.
 pub trait Stage: 'static {
     /// The stage name carried by tasks (also the binary name).
     const NAME: &'static str;
+    /// The version of the stage's algorithms: raise it whenever the same parameters and
+    /// inputs give different outputs, so that resumed runs recompute earlier results.
+    const VERSION: u32;
     /// Task parameters; use `#[serde(deny_unknown_fields)]`.
     type Params: Serialize + DeserializeOwned + Send + Sync + 'static;
     /// What a successful task returns (stored in its status).
@@ -43,10 +53,22 @@ pub trait Stage: 'static {
 
     /// The location under which `status/<id>.json` is written (the task's output root).
     fn status_root(params: &Self::Params) -> String;
+    /// Checks the parameters without reading any input: every number within its bounds and
+    /// finite, names well formed, no output that is also an input. Called at plan time by
+    /// the driver and again before a task runs; an error is [`crate::ErrorKind::InvalidTask`].
+    fn validate(params: &Self::Params) -> Result<(), TaskError>;
+    /// The objects the task reads: their identities (size + ETag, or size + mtime) go into
+    /// its fingerprint, and a missing one fails the task before any work.
+    fn input_uris(params: &Self::Params) -> Vec<String>;
     /// Does the work of one task.
     fn run(params: &Self::Params, ctx: &Ctx) -> Result<Self::Output, TaskError>;
     /// The objects a finished task wrote (checked for existence before skipping it).
     fn output_uris(output: &Self::Output) -> Vec<String>;
+    /// What a user must know about a successful result (a product without a CRS, a
+    /// clamped value): recorded in the task's status and gathered by run reports.
+    fn warnings(_output: &Self::Output) -> Vec<String> {
+        Vec::new()
+    }
     /// Runs the command line.
     fn cli(cli: Self::Cli, ctx: &Ctx) -> Result<(), TaskError>;
 }
@@ -72,6 +94,18 @@ impl Ctx {
         }
     }
 
+    /// This context with progress shown as `mode`.
+    pub fn with_progress(mut self, mode: ProgressMode) -> Self {
+        self.progress_mode = mode;
+        self
+    }
+
+    /// This context for task `id`.
+    pub fn with_task_id(mut self, id: &str) -> Self {
+        self.task_id = Some(id.to_string());
+        self
+    }
+
     /// Starts a progress report of `total` units of `what`.
     pub fn progress(&self, what: &str, total: u64) -> Progress {
         Progress::new(self.progress_mode, what, total)
@@ -81,42 +115,76 @@ impl Ctx {
 /// Options of [`run_task`].
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
-    /// Run even if a previous ok status and its outputs exist.
+    /// Run even if a previous ok status, its outputs and an equal fingerprint exist.
     pub force: bool,
     /// Recorded in the status as where the task ran.
     pub executor: String,
+    /// After this instant the task's storage calls fail ([`crate::ErrorKind::Timeout`]).
+    pub deadline: Option<std::time::Instant>,
 }
 
-/// Resolves a task value: a task, or a reference to a line of a manifest.
+/// Largest task or manifest document read: 64 MiB.
+pub const MAX_MANIFEST_BYTES: u64 = 64 << 20;
+
+/// Resolves a task value: a task, or a reference to a line of a manifest; also says
+/// whether the reference asked to force the run.
 pub fn resolve_task(store: &Store, value: Value) -> Result<Value, TaskError> {
+    resolve_task_ref(store, value).map(|(v, _)| v)
+}
+
+fn resolve_task_ref(store: &Store, value: Value) -> Result<(Value, bool), TaskError> {
     let is_ref = value
         .as_object()
         .is_some_and(|o| o.contains_key("manifest"));
     if !is_ref {
-        return Ok(value);
+        return Ok((value, false));
     }
     let r: ManifestRef = serde_json::from_value(value)
         .map_err(|e| TaskError::invalid_task(format!("invalid manifest reference: {e}")))?;
-    let bytes = store.get(&r.manifest)?;
+    let bytes = store.get_capped(&r.manifest, MAX_MANIFEST_BYTES)?;
     let text = std::str::from_utf8(&bytes).map_err(|_| {
         TaskError::invalid_task(format!("manifest {} is not UTF-8 text", r.manifest))
     })?;
-    let line = text
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .nth(r.index)
-        .ok_or_else(|| {
-            TaskError::invalid_task(format!(
-                "manifest {} has no task at index {}",
-                r.manifest, r.index
-            ))
-        })?;
-    serde_json::from_str(line).map_err(|e| {
+    let lines = manifest_lines(&r.manifest, text)?;
+    let line = lines.get(r.index).ok_or_else(|| {
+        TaskError::invalid_task(format!(
+            "manifest {} has no task at index {} ({} tasks)",
+            r.manifest,
+            r.index,
+            lines.len()
+        ))
+    })?;
+    let value = serde_json::from_str(line).map_err(|e| {
         TaskError::invalid_task(format!(
             "manifest {} line {}: invalid JSON: {e}",
             r.manifest, r.index
         ))
-    })
+    })?;
+    Ok((value, r.force))
+}
+
+/// The non-blank lines of a JSON-lines manifest, refused when two tasks share an id (the
+/// second would find the first's status and never run).
+pub fn manifest_lines<'a>(manifest: &str, text: &'a str) -> Result<Vec<&'a str>, TaskError> {
+    #[derive(serde::Deserialize)]
+    struct IdOnly {
+        #[serde(default)]
+        id: Option<String>,
+    }
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let mut seen = std::collections::HashMap::with_capacity(lines.len());
+    for (i, line) in lines.iter().enumerate() {
+        let Ok(IdOnly { id: Some(id) }) = serde_json::from_str::<IdOnly>(line) else {
+            continue;
+        };
+        if let Some(first) = seen.insert(id.clone(), i) {
+            return Err(TaskError::invalid_task(format!(
+                "manifest {manifest}: tasks {first} and {i} share the id {id:?}; task ids must \
+                 be unique within a manifest"
+            )));
+        }
+    }
+    Ok(lines)
 }
 
 /// Parses a task for stage `S`.
@@ -140,39 +208,110 @@ pub fn status_uri(root: &str, id: &str) -> String {
     uri::join(root, &format!("status/{id}.json"))
 }
 
+/// The fingerprint of a task of stage `S` with `params`, heading its inputs through `cache`.
+pub fn fingerprint<S: Stage>(
+    store: &Store,
+    params: &S::Params,
+    cache: &InfoCache,
+) -> Result<Fingerprint, TaskError> {
+    let inputs = cache.identities(store, &S::input_uris(params))?;
+    Fingerprint::new(S::NAME, S::VERSION, params, inputs)
+        .map_err(|e| TaskError::internal(format!("cannot encode the parameters: {e}")))
+}
+
+/// Validates `params` and computes the fingerprint: what is decided before a task runs.
+pub fn prepare<S: Stage>(
+    store: &Store,
+    params: &S::Params,
+    cache: &InfoCache,
+) -> Result<Fingerprint, TaskError> {
+    S::validate(params).map_err(|e| TaskError::new(e.kind, e.message))?;
+    fingerprint::<S>(store, params, cache)
+}
+
+/// The previous status of a task, if one can be read.
+pub fn previous_status(store: &Store, status_uri: &str) -> Option<TaskStatus> {
+    store.get_json(status_uri).ok()
+}
+
 /// Runs one task of stage `S`, writing its status; returns the status (ok or error).
 ///
-/// `Err` only when no status can be written: an invalid task, or a storage failure writing
-/// the status itself.
+/// The parameters are validated and the inputs' identities read first; the task is skipped
+/// when its previous status says ok, its outputs exist and its fingerprint is unchanged.
+/// On success, outputs the previous run of the task listed (under its status root) and this
+/// one does not are removed; on failure, every object the task wrote is removed, so a
+/// task's outputs appear all or none.
+///
+/// `Err` only when no status can be written: an unreadable task, or a storage failure
+/// writing the status itself.
 pub fn run_task<S: Stage>(
     value: Value,
     ctx: &Ctx,
     options: &RunOptions,
 ) -> Result<TaskStatus, TaskError> {
-    let value = resolve_task(&ctx.store, value)?;
+    let (value, forced_by_ref) = resolve_task_ref(&ctx.store, value)?;
     let task = parse_task::<S>(value)?;
-    let status_uri = status_uri(&S::status_root(&task.params), &task.id);
+    let root = S::status_root(&task.params);
+    let status_uri = status_uri(&root, &task.id);
+    let previous = previous_status(&ctx.store, &status_uri);
+    let start = Utc::now();
+    let clock = Instant::now();
+    let mut status = TaskStatus {
+        id: task.id.clone(),
+        stage: S::NAME.to_string(),
+        state: TaskState::Error,
+        error: None,
+        start,
+        end: start,
+        duration_s: 0.0,
+        peak_rss_bytes: None,
+        outputs: Vec::new(),
+        output: None,
+        bytes_read: 0,
+        bytes_written: 0,
+        requests: 0,
+        executor: options.executor.clone(),
+        skipped: false,
+        fingerprint: None,
+        ran_because: None,
+        warnings: Vec::new(),
+    };
 
-    if !options.force
-        && let Some(previous) = finished_status(&ctx.store, &status_uri)
-    {
-        tracing::info!(task = %task.id, status = %status_uri, "already done; skipping");
-        return Ok(TaskStatus {
-            skipped: true,
-            ..previous
-        });
-    }
+    let fp = match prepare::<S>(&ctx.store, &task.params, &InfoCache::new()) {
+        Ok(fp) => fp,
+        Err(e) => {
+            tracing::error!(task = %task.id, kind = %e.kind, message = %e.message, "task refused");
+            status.error = Some(e);
+            status.end = Utc::now();
+            status.duration_s = clock.elapsed().as_secs_f64();
+            ctx.store.put_json(&status_uri, &status)?;
+            return Ok(status);
+        }
+    };
+    let rerun = if options.force || forced_by_ref {
+        Rerun::Forced
+    } else {
+        match skip_decision(&ctx.store, previous.as_ref(), &fp) {
+            Ok(()) => {
+                tracing::info!(task = %task.id, status = %status_uri, "already done; skipping");
+                let previous = previous.ok_or_else(|| TaskError::internal("no status"))?;
+                return Ok(TaskStatus {
+                    skipped: true,
+                    ..previous
+                });
+            }
+            Err(r) => r,
+        }
+    };
 
-    let task_store = ctx.store.with_own_counters();
+    let task_store = ctx.store.for_task(options.deadline);
     let task_ctx = Ctx {
         store: task_store.clone(),
         progress_mode: ctx.progress_mode,
         task_id: Some(task.id.clone()),
     };
     rss::reset_peak();
-    let start = Utc::now();
-    let clock = Instant::now();
-    tracing::info!(task = %task.id, stage = S::NAME, "task started");
+    tracing::info!(task = %task.id, stage = S::NAME, why = %rerun, "task started");
     let result = std::panic::catch_unwind(AssertUnwindSafe(|| S::run(&task.params, &task_ctx)))
         .unwrap_or_else(|panic| {
             let what = panic
@@ -182,33 +321,39 @@ pub fn run_task<S: Stage>(
                 .unwrap_or_else(|| "unknown panic".to_string());
             Err(TaskError::internal(format!("the stage panicked: {what}")))
         });
+    let result = result.and_then(|out| {
+        let output = serde_json::to_value(&out)
+            .map_err(|e| TaskError::internal(format!("cannot serialise the output: {e}")))?;
+        Ok((S::output_uris(&out), output, S::warnings(&out)))
+    });
     let stats = task_store.stats();
-    let (state, error, outputs, output) = match result {
-        Ok(out) => {
-            let outputs = S::output_uris(&out);
-            let output = serde_json::to_value(&out)
-                .map_err(|e| TaskError::internal(format!("cannot serialise the output: {e}")))?;
-            (TaskState::Ok, None, outputs, Some(output))
+    match result {
+        Ok((outputs, output, warnings)) => {
+            for w in &warnings {
+                tracing::warn!(task = %task.id, "{w}");
+            }
+            status.warnings = warnings;
+            if let Some(prev) = previous.as_ref().filter(|p| p.state == TaskState::Ok) {
+                let inputs = S::input_uris(&task.params);
+                remove_stale_outputs(&ctx.store, &root, &prev.outputs, &outputs, &inputs);
+            }
+            status.state = TaskState::Ok;
+            status.outputs = outputs;
+            status.output = Some(output);
+            status.fingerprint = Some(fp);
         }
-        Err(e) => (TaskState::Error, Some(e), Vec::new(), None),
-    };
-    let status = TaskStatus {
-        id: task.id.clone(),
-        stage: S::NAME.to_string(),
-        state,
-        error,
-        start,
-        end: Utc::now(),
-        duration_s: clock.elapsed().as_secs_f64(),
-        peak_rss_bytes: rss::peak_rss_bytes(),
-        outputs,
-        output,
-        bytes_read: stats.bytes_read,
-        bytes_written: stats.bytes_written,
-        requests: stats.requests,
-        executor: options.executor.clone(),
-        skipped: false,
-    };
+        Err(e) => {
+            remove_written(&ctx.store, &task.id, &task_store.written());
+            status.error = Some(e);
+        }
+    }
+    status.end = Utc::now();
+    status.duration_s = clock.elapsed().as_secs_f64();
+    status.peak_rss_bytes = rss::peak_rss_bytes();
+    status.bytes_read = stats.bytes_read;
+    status.bytes_written = stats.bytes_written;
+    status.requests = stats.requests;
+    status.ran_because = Some(rerun);
     match &status.error {
         None => tracing::info!(task = %task.id, duration_s = status.duration_s, "task ok"),
         Some(e) => {
@@ -219,7 +364,39 @@ pub fn run_task<S: Stage>(
     Ok(status)
 }
 
-/// The previous status at `status_uri` if it says ok and all its outputs exist.
+/// Removes the outputs an earlier run of a task listed that this run no longer writes (a
+/// partitioning into fewer tiles), when they lie under the task's status root and are not
+/// among its inputs.
+pub fn remove_stale_outputs(
+    store: &Store,
+    root: &str,
+    before: &[String],
+    now: &[String],
+    inputs: &[String],
+) {
+    let root = format!("{}/", root.trim_end_matches('/'));
+    for old in before {
+        if !old.starts_with(&root) || now.contains(old) || inputs.contains(old) {
+            continue;
+        }
+        match store.delete(old) {
+            Ok(()) => tracing::info!(uri = %old, "removed an output the task no longer writes"),
+            Err(e) => tracing::warn!(uri = %old, error = %e, "could not remove a stale output"),
+        }
+    }
+}
+
+/// Removes what a failed task wrote (best effort), so that no partial result looks complete.
+pub fn remove_written(store: &Store, task: &str, written: &[String]) {
+    for uri in written {
+        if let Err(e) = store.delete(uri) {
+            tracing::warn!(task, uri = %uri, error = %e, "could not remove a failed task's output");
+        }
+    }
+}
+
+/// The previous status at `status_uri` if it says ok and all its outputs exist (without
+/// comparing fingerprints: see [`skip_decision`] for the full rule).
 pub fn finished_status(store: &Store, status_uri: &str) -> Option<TaskStatus> {
     let previous: TaskStatus = store.get_json(status_uri).ok()?;
     if previous.state != TaskState::Ok {
@@ -233,11 +410,16 @@ pub fn finished_status(store: &Store, status_uri: &str) -> Option<TaskStatus> {
     Some(previous)
 }
 
-fn init_logging(json: bool) {
+/// Logs on standard error: JSON lines in Lambda and Batch; compact text otherwise, coloured
+/// only on a terminal; errors only with `quiet` (unless `RUST_LOG` says otherwise).
+pub fn init_logging(json: bool, quiet: bool) {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let default = if quiet { "error" } else { "info" };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(!json && std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let _ = if json {
         builder.json().flatten_event(true).try_init()
@@ -249,11 +431,11 @@ fn init_logging(json: bool) {
 /// The `main` of a stage binary: chooses Lambda, Batch or the CLI from the environment.
 pub fn main<S: Stage>() -> ExitCode {
     if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
-        init_logging(true);
+        init_logging(true, false);
         return lambda_main::<S>();
     }
     if let Ok(index) = std::env::var("AWS_BATCH_JOB_ARRAY_INDEX") {
-        init_logging(true);
+        init_logging(true, false);
         let Some(manifest) = std::env::var("GEOBUTTON_MANIFEST").ok() else {
             eprintln!(
                 "{}: AWS_BATCH_JOB_ARRAY_INDEX is set but GEOBUTTON_MANIFEST (the task manifest URI) is not",
@@ -270,7 +452,6 @@ pub fn main<S: Stage>() -> ExitCode {
         };
         return batch_main::<S>(&manifest, index, "batch");
     }
-    init_logging(false);
     cli_main::<S>()
 }
 
@@ -311,16 +492,27 @@ fn cli_main<S: Stage>() -> ExitCode {
             Builtin::Task { source, force } => {
                 let text = if source == "-" {
                     let mut s = String::new();
-                    if let Err(e) = std::io::stdin().read_to_string(&mut s) {
+                    let read = std::io::stdin()
+                        .take(MAX_MANIFEST_BYTES + 1)
+                        .read_to_string(&mut s);
+                    if let Err(e) = read {
                         eprintln!("{}: cannot read the task from standard input: {e}", S::NAME);
+                        return ExitCode::from(2);
+                    }
+                    if s.len() as u64 > MAX_MANIFEST_BYTES {
+                        eprintln!(
+                            "{}: the task on standard input is larger than {} MiB",
+                            S::NAME,
+                            MAX_MANIFEST_BYTES >> 20
+                        );
                         return ExitCode::from(2);
                     }
                     s
                 } else {
-                    match ctx.store.get(&source) {
+                    match ctx.store.get_capped(&source, MAX_MANIFEST_BYTES) {
                         Ok(b) => String::from_utf8_lossy(&b).into_owned(),
                         Err(e) => {
-                            eprintln!("{}: {e}", S::NAME);
+                            eprintln!("{}: task file: {e}", S::NAME);
                             return ExitCode::from(2);
                         }
                     }
@@ -335,24 +527,49 @@ fn cli_main<S: Stage>() -> ExitCode {
                 let options = RunOptions {
                     force,
                     executor: "local".to_string(),
+                    deadline: None,
                 };
                 report(run_task::<S>(value, &ctx, &options))
             }
         };
     }
-    let matches = S::Cli::command().get_matches();
+    let matches = S::Cli::command()
+        .arg(
+            clap::Arg::new(QUIET_ARG)
+                .long("quiet")
+                .short('q')
+                .global(true)
+                .action(clap::ArgAction::SetTrue)
+                .help("Print errors only: no progress, no log lines"),
+        )
+        .get_matches();
+    let quiet = matches.get_flag(QUIET_ARG);
+    init_logging(false, quiet);
     let cli = match S::Cli::from_arg_matches(&matches) {
         Ok(c) => c,
         Err(e) => e.exit(),
     };
+    // A command's outputs appear all or none: what a failed command wrote is removed.
+    let ctx = Ctx {
+        store: ctx.store.for_task(None),
+        progress_mode: if quiet {
+            ProgressMode::Silent
+        } else {
+            ctx.progress_mode
+        },
+        task_id: None,
+    };
     match S::cli(cli, &ctx) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            remove_written(&ctx.store, S::NAME, &ctx.store.written());
             eprintln!("{}: error: {}", S::NAME, e.message);
             ExitCode::from(exit_code(e.kind))
         }
     }
 }
+
+const QUIET_ARG: &str = "geobutton-quiet";
 
 fn exit_code(kind: ErrorKind) -> u8 {
     match kind {
@@ -385,14 +602,14 @@ fn report(result: Result<TaskStatus, TaskError>) -> ExitCode {
 }
 
 fn batch_main<S: Stage>(manifest: &str, index: usize, executor: &str) -> ExitCode {
-    let ctx = Ctx {
-        progress_mode: ProgressMode::Log,
-        ..Ctx::new(Store::from_env())
-    };
+    let ctx = Ctx::new(Store::from_env()).with_progress(ProgressMode::Log);
     let value = serde_json::json!({ "manifest": manifest, "index": index });
+    // `GEOBUTTON_FORCE=1`: the driver's `--force` (run even if finished unchanged).
+    let force = std::env::var("GEOBUTTON_FORCE").is_ok_and(|v| v == "1");
     let options = RunOptions {
-        force: false,
+        force,
         executor: executor.to_string(),
+        deadline: None,
     };
     report(run_task::<S>(value, &ctx, &options))
 }
@@ -406,6 +623,16 @@ fn lambda_main<S: Stage>() -> ExitCode {
     ExitCode::from(2)
 }
 
+/// The task deadline for a Lambda invocation ending at `deadline_ms` (milliseconds since
+/// the epoch): 10 s (or a tenth of the time left) before it.
+#[cfg(feature = "remote")]
+fn lambda_deadline(deadline_ms: u64) -> Option<Instant> {
+    let now_ms = Utc::now().timestamp_millis().max(0) as u64;
+    let left = deadline_ms.checked_sub(now_ms)?;
+    let margin = (left / 10).min(10_000);
+    Some(Instant::now() + std::time::Duration::from_millis(left - margin))
+}
+
 #[cfg(feature = "remote")]
 fn lambda_main<S: Stage>() -> ExitCode {
     use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
@@ -413,14 +640,14 @@ fn lambda_main<S: Stage>() -> ExitCode {
     let handler = service_fn(move |event: LambdaEvent<Value>| {
         let store = store.clone();
         async move {
-            let ctx = Ctx {
-                store,
-                progress_mode: ProgressMode::Log,
-                task_id: None,
-            };
+            let ctx = Ctx::new(store).with_progress(ProgressMode::Log);
+            // Stop storage work a little before the function's own deadline, so that the
+            // task can still write its error status.
+            let deadline = lambda_deadline(event.context.deadline);
             let options = RunOptions {
                 force: false,
                 executor: "lambda".to_string(),
+                deadline,
             };
             let payload = event.payload;
             let result =

@@ -32,8 +32,14 @@ pub enum StoreError {
     #[error("invalid URI {uri:?}: {reason}")]
     InvalidUri { uri: String, reason: String },
 
-    #[error("{op} {uri}: object not found")]
-    NotFound { op: Op, uri: String },
+    #[error("{op} {uri}: {what}")]
+    NotFound {
+        op: Op,
+        uri: String,
+        /// What is missing: `no such file`, `no such directory: /x`, `bucket b does not
+        /// exist`, `no such key in bucket b`, `the server answered 404 Not Found`.
+        what: String,
+    },
 
     #[error("{op} {uri}: access denied{}", detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
     AccessDenied {
@@ -78,6 +84,37 @@ pub enum StoreError {
         attempts: u32,
     },
 
+    /// The server refused the request for good (a redirect loop, a 4xx status other than
+    /// not-found and access-denied): retrying cannot help.
+    #[error("{op} {uri}: {message}")]
+    Refused {
+        op: Op,
+        uri: String,
+        message: String,
+    },
+
+    /// A local path that is not a regular file: a directory, a device, a FIFO, a socket.
+    #[error("{op} {uri}: {what}, not a regular file")]
+    NotAFile {
+        op: Op,
+        uri: String,
+        /// `a directory`, `a character device`, ...
+        what: &'static str,
+    },
+
+    /// The object is larger than the reader accepts (or its body went on past the limit).
+    #[error("{op} {uri}: {} is more than the {} this read accepts", size.map(|s| format!("the object's {s} bytes")).unwrap_or_else(|| "the body sent".to_string()), human_bytes(*limit))]
+    TooLarge {
+        op: Op,
+        uri: String,
+        size: Option<u64>,
+        limit: u64,
+    },
+
+    /// The task's deadline passed before this operation.
+    #[error("{op} {uri}: the task's deadline has passed")]
+    Deadline { op: Op, uri: String },
+
     /// The data source handed to a streaming `put` failed; nothing was written.
     #[error("{op} {uri}: reading the data to upload failed: {source}")]
     Source {
@@ -104,16 +141,37 @@ impl StoreError {
             | StoreError::Unsupported { uri, .. }
             | StoreError::Io { uri, .. }
             | StoreError::Remote { uri, .. }
+            | StoreError::NotAFile { uri, .. }
+            | StoreError::Refused { uri, .. }
+            | StoreError::TooLarge { uri, .. }
+            | StoreError::Deadline { uri, .. }
             | StoreError::Source { uri, .. } => uri,
         }
     }
 
+    /// A missing local file, saying whether its directory is missing too.
+    pub fn not_found_local(op: Op, uri: &str) -> Self {
+        let path = std::path::Path::new(uri.strip_prefix("file://").unwrap_or(uri));
+        let what = match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            Some(dir) if !dir.exists() => format!("no such file (no directory {})", dir.display()),
+            _ => "no such file".to_string(),
+        };
+        StoreError::NotFound {
+            op,
+            uri: uri.to_string(),
+            what,
+        }
+    }
+
     pub(crate) fn io(op: Op, uri: &str, source: std::io::Error) -> Self {
-        if source.kind() == std::io::ErrorKind::NotFound {
-            StoreError::NotFound {
+        if source.kind() == std::io::ErrorKind::IsADirectory {
+            StoreError::NotAFile {
                 op,
                 uri: uri.to_string(),
+                what: "a directory",
             }
+        } else if source.kind() == std::io::ErrorKind::NotFound {
+            StoreError::not_found_local(op, uri)
         } else if source.kind() == std::io::ErrorKind::PermissionDenied {
             StoreError::AccessDenied {
                 op,
@@ -127,5 +185,23 @@ impl StoreError {
                 source,
             }
         }
+    }
+}
+
+/// `n` bytes as `12 B`, `3.0 KiB`, `256 MiB`, `8.0 GiB`.
+pub(crate) fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else if v.fract() == 0.0 {
+        format!("{v:.0} {}", UNITS[unit])
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
     }
 }

@@ -6,11 +6,11 @@ use std::ops::Range;
 use bytes::Bytes;
 use futures::StreamExt;
 use reqwest::StatusCode;
-use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, RANGE};
+use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, ETAG, LAST_MODIFIED, RANGE};
 
 use crate::error::{Op, StoreError};
 use crate::retry::is_retryable_status;
-use crate::store::{Inner, StoreOptions};
+use crate::store::{Inner, ObjectInfo, StoreOptions};
 
 #[derive(Clone)]
 pub(crate) struct Client {
@@ -47,13 +47,13 @@ impl Client {
         })
     }
 
-    pub(crate) async fn head(&self, inner: &Inner, url: &str) -> Result<u64, StoreError> {
+    pub(crate) async fn head(&self, inner: &Inner, url: &str) -> Result<ObjectInfo, StoreError> {
         let client = self.get_client(Op::Head, url)?;
         with_retries(inner, Op::Head, url, || async {
             inner.counters.request();
             let resp = match client.head(url).send().await {
                 Ok(r) => r,
-                Err(e) => return transient(&e),
+                Err(e) => return transient(Op::Head, url, &e),
             };
             match classify(Op::Head, url, resp.status()) {
                 Some(a) => a,
@@ -63,7 +63,20 @@ impl Client {
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.parse::<u64>().ok())
                 {
-                    Some(n) => Attempt::Done(Ok(n)),
+                    Some(n) => Attempt::Done(Ok(ObjectInfo {
+                        size: n,
+                        etag: resp
+                            .headers()
+                            .get(ETAG)
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_string),
+                        modified_ns: resp
+                            .headers()
+                            .get(LAST_MODIFIED)
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(|v| chrono::DateTime::parse_from_rfc2822(v).ok())
+                            .and_then(|t| t.timestamp_nanos_opt()),
+                    })),
                     None => Attempt::Done(Err(StoreError::Remote {
                         op: Op::Head,
                         uri: url.to_string(),
@@ -77,11 +90,15 @@ impl Client {
         .await
     }
 
+    /// The whole object (at most `max` bytes) or one byte range. The body is streamed and
+    /// never read past what was asked: a server that ignores `Range` and answers 200 with
+    /// the whole (or an endless) object costs at most `range.end` bytes.
     pub(crate) async fn get(
         &self,
         inner: &Inner,
         url: &str,
         range: Option<Range<u64>>,
+        max: Option<u64>,
     ) -> Result<Bytes, StoreError> {
         let op = if range.is_some() {
             Op::GetRange
@@ -96,11 +113,11 @@ impl Client {
                 if let Some(r) = &range {
                     req = req.header(RANGE, format!("bytes={}-{}", r.start, r.end - 1));
                 }
-                let resp = match req.send().await {
+                let mut resp = match req.send().await {
                     Ok(r) => r,
                     Err(e) => {
                         inner.counters.request();
-                        return transient(&e);
+                        return transient(op, url, &e);
                     }
                 };
                 let status = resp.status();
@@ -121,18 +138,63 @@ impl Client {
                 }
                 let partial = status == StatusCode::PARTIAL_CONTENT;
                 let size = total_size(resp.headers());
-                let body = match resp.bytes().await {
-                    Ok(b) => b,
-                    Err(e) => {
-                        inner.counters.request();
-                        return transient(&e);
+                // How much of the body to read: the range's length (206), the bytes up to
+                // the range's end (200: the server ignored Range), or the cap.
+                let (wanted, limit) = match (&range, partial) {
+                    (Some(r), true) => (r.end - r.start, r.end - r.start),
+                    (Some(r), false) => (r.end, r.end),
+                    (None, _) => {
+                        let cap = max.unwrap_or(inner.options.max_get_bytes);
+                        if let Some(len) = resp.content_length()
+                            && len > cap
+                        {
+                            inner.counters.request();
+                            return Attempt::Done(Err(StoreError::TooLarge {
+                                op,
+                                uri: url.to_string(),
+                                size: Some(len),
+                                limit: cap,
+                            }));
+                        }
+                        (cap, cap)
                     }
                 };
+                let mut body = Vec::with_capacity(
+                    resp.content_length().unwrap_or(0).min(limit).min(64 << 20) as usize,
+                );
+                let mut overflow = false;
+                loop {
+                    match resp.chunk().await {
+                        Ok(Some(chunk)) => {
+                            let room = (limit - body.len() as u64) as usize;
+                            if chunk.len() > room {
+                                body.extend_from_slice(&chunk[..room]);
+                                overflow = true;
+                                break;
+                            }
+                            body.extend_from_slice(&chunk);
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            inner.counters.request();
+                            return transient(op, url, &e);
+                        }
+                    }
+                }
+                drop(resp);
                 inner.counters.get(body.len() as u64);
+                let body = Bytes::from(body);
                 let Some(r) = range else {
+                    if overflow {
+                        return Attempt::Done(Err(StoreError::TooLarge {
+                            op,
+                            uri: url.to_string(),
+                            size: None,
+                            limit: wanted,
+                        }));
+                    }
                     return Attempt::Done(Ok(body));
                 };
-                // A server that ignores Range answers 200 with the whole object.
                 let body = if partial {
                     body
                 } else if (body.len() as u64) >= r.end {
@@ -162,7 +224,7 @@ pub(crate) async fn get_ranges(
     requests: Vec<Range<u64>>,
 ) -> Result<Vec<Bytes>, StoreError> {
     let results: Vec<Result<Bytes, StoreError>> = futures::stream::iter(requests)
-        .map(|r| inner.http.get(inner, url, Some(r)))
+        .map(|r| inner.http.get(inner, url, Some(r), None))
         .buffered(inner.options.concurrency)
         .collect()
         .await;
@@ -177,7 +239,15 @@ fn total_size(headers: &reqwest::header::HeaderMap) -> Option<u64> {
         .and_then(|t| t.parse().ok())
 }
 
-fn transient<T>(e: &reqwest::Error) -> Attempt<T> {
+fn transient<T>(op: Op, url: &str, e: &reqwest::Error) -> Attempt<T> {
+    if e.is_redirect() {
+        // A redirect loop or too many redirects: the same request will loop again.
+        return Attempt::Done(Err(StoreError::Refused {
+            op,
+            uri: url.to_string(),
+            message: format!("too many redirects: {e}"),
+        }));
+    }
     let mut message = e.to_string();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
@@ -196,7 +266,11 @@ fn classify<T>(op: Op, url: &str, status: StatusCode) -> Option<Attempt<T>> {
     let uri = url.to_string();
     match status.as_u16() {
         200..=299 => None,
-        404 | 410 => Some(Attempt::Done(Err(StoreError::NotFound { op, uri }))),
+        404 | 410 => Some(Attempt::Done(Err(StoreError::NotFound {
+            op,
+            uri,
+            what: format!("the server answered {status}"),
+        }))),
         401 | 403 => Some(Attempt::Done(Err(StoreError::AccessDenied {
             op,
             uri,
@@ -206,6 +280,11 @@ fn classify<T>(op: Op, url: &str, status: StatusCode) -> Option<Attempt<T>> {
             message: format!("server answered {status}"),
             status: Some(s),
         }),
+        s if (400..500).contains(&s) => Some(Attempt::Done(Err(StoreError::Refused {
+            op,
+            uri,
+            message: format!("the server answered {status}"),
+        }))),
         s => Some(Attempt::Done(Err(StoreError::Remote {
             op,
             uri,
@@ -230,7 +309,25 @@ where
     let mut n = 0;
     loop {
         n += 1;
-        match attempt().await {
+        let limit = inner.attempt_limit();
+        let outcome = match tokio::time::timeout(limit, attempt()).await {
+            Ok(a) => a,
+            Err(_)
+                if inner
+                    .deadline
+                    .is_some_and(|d| std::time::Instant::now() >= d) =>
+            {
+                return Err(StoreError::Deadline {
+                    op,
+                    uri: url.to_string(),
+                });
+            }
+            Err(_) => Attempt::Transient {
+                message: format!("no complete answer within {:.0} s", limit.as_secs_f64()),
+                status: None,
+            },
+        };
+        match outcome {
             Attempt::Done(r) => return r,
             Attempt::Transient { message, status } => {
                 if n >= policy.max_attempts.max(1) {

@@ -9,6 +9,7 @@
 pub mod copy;
 pub mod entry;
 mod error;
+pub mod fingerprint;
 #[cfg(feature = "remote")]
 mod http;
 mod local;
@@ -28,11 +29,15 @@ pub mod task;
 #[cfg(feature = "remote")]
 pub mod testing;
 pub mod uri;
+pub mod validate;
 
 pub use entry::{Ctx, RunOptions, Stage, run_task};
 pub use error::{Op, StoreError};
+pub use fingerprint::{Fingerprint, InfoCache, InputIdentity, Rerun};
 pub use progress::{Progress, ProgressMode};
 pub use retry::RetryPolicy;
-pub use store::{MIN_PART_SIZE, ObjectMeta, Store, StoreOptions, StoreStats};
+pub use store::{
+    MAX_JSON_BYTES, MIN_PART_SIZE, ObjectInfo, ObjectMeta, Store, StoreOptions, StoreStats,
+};
 pub use task::{Classify, ErrorKind, Task, TaskError, TaskState, TaskStatus};
 pub use uri::Location;

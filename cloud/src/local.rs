@@ -10,25 +10,91 @@ use bytes::Bytes;
 use rand::Rng;
 
 use crate::error::{Op, StoreError};
-use crate::store::{Counters, ObjectMeta};
+use crate::store::{Counters, ObjectInfo, ObjectMeta};
 
 /// Marker in the names of files being written; listings skip them.
 const TEMP_MARKER: &str = ".geobutton-tmp.";
 
-pub(crate) fn head(counters: &Counters, uri: &str, path: &Path) -> Result<u64, StoreError> {
-    counters.request();
-    let meta = std::fs::metadata(path).map_err(|e| StoreError::io(Op::Head, uri, e))?;
-    if !meta.is_file() {
-        return Err(StoreError::NotFound {
-            op: Op::Head,
-            uri: uri.to_string(),
-        });
+/// What a non-regular file is, for error messages.
+fn kind_of(ft: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if ft.is_dir() {
+        "a directory"
+    } else if ft.is_char_device() {
+        "a character device"
+    } else if ft.is_block_device() {
+        "a block device"
+    } else if ft.is_fifo() {
+        "a FIFO"
+    } else if ft.is_socket() {
+        "a socket"
+    } else {
+        "not a file"
     }
-    Ok(meta.len())
 }
 
-pub(crate) fn get(counters: &Counters, uri: &str, path: &Path) -> Result<Bytes, StoreError> {
-    let data = std::fs::read(path).map_err(|e| StoreError::io(Op::Get, uri, e))?;
+/// The metadata of the regular file at `path` (symbolic links followed).
+fn regular_file_meta(
+    op: Op,
+    uri: &str,
+    meta: std::io::Result<std::fs::Metadata>,
+) -> Result<std::fs::Metadata, StoreError> {
+    let meta = meta.map_err(|e| StoreError::io(op, uri, e))?;
+    if !meta.is_file() {
+        return Err(StoreError::NotAFile {
+            op,
+            uri: uri.to_string(),
+            what: kind_of(meta.file_type()),
+        });
+    }
+    Ok(meta)
+}
+
+fn info_of(meta: &std::fs::Metadata) -> ObjectInfo {
+    use std::os::unix::fs::MetadataExt;
+    ObjectInfo {
+        size: meta.len(),
+        etag: None,
+        modified_ns: Some(meta.mtime().saturating_mul(1_000_000_000) + meta.mtime_nsec()),
+    }
+}
+
+pub(crate) fn head(counters: &Counters, uri: &str, path: &Path) -> Result<ObjectInfo, StoreError> {
+    counters.request();
+    let meta = regular_file_meta(Op::Head, uri, std::fs::metadata(path))?;
+    Ok(info_of(&meta))
+}
+
+/// The whole file, refused when it is not a regular file or larger than `max_bytes`.
+pub(crate) fn get(
+    counters: &Counters,
+    uri: &str,
+    path: &Path,
+    max_bytes: u64,
+) -> Result<Bytes, StoreError> {
+    let file = File::open(path).map_err(|e| StoreError::io(Op::Get, uri, e))?;
+    let meta = regular_file_meta(Op::Get, uri, file.metadata())?;
+    if meta.len() > max_bytes {
+        return Err(StoreError::TooLarge {
+            op: Op::Get,
+            uri: uri.to_string(),
+            size: Some(meta.len()),
+            limit: max_bytes,
+        });
+    }
+    let mut data = Vec::with_capacity(meta.len() as usize);
+    // Read one byte past the size seen, so a file that grew is noticed rather than cut.
+    file.take(max_bytes.saturating_add(1))
+        .read_to_end(&mut data)
+        .map_err(|e| StoreError::io(Op::Get, uri, e))?;
+    if data.len() as u64 > max_bytes {
+        return Err(StoreError::TooLarge {
+            op: Op::Get,
+            uri: uri.to_string(),
+            size: None,
+            limit: max_bytes,
+        });
+    }
     counters.get(data.len() as u64);
     Ok(Bytes::from(data))
 }
@@ -40,10 +106,7 @@ pub(crate) fn get_ranges(
     requests: &[Range<u64>],
 ) -> Result<Vec<Bytes>, StoreError> {
     let file = File::open(path).map_err(|e| StoreError::io(Op::GetRange, uri, e))?;
-    let size = file
-        .metadata()
-        .map_err(|e| StoreError::io(Op::GetRange, uri, e))?
-        .len();
+    let size = regular_file_meta(Op::GetRange, uri, file.metadata())?.len();
     let mut out = Vec::with_capacity(requests.len());
     for r in requests {
         if r.end > size {
@@ -76,6 +139,40 @@ fn temp_path(path: &Path) -> PathBuf {
     ))
 }
 
+/// Removes temporary files of earlier writes of `path` whose writing process is gone (a
+/// killed run), so they do not pile up beside the outputs.
+fn remove_stale_temps(path: &Path) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let prefix = format!(".{}{TEMP_MARKER}", name.to_string_lossy());
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(rest) = file_name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
+            continue;
+        };
+        let Some(pid) = rest.split('.').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if !process_alive(pid) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Whether process `pid` exists on this machine (Linux: `/proc/<pid>`).
+fn process_alive(pid: u32) -> bool {
+    pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists()
+}
+
 pub(crate) fn put_reader(
     counters: &Counters,
     uri: &str,
@@ -91,6 +188,7 @@ pub(crate) fn put_reader(
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::io(Op::Put, uri, e))?;
     }
+    remove_stale_temps(path);
     let tmp = temp_path(path);
     let result = (|| {
         let mut file = File::create(&tmp).map_err(|e| StoreError::io(Op::Put, uri, e))?;

@@ -22,12 +22,17 @@ pub(crate) mod s3 {
 
     use super::unsupported;
     use crate::error::{Op, StoreError};
-    use crate::store::{Inner, ObjectMeta};
+    use crate::store::{Inner, ObjectInfo, ObjectMeta};
 
     #[derive(Default)]
     pub(crate) struct Clients;
 
-    pub(crate) async fn head(_: &Inner, uri: &str, _: &str, _: &str) -> Result<u64, StoreError> {
+    pub(crate) async fn head(
+        _: &Inner,
+        uri: &str,
+        _: &str,
+        _: &str,
+    ) -> Result<ObjectInfo, StoreError> {
         unsupported(Op::Head, uri)
     }
     pub(crate) async fn get(
@@ -36,6 +41,7 @@ pub(crate) mod s3 {
         _: &str,
         _: &str,
         _: Option<Range<u64>>,
+        _: Option<u64>,
     ) -> Result<Bytes, StoreError> {
         unsupported(Op::Get, uri)
     }
@@ -77,7 +83,7 @@ pub(crate) mod http {
 
     use super::unsupported;
     use crate::error::{Op, StoreError};
-    use crate::store::{Inner, StoreOptions};
+    use crate::store::{Inner, ObjectInfo, StoreOptions};
 
     #[derive(Clone)]
     pub(crate) struct Client;
@@ -86,7 +92,7 @@ pub(crate) mod http {
         pub(crate) fn new(_: &StoreOptions) -> Self {
             Client
         }
-        pub(crate) async fn head(&self, _: &Inner, url: &str) -> Result<u64, StoreError> {
+        pub(crate) async fn head(&self, _: &Inner, url: &str) -> Result<ObjectInfo, StoreError> {
             unsupported(Op::Head, url)
         }
         pub(crate) async fn get(
@@ -94,6 +100,7 @@ pub(crate) mod http {
             _: &Inner,
             url: &str,
             _: Option<Range<u64>>,
+            _: Option<u64>,
         ) -> Result<Bytes, StoreError> {
             unsupported(Op::Get, url)
         }

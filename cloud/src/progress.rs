@@ -2,6 +2,7 @@
 
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -10,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 pub enum ProgressMode {
     /// A bar on standard error (only when it is a terminal).
     Bar,
-    /// `tracing` info events at every tenth of the work.
+    /// A `tracing` info event every few seconds ([`LOG_INTERVAL`]) and at the end.
     Log,
     /// Nothing.
     Silent,
@@ -27,12 +28,17 @@ impl ProgressMode {
     }
 }
 
+/// Time between two progress lines when standard error is not a terminal.
+pub const LOG_INTERVAL: Duration = Duration::from_secs(5);
+
 /// A counter of work done out of a known total.
 pub struct Progress {
     what: String,
     total: u64,
     done: AtomicU64,
-    last_decile: AtomicU64,
+    started: Instant,
+    /// Milliseconds after `started` of the last progress line.
+    last_log_ms: AtomicU64,
     bar: Option<ProgressBar>,
     log: bool,
 }
@@ -54,7 +60,8 @@ impl Progress {
             what: what.to_string(),
             total,
             done: AtomicU64::new(0),
-            last_decile: AtomicU64::new(0),
+            started: Instant::now(),
+            last_log_ms: AtomicU64::new(0),
             bar,
             log: mode == ProgressMode::Log,
         }
@@ -67,9 +74,23 @@ impl Progress {
             bar.inc(n);
         }
         if self.log && self.total > 0 {
-            let decile = (done * 10 / self.total).min(10);
-            if self.last_decile.fetch_max(decile, Ordering::Relaxed) < decile {
-                tracing::info!(what = %self.what, done, total = self.total, "progress");
+            let now_ms = self.started.elapsed().as_millis() as u64;
+            let last = self.last_log_ms.load(Ordering::Relaxed);
+            let due = now_ms.saturating_sub(last) >= LOG_INTERVAL.as_millis() as u64;
+            let last_unit = done >= self.total && done - n < self.total;
+            if (due || last_unit)
+                && self
+                    .last_log_ms
+                    .compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+            {
+                tracing::info!(
+                    what = %self.what,
+                    done,
+                    total = self.total,
+                    elapsed_s = now_ms / 1000,
+                    "progress"
+                );
             }
         }
     }

@@ -19,7 +19,7 @@ use tokio::sync::Mutex;
 use crate::error::{Op, StoreError};
 use crate::retry::is_retryable_status;
 use crate::runtime::{block_on, io_runtime};
-use crate::store::{Inner, ObjectMeta, read_full};
+use crate::store::{Inner, ObjectInfo, ObjectMeta, read_full};
 
 /// Public buckets and their regions, used when no endpoint override is configured.
 const PUBLIC_BUCKET_REGIONS: &[(&str, &str)] = &[("sentinel-cogs", "us-west-2")];
@@ -87,6 +87,11 @@ pub(crate) async fn client_for(inner: &Inner, bucket: &str) -> Client {
     client
 }
 
+fn bucket_of(uri: &str) -> &str {
+    let rest = uri.strip_prefix("s3://").unwrap_or(uri);
+    rest.split('/').next().unwrap_or(rest)
+}
+
 fn payer(inner: &Inner) -> Option<RequestPayer> {
     inner
         .options
@@ -108,13 +113,37 @@ where
     let code = err.code().map(str::to_string);
     let uri = uri.to_string();
     match (status, code.as_deref()) {
-        (Some(404), _) | (_, Some("NoSuchKey" | "NoSuchBucket" | "NotFound")) => {
-            StoreError::NotFound { op, uri }
-        }
+        (_, Some("NoSuchBucket")) => StoreError::NotFound {
+            op,
+            what: format!("bucket {} does not exist", bucket_of(&uri)),
+            uri,
+        },
+        (Some(404), _) | (_, Some("NoSuchKey" | "NotFound")) => StoreError::NotFound {
+            op,
+            what: format!("no such key in bucket {}", bucket_of(&uri)),
+            uri,
+        },
         (Some(401 | 403), _) | (_, Some("AccessDenied")) => StoreError::AccessDenied {
             op,
             uri,
-            detail: err.message().map(str::to_string).or(code),
+            detail: Some(match (code.as_deref(), err.message()) {
+                (Some(c), Some(m)) if !m.is_empty() => format!("{c}: {m}"),
+                (Some(c), _) => c.to_string(),
+                (None, _) => format!(
+                    "HTTP {}; the response named no error code: check the credentials, the \
+                     bucket policy and whether the bucket is requester-pays",
+                    status.unwrap_or(403)
+                ),
+            }),
+        },
+        (Some(s), _) if (400..500).contains(&s) && !is_retryable_status(s) => StoreError::Refused {
+            op,
+            uri,
+            message: match (code.as_deref(), err.message()) {
+                (Some(c), Some(m)) => format!("{c}: {m} (HTTP {s})"),
+                (Some(c), None) => format!("{c} (HTTP {s})"),
+                _ => format!("the server answered HTTP {s}"),
+            },
         },
         _ => {
             // Dispatch failures, timeouts and retryable statuses went through the SDK's
@@ -135,32 +164,143 @@ where
     }
 }
 
+/// `fut`, failed with a [`StoreError::Remote`] when it takes longer than the request
+/// deadline (or what is left of the task's).
+async fn bounded<T>(
+    inner: &Inner,
+    op: Op,
+    uri: &str,
+    fut: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    let limit = inner.attempt_limit();
+    match tokio::time::timeout(limit, fut).await {
+        Ok(r) => r,
+        Err(_)
+            if inner
+                .deadline
+                .is_some_and(|d| std::time::Instant::now() >= d) =>
+        {
+            Err(StoreError::Deadline {
+                op,
+                uri: uri.to_string(),
+            })
+        }
+        Err(_) => Err(StoreError::Remote {
+            op,
+            uri: uri.to_string(),
+            message: format!("no complete answer within {:.0} s", limit.as_secs_f64()),
+            status: None,
+            attempts: 1,
+        }),
+    }
+}
+
+/// Size and ETag of an object: a one-byte ranged GET, whose `Content-Range` gives the size.
+///
+/// Not a HEAD: it needs exactly the permission the task's reads need (`s3:GetObject`),
+/// where some S3-compatible servers authorise HEAD apart (moto denies an anonymous HEAD
+/// that a public-read bucket policy allows as GET, which AWS does not); and a GET's error
+/// names its code (bucket or key missing), where a HEAD's has no body. An empty object
+/// (416 for any range) is asked again with a HEAD.
 pub(crate) async fn head(
     inner: &Inner,
     uri: &str,
     bucket: &str,
     key: &str,
-) -> Result<u64, StoreError> {
-    let client = client_for(inner, bucket).await;
-    inner.counters.request();
-    let out = client
-        .head_object()
-        .bucket(bucket)
-        .key(key)
-        .set_request_payer(payer(inner))
-        .send()
-        .await
-        .map_err(|e| map_err(inner, Op::Head, uri, e))?;
-    Ok(out.content_length().unwrap_or(0).max(0) as u64)
+) -> Result<ObjectInfo, StoreError> {
+    if key.is_empty() {
+        return Err(StoreError::InvalidUri {
+            uri: uri.to_string(),
+            reason: "an S3 object URI needs a key after the bucket (s3://bucket/key)".into(),
+        });
+    }
+    bounded(inner, Op::Head, uri, async {
+        let client = client_for(inner, bucket).await;
+        inner.counters.request();
+        let resp = client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .range("bytes=0-0")
+            .set_request_payer(payer(inner))
+            .send()
+            .await;
+        match resp {
+            Ok(out) => {
+                let size = out
+                    .content_range()
+                    .and_then(|cr| cr.rsplit('/').next())
+                    .and_then(|t| t.parse::<u64>().ok())
+                    .or_else(|| out.content_length().map(|n| n.max(0) as u64))
+                    .unwrap_or(0);
+                let etag = out.e_tag().map(str::to_string);
+                // The one byte (or, from a server that ignores ranges, more) is dropped.
+                drop(out.body);
+                Ok(ObjectInfo {
+                    size,
+                    etag,
+                    modified_ns: None,
+                })
+            }
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 416) => {
+                inner.counters.request();
+                let out = client
+                    .head_object()
+                    .bucket(bucket)
+                    .key(key)
+                    .set_request_payer(payer(inner))
+                    .send()
+                    .await
+                    .map_err(|e| map_err(inner, Op::Head, uri, e))?;
+                Ok(ObjectInfo {
+                    size: out.content_length().unwrap_or(0).max(0) as u64,
+                    etag: out.e_tag().map(str::to_string),
+                    modified_ns: None,
+                })
+            }
+            Err(e) => Err(map_err(inner, Op::Head, uri, e)),
+        }
+    })
+    .await
 }
 
-/// GET of the whole object (`range = None`) or of one byte range, checked for length.
+/// GET of the whole object (`range = None`, at most `max` bytes) or of one byte range,
+/// checked for length, within the request deadline.
 pub(crate) async fn get(
     inner: &Inner,
     uri: &str,
     bucket: &str,
     key: &str,
     range: Option<Range<u64>>,
+    max: Option<u64>,
+) -> Result<Bytes, StoreError> {
+    let op = if range.is_some() {
+        Op::GetRange
+    } else {
+        Op::Get
+    };
+    if key.is_empty() {
+        return Err(StoreError::InvalidUri {
+            uri: uri.to_string(),
+            reason: "an S3 object URI needs a key after the bucket (s3://bucket/key)".into(),
+        });
+    }
+    bounded(
+        inner,
+        op,
+        uri,
+        get_unbounded(inner, uri, bucket, key, range, max),
+    )
+    .await
+}
+
+async fn get_unbounded(
+    inner: &Inner,
+    uri: &str,
+    bucket: &str,
+    key: &str,
+    range: Option<Range<u64>>,
+    max: Option<u64>,
 ) -> Result<Bytes, StoreError> {
     let client = client_for(inner, bucket).await;
     let op = if range.is_some() {
@@ -203,6 +343,17 @@ pub(crate) async fn get(
         .content_range()
         .and_then(|cr| cr.rsplit('/').next())
         .and_then(|t| t.parse::<u64>().ok());
+    if let (Some(limit), Some(len)) = (max, resp.content_length())
+        && len.max(0) as u64 > limit
+    {
+        inner.counters.request();
+        return Err(StoreError::TooLarge {
+            op,
+            uri: uri.to_string(),
+            size: Some(len.max(0) as u64),
+            limit,
+        });
+    }
     let body = resp.body.collect().await.map_err(|e| StoreError::Remote {
         op,
         uri: uri.to_string(),
@@ -229,7 +380,7 @@ pub(crate) async fn get_ranges(
 ) -> Result<Vec<Bytes>, StoreError> {
     let concurrency = inner.options.concurrency;
     let results: Vec<Result<Bytes, StoreError>> = futures::stream::iter(requests)
-        .map(|r| get(inner, uri, bucket, key, Some(r)))
+        .map(|r| get(inner, uri, bucket, key, Some(r), None))
         .buffered(concurrency)
         .collect()
         .await;

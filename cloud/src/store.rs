@@ -3,9 +3,9 @@
 use std::io::Read;
 use std::ops::Range;
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -47,7 +47,16 @@ pub struct StoreOptions {
     pub connect_timeout: Duration,
     /// Time without receiving data after which a remote read fails (and may be retried).
     pub read_timeout: Duration,
+    /// Overall limit of one remote request attempt, body included: a server that trickles
+    /// bytes slower than `read_timeout` cannot hold a read open past it.
+    pub request_deadline: Duration,
+    /// Largest object a whole-object `get` reads (bytes); larger ones, and bodies that go on
+    /// past it, are [`StoreError::TooLarge`].
+    pub max_get_bytes: u64,
 }
+
+/// Largest JSON document [`Store::get_json`] reads: 256 MiB.
+pub const MAX_JSON_BYTES: u64 = 256 << 20;
 
 /// Minimum S3 multipart part size.
 pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
@@ -68,6 +77,8 @@ impl Default for StoreOptions {
             retry: RetryPolicy::default(),
             connect_timeout: Duration::from_secs(5),
             read_timeout: Duration::from_secs(60),
+            request_deadline: Duration::from_secs(300),
+            max_get_bytes: 8 << 30,
         }
     }
 }
@@ -95,6 +106,24 @@ pub struct ObjectMeta {
     pub uri: String,
     /// Size in bytes.
     pub size: u64,
+}
+
+/// What identifies one version of an object: its size and, where the backend has them, its
+/// ETag (S3, HTTP) and modification time (local files: nanoseconds; HTTP `Last-Modified`).
+///
+/// Two reads that give equal `ObjectInfo`s saw the same object version, as far as the backend
+/// can tell: this is what task fingerprints record of their inputs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectInfo {
+    /// Size in bytes.
+    pub size: u64,
+    /// The entity tag the server gives (S3, HTTP), quotes included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    /// Modification time, nanoseconds since 1970-01-01 UTC (local files: the file's mtime;
+    /// HTTP without an ETag: `Last-Modified`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modified_ns: Option<i64>,
 }
 
 /// Counters of the requests a [`Store`] (and its clones) made.
@@ -162,6 +191,23 @@ pub(crate) struct Inner {
     pub(crate) counters: Counters,
     pub(crate) s3: Arc<s3::Clients>,
     pub(crate) http: http::Client,
+    /// After this instant every operation fails with [`StoreError::Deadline`] (a task's).
+    pub(crate) deadline: Option<Instant>,
+    /// URIs written through this store, when it tracks them (a task's, so that a failed task
+    /// can remove what it wrote).
+    pub(crate) written: Option<Mutex<Vec<String>>>,
+}
+
+impl Inner {
+    /// The time a remote request attempt may take: the request deadline, or less when the
+    /// task's deadline comes first.
+    pub(crate) fn attempt_limit(&self) -> Duration {
+        let limit = self.options.request_deadline;
+        match self.deadline {
+            Some(d) => limit.min(d.saturating_duration_since(Instant::now())),
+            None => limit,
+        }
+    }
 }
 
 /// Blocking access to objects named by URIs: local paths, `file://`, `s3://`, `http(s)://`.
@@ -198,6 +244,8 @@ impl Store {
                 s3: Arc::default(),
                 counters: Counters::default(),
                 options,
+                deadline: None,
+                written: None,
             }),
         }
     }
@@ -210,13 +258,64 @@ impl Store {
     /// A store sharing this one's options and connections but with request counters of its
     /// own (one per task, so concurrent tasks report their own traffic).
     pub fn with_own_counters(&self) -> Store {
+        self.derived(self.inner.deadline, None)
+    }
+
+    /// A store sharing this one's options and connections, with counters of its own.
+    fn derived(&self, deadline: Option<Instant>, written: Option<Mutex<Vec<String>>>) -> Store {
         Store {
             inner: Arc::new(Inner {
                 options: self.inner.options.clone(),
                 counters: Counters::default(),
                 s3: self.inner.s3.clone(),
                 http: self.inner.http.clone(),
+                deadline,
+                written,
             }),
+        }
+    }
+
+    /// A store for one task: counters of its own, a record of every object it writes
+    /// ([`Store::written`]), and operations that fail with [`StoreError::Deadline`] after
+    /// `deadline` (so a task past its deadline stops at its next storage call).
+    pub fn for_task(&self, deadline: Option<Instant>) -> Store {
+        self.derived(
+            deadline.or(self.inner.deadline),
+            Some(Mutex::new(Vec::new())),
+        )
+    }
+
+    /// The objects written through this store (and its clones) so far, in order, when it
+    /// was made by [`Store::for_task`]; empty otherwise.
+    pub fn written(&self) -> Vec<String> {
+        match &self.inner.written {
+            Some(w) => w.lock().map(|v| v.clone()).unwrap_or_default(),
+            None => Vec::new(),
+        }
+    }
+
+    /// The deadline of this store's task, if any.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.inner.deadline
+    }
+
+    /// [`StoreError::Deadline`] when this store's deadline has passed.
+    pub fn check_deadline(&self, op: Op, uri: &str) -> Result<(), StoreError> {
+        match self.inner.deadline {
+            Some(d) if Instant::now() >= d => Err(StoreError::Deadline {
+                op,
+                uri: uri.to_string(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    fn record_write(&self, uri: &str) {
+        if let Some(w) = &self.inner.written
+            && let Ok(mut v) = w.lock()
+            && !v.iter().any(|u| u == uri)
+        {
+            v.push(uri.to_string());
         }
     }
 
@@ -237,6 +336,15 @@ impl Store {
 
     /// Size of the object in bytes.
     pub fn head(&self, uri: &str) -> Result<u64, StoreError> {
+        self.info(uri).map(|i| i.size)
+    }
+
+    /// Size and version identity (ETag, modification time) of the object.
+    ///
+    /// A local path that is not a regular file (a directory, a device such as `/dev/zero`, a
+    /// FIFO) is [`StoreError::NotAFile`]; symbolic links are followed.
+    pub fn info(&self, uri: &str) -> Result<ObjectInfo, StoreError> {
+        self.check_deadline(Op::Head, uri)?;
         match Location::parse(uri)? {
             Location::Local(path) => local::head(&self.inner.counters, uri, &path),
             Location::S3 { bucket, key } => {
@@ -255,23 +363,34 @@ impl Store {
     pub fn exists(&self, uri: &str) -> Result<bool, StoreError> {
         match self.head(uri) {
             Ok(_) => Ok(true),
-            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) if e.is_not_found() || matches!(e, StoreError::NotAFile { .. }) => Ok(false),
             Err(e) => Err(e),
         }
     }
 
-    /// The whole object.
+    /// The whole object (at most [`StoreOptions::max_get_bytes`]).
     pub fn get(&self, uri: &str) -> Result<Bytes, StoreError> {
+        self.get_capped(uri, self.inner.options.max_get_bytes)
+    }
+
+    /// The whole object, refused with [`StoreError::TooLarge`] when it is larger than
+    /// `max_bytes` (or its body goes on past it): the read for small inputs such as JSON,
+    /// CSV and task files, which a wrong path must not turn into an unbounded allocation.
+    pub fn get_capped(&self, uri: &str, max_bytes: u64) -> Result<Bytes, StoreError> {
+        self.check_deadline(Op::Get, uri)?;
+        let max_bytes = max_bytes.min(self.inner.options.max_get_bytes);
         match Location::parse(uri)? {
-            Location::Local(path) => local::get(&self.inner.counters, uri, &path),
+            Location::Local(path) => local::get(&self.inner.counters, uri, &path, max_bytes),
             Location::S3 { bucket, key } => {
                 let inner = self.inner.clone();
                 let uri = uri.to_string();
-                block_on(async move { s3::get(&inner, &uri, &bucket, &key, None).await })
+                block_on(async move {
+                    s3::get(&inner, &uri, &bucket, &key, None, Some(max_bytes)).await
+                })
             }
             Location::Http(url) => {
                 let inner = self.inner.clone();
-                block_on(async move { inner.http.get(&inner, &url, None).await })
+                block_on(async move { inner.http.get(&inner, &url, None, Some(max_bytes)).await })
             }
         }
     }
@@ -296,6 +415,7 @@ impl Store {
                 });
             }
         }
+        self.check_deadline(Op::GetRange, uri)?;
         let opts = &self.inner.options;
         let plan = ranges::plan(wanted, opts.coalesce_gap, opts.max_request);
         if plan.is_empty() {
@@ -332,7 +452,8 @@ impl Store {
     /// On S3: one PUT for small data, else a multipart upload completed last and aborted on
     /// any failure (a failing `reader` included), so no partial object ever appears.
     pub fn put_reader(&self, uri: &str, reader: impl Read) -> Result<u64, StoreError> {
-        match Location::parse(uri)? {
+        self.check_deadline(Op::Put, uri)?;
+        let written = match Location::parse(uri)? {
             Location::Local(path) => local::put_reader(&self.inner.counters, uri, &path, reader),
             Location::S3 { bucket, key } => s3::put_reader(&self.inner, uri, &bucket, &key, reader),
             Location::Http(_) => Err(StoreError::Unsupported {
@@ -340,7 +461,9 @@ impl Store {
                 uri: uri.to_string(),
                 reason: "HTTP(S) locations are read-only",
             }),
-        }
+        }?;
+        self.record_write(uri);
+        Ok(written)
     }
 
     /// Uploads (or copies) a local file atomically to `uri`.
@@ -355,6 +478,7 @@ impl Store {
     /// A local prefix naming a directory (or ending in `/`) lists the files below it,
     /// recursively; otherwise the files of its parent directory starting with it.
     pub fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
+        self.check_deadline(Op::List, prefix)?;
         match Location::parse(prefix)? {
             Location::Local(path) => local::list(&self.inner.counters, prefix, &path),
             Location::S3 { bucket, key } => {
@@ -387,9 +511,9 @@ impl Store {
         }
     }
 
-    /// Reads the JSON object at `uri`.
+    /// Reads the JSON object at `uri` (at most [`MAX_JSON_BYTES`]).
     pub fn get_json<T: serde::de::DeserializeOwned>(&self, uri: &str) -> Result<T, StoreError> {
-        let bytes = self.get(uri)?;
+        let bytes = self.get_capped(uri, MAX_JSON_BYTES)?;
         serde_json::from_slice(&bytes).map_err(|e| StoreError::Io {
             op: Op::Get,
             uri: uri.to_string(),

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::StoreError;
+use crate::fingerprint::{Fingerprint, Rerun};
 
 /// What kind of failure ended a task; also the Lambda `errorType`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -25,6 +26,8 @@ pub enum ErrorKind {
     ResourceLimit,
     /// A bug: a panic or an impossible state.
     Internal,
+    /// The task's deadline passed before it finished.
+    Timeout,
 }
 
 impl ErrorKind {
@@ -38,15 +41,42 @@ impl ErrorKind {
             ErrorKind::Storage => "StorageError",
             ErrorKind::ResourceLimit => "ResourceLimit",
             ErrorKind::Internal => "InternalError",
+            ErrorKind::Timeout => "Timeout",
         }
     }
 
-    /// Whether running the same task again may succeed (used by executors' retries).
+    /// Every kind, for lookups by name.
+    pub const ALL: [ErrorKind; 8] = [
+        ErrorKind::InvalidTask,
+        ErrorKind::InvalidInput,
+        ErrorKind::NotFound,
+        ErrorKind::AccessDenied,
+        ErrorKind::Storage,
+        ErrorKind::ResourceLimit,
+        ErrorKind::Internal,
+        ErrorKind::Timeout,
+    ];
+
+    /// The kind whose [`ErrorKind::as_str`] is `name` (a Lambda `errorType`), if any.
+    pub fn from_name(name: &str) -> Option<ErrorKind> {
+        ErrorKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
+    /// Whether running the same task again, unchanged, may succeed (executors' retries):
+    /// transient storage failures, a deadline passed on a busy machine, and internal
+    /// failures. A [`ErrorKind::ResourceLimit`] is deterministic (a memory budget, a size
+    /// cap, a full disk): it is retried only with more memory
+    /// ([`ErrorKind::is_retryable_with_more_memory`]).
     pub fn is_retryable(self) -> bool {
         matches!(
             self,
-            ErrorKind::Storage | ErrorKind::ResourceLimit | ErrorKind::Internal
+            ErrorKind::Storage | ErrorKind::Internal | ErrorKind::Timeout
         )
+    }
+
+    /// Whether a retry with more memory than the failed attempt had may succeed.
+    pub fn is_retryable_with_more_memory(self) -> bool {
+        self.is_retryable() || self == ErrorKind::ResourceLimit
     }
 }
 
@@ -116,12 +146,20 @@ impl Classify for StoreError {
             StoreError::AccessDenied { .. } => ErrorKind::AccessDenied,
             StoreError::RangePastEnd { .. } => ErrorKind::InvalidInput,
             StoreError::Unsupported { .. } => ErrorKind::InvalidTask,
-            StoreError::Io { source, .. } if source.kind() == std::io::ErrorKind::InvalidData => {
-                ErrorKind::InvalidInput
-            }
-            StoreError::Io { .. } | StoreError::Remote { .. } | StoreError::Source { .. } => {
-                ErrorKind::Storage
-            }
+            StoreError::NotAFile { .. } | StoreError::TooLarge { .. } => ErrorKind::InvalidInput,
+            StoreError::Refused { .. } => ErrorKind::InvalidInput,
+            StoreError::Deadline { .. } => ErrorKind::Timeout,
+            StoreError::Io { source, .. } => match source.kind() {
+                std::io::ErrorKind::InvalidData | std::io::ErrorKind::NotADirectory => {
+                    ErrorKind::InvalidInput
+                }
+                std::io::ErrorKind::StorageFull
+                | std::io::ErrorKind::QuotaExceeded
+                | std::io::ErrorKind::FileTooLarge => ErrorKind::ResourceLimit,
+                std::io::ErrorKind::ReadOnlyFilesystem => ErrorKind::AccessDenied,
+                _ => ErrorKind::Storage,
+            },
+            StoreError::Remote { .. } | StoreError::Source { .. } => ErrorKind::Storage,
         }
     }
 }
@@ -143,6 +181,10 @@ pub struct Task<P> {
 pub struct ManifestRef {
     pub manifest: String,
     pub index: usize,
+    /// Run the task even when an earlier run finished it with the same fingerprint (what
+    /// `--force` sends to Lambda functions and Batch children).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force: bool,
 }
 
 /// Whether a task succeeded.
@@ -186,6 +228,16 @@ pub struct TaskStatus {
     /// True in a response when the task was already done and was not run again.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub skipped: bool,
+    /// What the result was computed from (set when the task succeeded); a later run skips
+    /// the task only while it is unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<Fingerprint>,
+    /// Why the task ran rather than being skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ran_because: Option<Rerun>,
+    /// What the user must know about the result ([`crate::Stage::warnings`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// Checks a task id: 1–128 characters of `[A-Za-z0-9._-]`, not starting with `.`.

@@ -321,3 +321,38 @@ fn invalid_uris_are_rejected() {
         .unwrap_err();
     assert!(matches!(err, StoreError::Unsupported { .. }), "{err:?}");
 }
+
+#[test]
+fn s3_errors_say_what_is_missing() {
+    let store = testing::s3_store();
+    let bucket = testing::unique_bucket(&store, "msgs").unwrap();
+    // A missing key in an existing bucket, through HEAD (no error body) and GET.
+    let e = store.head(&format!("s3://{bucket}/nope.tif")).unwrap_err();
+    assert!(e.is_not_found());
+    assert!(
+        e.to_string()
+            .contains(&format!("no such key in bucket {bucket}")),
+        "{e}"
+    );
+    let e = store.get(&format!("s3://{bucket}/nope.tif")).unwrap_err();
+    assert!(e.to_string().contains("no such key"), "{e}");
+    // A missing bucket, through HEAD and GET.
+    for e in [
+        store
+            .head("s3://geobutton-no-such-bucket-x/k.tif")
+            .unwrap_err(),
+        store
+            .get("s3://geobutton-no-such-bucket-x/k.tif")
+            .unwrap_err(),
+    ] {
+        assert!(
+            e.to_string()
+                .contains("bucket geobutton-no-such-bucket-x does not exist"),
+            "{e}"
+        );
+    }
+    // A bucket without a key: a clear error, not an SDK dump.
+    let e = store.get(&format!("s3://{bucket}")).unwrap_err();
+    assert!(matches!(e, StoreError::InvalidUri { .. }), "{e:?}");
+    assert!(e.to_string().contains("needs a key"), "{e}");
+}

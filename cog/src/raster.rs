@@ -82,6 +82,42 @@ impl Crs {
     pub fn is_unknown(&self) -> bool {
         self.epsg.is_none() && self.wkt.is_none()
     }
+
+    /// The CRS of data whose file records `self`, given a user's `assumed` EPSG code (an
+    /// `--epsg` option): the file's own CRS when it has one, the assumed one otherwise.
+    ///
+    /// An assumed code is never used to relabel data: a file that says EPSG:25831 given
+    /// `--epsg 25830` is an error. A file with only WKT (no code) keeps its WKT.
+    ///
+    /// ```
+    /// use cog::Crs;
+    /// assert_eq!(Crs::default().or_assumed(Some(25830)).unwrap(), Crs::epsg(25830));
+    /// assert_eq!(Crs::epsg(25830).or_assumed(Some(25830)).unwrap(), Crs::epsg(25830));
+    /// assert!(Crs::epsg(25831).or_assumed(Some(25830)).is_err());
+    /// ```
+    pub fn or_assumed(&self, assumed: Option<u32>) -> Result<Crs, String> {
+        match (assumed, self.epsg) {
+            (None, _) => Ok(self.clone()),
+            (Some(a), _) if self.is_unknown() => Ok(Crs::epsg(a)),
+            (Some(a), Some(own)) if own != a => Err(format!(
+                "the data's CRS is EPSG:{own}, not the EPSG:{a} given; an EPSG option applies \
+                 only to data that records no CRS (reproject to change a CRS)"
+            )),
+            _ => Ok(self.clone()),
+        }
+    }
+
+    /// A short name: `EPSG:25830`, `WKT "ETRS89 / UTM zone 30N"`, or `unknown`.
+    pub fn label(&self) -> String {
+        match (&self.epsg, &self.wkt) {
+            (Some(c), _) => format!("EPSG:{c}"),
+            (None, Some(w)) => {
+                let name = w.split('"').nth(1).unwrap_or("custom");
+                format!("WKT \"{name}\"")
+            }
+            (None, None) => "unknown".to_string(),
+        }
+    }
 }
 
 /// A rectangle of pixels: offsets and size, in pixels of the full-resolution image

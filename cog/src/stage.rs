@@ -288,11 +288,40 @@ fn parse_compression(s: &str) -> Result<crate::Compression, String> {
     crate::Compression::parse(s).ok_or_else(|| format!("{s:?}: use NONE, DEFLATE, LZW or ZSTD"))
 }
 
+impl TranslateParams {
+    /// Checks the parameters and locations without reading anything.
+    pub fn validate(&self) -> Result<(), TaskError> {
+        use cloud::validate;
+        validate::uri("input", &self.input)?;
+        validate::uri("output", &self.output)?;
+        validate::distinct_outputs(&[&self.input], &[&self.output])?;
+        validate::count("overview", self.overview, 0..=64)?;
+        validate::count("number of bands", self.bands.len(), 0..=65535)?;
+        if let Some(b) = self.bands.iter().find(|&&b| b == 0) {
+            return Err(TaskError::invalid_task(format!(
+                "bands are numbered from 1, not {b}"
+            )));
+        }
+        self.options
+            .validate()
+            .map_err(|e| TaskError::invalid_task(e.to_string()))
+    }
+}
+
 impl Stage for CogStage {
     const NAME: &'static str = "cog";
+    const VERSION: u32 = 1;
     type Params = TranslateParams;
     type Output = TranslateOutput;
     type Cli = CogCli;
+
+    fn validate(params: &TranslateParams) -> Result<(), TaskError> {
+        params.validate()
+    }
+
+    fn input_uris(params: &TranslateParams) -> Vec<String> {
+        vec![params.input.clone()]
+    }
 
     fn status_root(params: &TranslateParams) -> String {
         cloud::uri::parent(&params.output)
@@ -368,9 +397,10 @@ impl Stage for CogStage {
             } => {
                 let options = match options {
                     Some(path) => {
-                        let text = std::fs::read_to_string(&path).map_err(|e| {
-                            TaskError::invalid_input(format!("{}: {e}", path.display()))
-                        })?;
+                        let bytes = store
+                            .get_capped(&path.display().to_string(), 1 << 20)
+                            .map_err(TaskError::from)?;
+                        let text = String::from_utf8_lossy(&bytes);
                         serde_json::from_str(&text).map_err(|e| {
                             TaskError::invalid_input(format!("{}: {e}", path.display()))
                         })?
@@ -390,6 +420,7 @@ impl Stage for CogStage {
                     overview: 0,
                     options,
                 };
+                params.validate()?;
                 let out = CogStage::run(&params, ctx)?;
                 eprintln!(
                     "wrote {}x{} ({} band(s), {} bytes) to {}",

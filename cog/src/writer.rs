@@ -72,6 +72,39 @@ impl Default for CogWriteOptions {
     }
 }
 
+impl CogWriteOptions {
+    /// Checks the options that do not depend on the raster: block size a multiple of 16 in
+    /// 16..=16384, codec level in its range, predictor 1–3.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.blocksize < 16 || !self.blocksize.is_multiple_of(16) || self.blocksize > 16384 {
+            return Err(format!(
+                "blocksize {} is not a multiple of 16 in 16..=16384",
+                self.blocksize
+            ));
+        }
+        if let Some(l) = self.level {
+            let max = match self.compression {
+                Compression::Zstd => 22,
+                _ => 12,
+            };
+            if !(1..=max).contains(&l) {
+                return Err(format!("level {l} is outside 1..={max}"));
+            }
+        }
+        if let Some(p) = self.predictor
+            && !(1..=3).contains(&p)
+        {
+            return Err(format!("predictor {p} is not 1, 2 or 3"));
+        }
+        if let Some((s, o)) = self.scale_offset
+            && !(s.is_finite() && o.is_finite())
+        {
+            return Err(format!("scale {s} / offset {o} must be finite"));
+        }
+        Ok(())
+    }
+}
+
 /// Writes `raster` as a single-band COG at `uri` (atomically).
 pub fn write_cog<T: Pixel>(
     store: &Store,

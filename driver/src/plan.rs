@@ -64,7 +64,14 @@ impl Step {
     /// A step of `tasks`, which must all be of `stage` and have distinct status URIs.
     pub fn new(name: &str, stage: StageKind, tasks: Vec<TaskSpec>) -> Result<Step, DriverError> {
         let mut seen = std::collections::HashSet::new();
+        let mut ids = std::collections::HashSet::new();
         for t in &tasks {
+            if !ids.insert(t.id.as_str()) {
+                return Err(DriverError::Invalid(format!(
+                    "step {name}: two tasks share the id {}",
+                    t.id
+                )));
+            }
             if t.stage != stage {
                 return Err(DriverError::Invalid(format!(
                     "step {name}: task {} is of stage {}, not {stage}",
@@ -115,9 +122,14 @@ pub fn write_manifest<'a>(
     Ok(())
 }
 
-/// The reference an invocation carries.
-pub fn manifest_ref(manifest: &str, index: usize) -> Value {
-    serde_json::json!({ "manifest": manifest, "index": index })
+/// The reference an invocation carries (`force`: run even if finished unchanged).
+pub fn manifest_ref(manifest: &str, index: usize, force: bool) -> Value {
+    serde_json::to_value(cloud::task::ManifestRef {
+        manifest: manifest.to_string(),
+        index,
+        force,
+    })
+    .unwrap_or(Value::Null)
 }
 
 /// The task's status object, if any (a missing or unreadable status is `None`).
@@ -165,7 +177,7 @@ mod tests {
         let uri = manifest_uri(out, &step.name, None);
         write_manifest(&store, &uri, &step.tasks).unwrap();
         // What an invocation resolves is exactly the typed task.
-        let resolved = cloud::entry::resolve_task(&store, manifest_ref(&uri, 1)).unwrap();
+        let resolved = cloud::entry::resolve_task(&store, manifest_ref(&uri, 1, false)).unwrap();
         let task = cloud::entry::parse_task::<WaterStage>(resolved).unwrap();
         assert_eq!(task.id, "tile-b");
         assert_eq!(task.params, water_params("b", out));
@@ -178,11 +190,18 @@ mod tests {
     }
 
     #[test]
-    fn bad_ids_and_duplicate_statuses_are_refused() {
+    fn bad_ids_and_duplicate_ids_are_refused() {
         let p = water_params("a", "/tmp/x");
         assert!(TaskSpec::new::<WaterStage>("../x", &p).is_err());
         let t = TaskSpec::new::<WaterStage>("t", &p).unwrap();
         let e = Step::new("s", StageKind::Water, vec![t.clone(), t]).unwrap_err();
-        assert!(e.to_string().contains("share the status"), "{e}");
+        assert!(e.to_string().contains("share the id"), "{e}");
+        // Same id under another output root: still one id in one manifest.
+        let q = water_params("a", "/tmp/y");
+        let (a, b) = (
+            TaskSpec::new::<WaterStage>("t", &p).unwrap(),
+            TaskSpec::new::<WaterStage>("t", &q).unwrap(),
+        );
+        assert!(Step::new("s", StageKind::Water, vec![a, b]).is_err());
     }
 }

@@ -113,6 +113,10 @@ pub struct StepReport {
     pub wall_s: f64,
     /// Σ of task durations of the tasks run now (not skipped), seconds.
     pub task_seconds: f64,
+    /// Why the tasks that ran were not skipped, as counts of reasons (`parameters changed`,
+    /// `input changed`, ...); tasks new to this location are not counted.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub rerun: std::collections::BTreeMap<String, usize>,
 }
 
 /// `report.json`.
@@ -131,6 +135,9 @@ pub struct Report {
     pub cost: CostEstimate,
     #[serde(default)]
     pub results: Option<Results>,
+    /// Warnings of the tasks' results (`<task>: <warning>`), e.g. a product without a CRS.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     /// PNG figures written with the report.
     #[serde(default)]
     pub figures: Vec<String>,
@@ -264,12 +271,20 @@ pub fn build(
             retries: reports.iter().map(|t| t.retries).sum(),
             start: st.start,
             end: st.end,
-            wall_s: (st.end - st.start).num_milliseconds() as f64 / 1000.0,
+            wall_s: (st.end - st.start).num_milliseconds().max(0) as f64 / 1000.0,
+            // `+ 0.0`: an empty f64 sum is -0.0, printed "-0.00".
             task_seconds: reports
                 .iter()
                 .filter(|t| !t.skipped)
                 .filter_map(|t| t.duration_s)
-                .sum(),
+                .sum::<f64>()
+                + 0.0,
+            rerun: crate::run::rerun_counts(
+                st.records
+                    .iter()
+                    .filter_map(|r| r.ran_because.as_ref())
+                    .filter(|w| !matches!(w, cloud::Rerun::New)),
+            ),
         });
         tasks.extend(reports);
     }
@@ -279,7 +294,7 @@ pub fn build(
         output: output.to_string(),
         start,
         end,
-        wall_s: (end - start).num_milliseconds() as f64 / 1000.0,
+        wall_s: (end - start).num_milliseconds().max(0) as f64 / 1000.0,
         state: match failed_step {
             None => "ok".to_string(),
             Some(s) => format!("failed in step {s}"),
@@ -289,6 +304,12 @@ pub fn build(
         cost: estimate_cost(steps, cost),
         results: None,
         figures: Vec::new(),
+        warnings: steps
+            .iter()
+            .flat_map(|st| st.records.iter())
+            .filter_map(|r| r.status.as_ref().map(|s| (r, s)))
+            .flat_map(|(r, s)| s.warnings.iter().map(move |w| format!("{}: {w}", r.id)))
+            .collect(),
     }
 }
 
@@ -304,6 +325,21 @@ impl Report {
                 "  {:<10} {:>5} tasks  {:>5} ok  {:>3} failed  {:>5} skipped  {:>3} retries  {:>8.2} s wall  {:>9.2} s in tasks\n",
                 st.step, st.tasks, st.ok, st.failed, st.skipped, st.retries, st.wall_s, st.task_seconds
             ));
+            for (why, n) in &st.rerun {
+                s.push_str(&format!("             {n} rerun: {why}\n"));
+            }
+        }
+        if !self.warnings.is_empty() {
+            s.push_str(&format!("  {} warning(s):\n", self.warnings.len()));
+            for w in self.warnings.iter().take(10) {
+                s.push_str(&format!("    {w}\n"));
+            }
+            if self.warnings.len() > 10 {
+                s.push_str(&format!(
+                    "    ... and {} more in report.json\n",
+                    self.warnings.len() - 10
+                ));
+            }
         }
         let c = &self.cost;
         s.push_str(&format!(
@@ -346,6 +382,7 @@ mod tests {
             index: 0,
             status_uri: "s".into(),
             skipped: false,
+            ran_because: None,
             attempts: vec![attempt(10, Some(1024)), attempt(5, Some(4096))],
             status: None,
         };

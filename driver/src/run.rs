@@ -15,14 +15,14 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use cloud::{Progress, ProgressMode, Store};
+use cloud::{Progress, ProgressMode, Rerun, Store, TaskStatus};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::DriverError;
 use crate::exec::{Executor, StepJob, StepOutcome, TaskRecord};
 use crate::pipeline::{Pipeline, Results};
-use crate::plan::{Step, finished_statuses, manifest_uri, read_status, write_manifest};
+use crate::plan::{Step, manifest_uri, read_status, write_manifest};
 use crate::report::{self, CostOptions, Report};
 
 /// Name of the run record under `tasks/`.
@@ -166,7 +166,60 @@ pub fn write_report(
     Ok(report)
 }
 
-/// Runs one step: manifest, resume check, submit, wait.
+/// What the plan decides for one task.
+#[derive(Debug, Clone)]
+pub enum Decision {
+    /// Finished by an earlier run with the same fingerprint: its status.
+    Skip(Box<TaskStatus>),
+    /// To run, and why.
+    Run(Rerun),
+}
+
+/// Validates every task of `step` and decides which run: a task is skipped only when its
+/// status says ok, its outputs exist and its fingerprint (parameters, algorithm version,
+/// input identities) is unchanged. Invalid parameters and missing inputs are errors here,
+/// before anything is submitted.
+pub fn decide_step(store: &Store, step: &Step, force: bool) -> Result<Vec<Decision>, DriverError> {
+    use rayon::prelude::*;
+    let cache = cloud::InfoCache::new();
+    step.tasks
+        .par_iter()
+        .map(|t| {
+            let fp = t.stage.prepare(&t.task, store, &cache).map_err(|e| {
+                DriverError::Invalid(format!(
+                    "step {} task {}: {}: {}",
+                    step.name, t.id, e.kind, e.message
+                ))
+            })?;
+            if force {
+                return Ok(Decision::Run(Rerun::Forced));
+            }
+            let previous = cloud::entry::previous_status(store, &t.status_uri);
+            Ok(
+                match cloud::fingerprint::skip_decision(store, previous.as_ref(), &fp) {
+                    Ok(()) => match previous {
+                        Some(p) => Decision::Skip(Box::new(p)),
+                        None => Decision::Run(Rerun::New),
+                    },
+                    Err(why) => Decision::Run(why),
+                },
+            )
+        })
+        .collect()
+}
+
+/// Counts of the reasons tasks run, by [`Rerun::summary`] (e.g. `parameters changed: 4`).
+pub fn rerun_counts<'a>(
+    reasons: impl IntoIterator<Item = &'a Rerun>,
+) -> std::collections::BTreeMap<String, usize> {
+    let mut counts = std::collections::BTreeMap::new();
+    for r in reasons {
+        *counts.entry(r.summary().to_string()).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// Runs one step: validation and resume decisions, manifest, submit, wait.
 pub fn run_step(
     store: &Store,
     executor: &dyn Executor,
@@ -174,27 +227,38 @@ pub fn run_step(
     step: Step,
     record: &mut RunRecord,
 ) -> Result<StepOutcome, DriverError> {
+    let decisions = decide_step(store, &step, config.force)?;
     let manifest = manifest_uri(&config.output, &step.name, None);
     write_manifest(store, &manifest, &step.tasks)?;
-    let finished = if config.force {
-        vec![None; step.tasks.len()]
-    } else {
-        finished_statuses(store, &step.tasks)
-    };
     let records: Vec<TaskRecord> = step
         .tasks
         .iter()
         .enumerate()
-        .zip(finished)
-        .map(|((i, t), done)| {
+        .zip(decisions)
+        .map(|((i, t), decision)| {
             let mut r = TaskRecord::new(i, t);
-            if let Some(s) = done {
-                r.skipped = true;
-                r.status = Some(s);
+            match decision {
+                Decision::Skip(s) => {
+                    r.skipped = true;
+                    r.status = Some(*s);
+                }
+                Decision::Run(why) => r.ran_because = Some(why),
             }
             r
         })
         .collect();
+    let reruns: Vec<String> = rerun_counts(
+        records
+            .iter()
+            .filter_map(|r| r.ran_because.as_ref())
+            .filter(|w| !matches!(w, Rerun::New)),
+    )
+    .into_iter()
+    .map(|(why, n)| format!("{n} {why}"))
+    .collect();
+    if !reruns.is_empty() {
+        tracing::info!(step = %step.name, "rerun: {}", reruns.join(", "));
+    }
     let skipped = records.iter().filter(|r| r.skipped).count();
     tracing::info!(
         step = %step.name,
@@ -225,6 +289,7 @@ pub fn run_step(
         manifest,
         output: config.output.clone(),
         records,
+        force: config.force,
     };
     let outcome = executor
         .submit(job, store, observer(progress.clone()))?
@@ -251,6 +316,10 @@ pub fn run_pipeline(
     if let Some(v) = executor.vcpus() {
         config.cost.vcpus = v;
     }
+    pipeline.validate()?;
+    // The previous run in this location, if any: what it wrote that this run no longer
+    // plans is removed once this run has finished.
+    let previous = read_record(store, &config.output).ok();
     let mut record = RunRecord {
         pipeline: pipeline.name().to_string(),
         params: pipeline.describe(),
@@ -296,6 +365,9 @@ pub fn run_pipeline(
         write_record(store, &config.output, &record)?;
     }
     let results = pipeline.results(store, &record.steps)?;
+    if let Some(previous) = &previous {
+        remove_dropped_tasks(store, &config.output, previous, &record);
+    }
     record.end = Some(Utc::now());
     write_record(store, &config.output, &record)?;
     let report = write_report(store, &config, &record, Some(results.clone()))?;
@@ -304,6 +376,50 @@ pub fn run_pipeline(
         report_uri: cloud::uri::join(&config.output, REPORT),
         results,
     })
+}
+
+/// Removes the outputs and statuses of tasks an earlier run in `output` had and this
+/// finished run no longer plans (a partition tile that no longer exists, a product no longer
+/// asked for), so that the output location holds only this run's products. Only objects
+/// under `output` are touched.
+pub fn remove_dropped_tasks(store: &Store, output: &str, previous: &RunRecord, now: &RunRecord) {
+    let root = format!("{}/", output.trim_end_matches('/'));
+    let kept: std::collections::HashSet<(&str, &str)> = now
+        .steps
+        .iter()
+        .flat_map(|s| {
+            s.records
+                .iter()
+                .map(move |r| (s.step.as_str(), r.status_uri.as_str()))
+        })
+        .collect();
+    let kept_outputs: std::collections::HashSet<&str> = now
+        .steps
+        .iter()
+        .flat_map(|s| s.records.iter())
+        .filter_map(|r| r.status.as_ref())
+        .flat_map(|s| s.outputs.iter().map(String::as_str))
+        .collect();
+    for st in previous.steps.iter().chain(previous.running.iter()) {
+        for r in &st.records {
+            if kept.contains(&(st.step.as_str(), r.status_uri.as_str())) {
+                continue;
+            }
+            let status = read_status(store, &r.status_uri).or_else(|| r.status.clone());
+            let outputs = status.map(|s| s.outputs).unwrap_or_default();
+            for uri in outputs.iter().chain(std::iter::once(&r.status_uri)) {
+                if !uri.starts_with(&root) || kept_outputs.contains(uri.as_str()) {
+                    continue;
+                }
+                match store.delete(uri) {
+                    Ok(()) => {
+                        tracing::info!(task = %r.id, %uri, "removed what a dropped task wrote")
+                    }
+                    Err(e) => tracing::warn!(%uri, error = %e, "could not remove a stale output"),
+                }
+            }
+        }
+    }
 }
 
 /// Reads the run record of `output`.
@@ -396,4 +512,223 @@ pub fn regenerate_report(
         config.cost.lambda_architecture = p.cost.lambda_architecture.clone();
     }
     write_report(store, &config, &record, previous.and_then(|p| p.results))
+}
+
+/// One task of a dry-run plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlannedTask {
+    pub id: String,
+    /// `run` or `skip`.
+    pub action: String,
+    /// Why it runs (`new`, `parameters changed`, `input changed: URI`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
+    /// The objects it reads.
+    pub inputs: Vec<String>,
+    /// Its status object (its outputs are written beside it).
+    pub status: String,
+    /// The outputs an earlier run of the task wrote, when there was one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<String>,
+    /// Estimated wall time of the task, seconds (an earlier run's, else a typical figure).
+    pub estimated_s: f64,
+}
+
+/// One step of a dry-run plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlannedStep {
+    pub step: String,
+    pub stage: String,
+    pub to_run: usize,
+    pub to_skip: usize,
+    /// Counts of the reasons tasks run.
+    pub why: std::collections::BTreeMap<String, usize>,
+    pub tasks: Vec<PlannedTask>,
+}
+
+/// What `geobutton run … --dry-run` prints: the tasks each step would run or skip and why,
+/// and what running them would cost. Nothing is written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub pipeline: String,
+    pub executor: String,
+    pub output: String,
+    pub steps: Vec<PlannedStep>,
+    /// Why planning stopped before the last step (later steps depend on outputs of a step
+    /// that has tasks to run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_planned: Option<String>,
+    /// Σ of the estimated task seconds of the tasks to run.
+    pub task_seconds: f64,
+    /// Tasks to run whose time comes from an earlier run (the others use typical figures).
+    pub estimated_from_earlier_runs: usize,
+    pub memory_mb: u32,
+    pub vcpus: f32,
+    /// Estimated Lambda cost of the tasks to run, USD (GB-seconds + requests).
+    pub lambda_usd: f64,
+    /// Estimated Batch/Fargate cost, USD (vCPU-hours + GB-hours).
+    pub batch_usd: f64,
+    pub prices: String,
+}
+
+impl Plan {
+    /// A few lines for the terminal.
+    pub fn summary_text(&self) -> String {
+        let mut s = format!(
+            "dry run of the {} pipeline ({} executor) into {}: nothing written\n",
+            self.pipeline, self.executor, self.output
+        );
+        for st in &self.steps {
+            s.push_str(&format!(
+                "  {:<10} {:>5} tasks: {:>5} to run, {:>5} to skip\n",
+                st.step,
+                st.tasks.len(),
+                st.to_run,
+                st.to_skip
+            ));
+            for (why, n) in &st.why {
+                s.push_str(&format!("      {n} run: {why}\n"));
+            }
+            for t in st.tasks.iter().filter(|t| t.action == "run").take(20) {
+                s.push_str(&format!(
+                    "      run  {} ({}; ~{:.1} s; {} input(s))\n",
+                    t.id,
+                    t.why.as_deref().unwrap_or("new"),
+                    t.estimated_s,
+                    t.inputs.len()
+                ));
+            }
+            if st.to_run > 20 {
+                s.push_str(&format!("      ... and {} more\n", st.to_run - 20));
+            }
+        }
+        if let Some(n) = &self.not_planned {
+            s.push_str(&format!("  later steps: {n}\n"));
+        }
+        s.push_str(&format!(
+            "  estimate for the tasks to run: {:.1} task-seconds ({} from earlier runs); Lambda {} MB ${:.6}; Batch/Fargate {} vCPU ${:.6} ({})\n",
+            self.task_seconds,
+            self.estimated_from_earlier_runs,
+            self.memory_mb,
+            self.lambda_usd,
+            self.vcpus,
+            self.batch_usd,
+            self.prices
+        ));
+        s
+    }
+}
+
+/// Plans `pipeline` as [`run_pipeline`] would run it, reading statuses and input identities
+/// but writing nothing: every step whose tasks are all finished is followed by the next;
+/// planning stops at the first step with tasks to run (the steps after it are planned from
+/// its outputs).
+pub fn plan_pipeline(
+    pipeline: &mut dyn Pipeline,
+    executor: &dyn Executor,
+    store: &Store,
+    config: &RunConfig,
+) -> Result<Plan, DriverError> {
+    pipeline.validate()?;
+    let memory_mb = executor.memory_mb().unwrap_or(config.cost.memory_mb);
+    let vcpus = executor.vcpus().unwrap_or(config.cost.vcpus);
+    let mut done: Vec<StepOutcome> = Vec::new();
+    let mut steps = Vec::new();
+    let mut not_planned = None;
+    let (mut task_seconds, mut from_earlier) = (0.0, 0usize);
+    let mut to_run_total = 0usize;
+    while let Some(step) = pipeline.plan_next(store, &done)? {
+        let decisions = decide_step(store, &step, config.force)?;
+        let mut tasks = Vec::new();
+        let mut records = Vec::new();
+        let mut reasons = Vec::new();
+        for (i, (t, d)) in step.tasks.iter().zip(decisions).enumerate() {
+            let previous = cloud::entry::previous_status(store, &t.status_uri);
+            let earlier = previous.as_ref().map(|p| p.duration_s);
+            let estimated_s = earlier.unwrap_or_else(|| t.stage.typical_task_seconds());
+            let inputs = t.stage.input_uris(&t.task).unwrap_or_default();
+            let outputs = previous
+                .as_ref()
+                .map(|p| p.outputs.clone())
+                .unwrap_or_default();
+            let mut r = TaskRecord::new(i, t);
+            let (action, why) = match d {
+                Decision::Skip(s) => {
+                    r.skipped = true;
+                    r.status = Some(*s);
+                    ("skip", None)
+                }
+                Decision::Run(why) => {
+                    task_seconds += estimated_s;
+                    from_earlier += usize::from(earlier.is_some());
+                    to_run_total += 1;
+                    let text = why.to_string();
+                    reasons.push(why);
+                    ("run", Some(text))
+                }
+            };
+            records.push(r);
+            tasks.push(PlannedTask {
+                id: t.id.clone(),
+                action: action.to_string(),
+                why,
+                inputs,
+                status: t.status_uri.clone(),
+                outputs,
+                estimated_s,
+            });
+        }
+        let to_run = reasons.len();
+        steps.push(PlannedStep {
+            step: step.name.clone(),
+            stage: step.stage.name().to_string(),
+            to_run,
+            to_skip: tasks.len() - to_run,
+            why: rerun_counts(&reasons),
+            tasks,
+        });
+        if to_run > 0 {
+            not_planned = Some(format!(
+                "planned once step {} has run (they depend on its outputs)",
+                step.name
+            ));
+            break;
+        }
+        let now = Utc::now();
+        done.push(StepOutcome {
+            step: step.name.clone(),
+            stage: step.stage,
+            manifest: manifest_uri(&config.output, &step.name, None),
+            executor: executor.name().to_string(),
+            start: now,
+            end: now,
+            records,
+        });
+    }
+    if not_planned.is_some() && steps.last().is_some_and(|s| s.to_run == 0) {
+        not_planned = None;
+    }
+    let p = &config.cost.prices;
+    let gb = memory_mb as f64 / 1024.0;
+    let rate = if config.cost.lambda_architecture == "arm64" {
+        p.lambda_gb_s_arm64
+    } else {
+        p.lambda_gb_s_x86_64
+    };
+    let hours = task_seconds / 3600.0;
+    Ok(Plan {
+        pipeline: pipeline.name().to_string(),
+        executor: executor.name().to_string(),
+        output: config.output.clone(),
+        steps,
+        not_planned,
+        task_seconds,
+        estimated_from_earlier_runs: from_earlier,
+        memory_mb,
+        vcpus,
+        lambda_usd: gb * task_seconds * rate
+            + to_run_total as f64 * p.lambda_requests_per_million / 1e6,
+        batch_usd: hours * (vcpus as f64 * p.fargate_vcpu_hour + gb * p.fargate_gb_hour),
+        prices: p.source.clone(),
+    })
 }

@@ -147,7 +147,7 @@ fn a_killed_run_resumes_with_only_the_unfinished_tasks() {
 fn bad_arguments_and_inputs_give_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("o");
-    // A missing input: the task fails (NotFound, not retried) and the summary names it.
+    // A missing input: named at plan time, before any task runs.
     let o = Command::new(BIN)
         .args([
             "run",
@@ -156,12 +156,32 @@ fn bad_arguments_and_inputs_give_clear_errors() {
             "/nonexistent/chm.tif",
             "--output",
             out.to_str().unwrap(),
+            "--training",
         ])
+        .arg(common::data("biomass/sjer/SJER_Biomass_Training.csv"))
         .output()
         .unwrap();
     assert_ne!(o.status.code(), Some(0));
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(e.contains("/nonexistent/chm.tif"), "{e}");
+    // Without a training table or a model, biomass is an error, not NaN kilograms.
+    let o = Command::new(BIN)
+        .args([
+            "run",
+            "biomass",
+            "--output",
+            out.to_str().unwrap(),
+            "--input",
+        ])
+        .arg(common::data(
+            "biomass/sjer/NEON_D17_SJER_DP3_256000_4106000_CHM.tif",
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("no training table and no model"), "{e}");
+    assert!(!out.exists(), "nothing is written");
     // NDVI bands: four are needed.
     let o = Command::new(BIN)
         .args([

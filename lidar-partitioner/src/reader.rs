@@ -46,10 +46,10 @@ impl Source {
             Location::Local(path) => {
                 let file = File::open(&path).map_err(|e| {
                     if e.kind() == std::io::ErrorKind::NotFound {
-                        PartitionError::Store(cloud::StoreError::NotFound {
-                            op: cloud::Op::Get,
-                            uri: uri.to_string(),
-                        })
+                        PartitionError::Store(cloud::StoreError::not_found_local(
+                            cloud::Op::Get,
+                            uri,
+                        ))
                     } else {
                         PartitionError::io(uri, e)
                     }

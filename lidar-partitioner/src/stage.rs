@@ -104,14 +104,51 @@ impl From<&Cli> for PartitionTask {
     }
 }
 
+impl PartitionTask {
+    /// Checks the task's parameters and locations (see [`cloud::Stage::validate`]).
+    pub fn validate(&self) -> Result<(), TaskError> {
+        use cloud::validate;
+        validate::uri("input", &self.input)?;
+        validate::location("output", &self.output)?;
+        self.params()
+            .validate()
+            .map_err(|e| TaskError::invalid_task(e.to_string()))?;
+        validate::number("buffer_m", self.buffer_m, 0.0..=MAX_BUFFER_M)?;
+        validate::opt_number("target_mb", self.target_mb, 1e-3..=1e6)?;
+        if let Some(c) = self.capacity {
+            validate::count("capacity", c, 1..=MAX_CAPACITY)?;
+        }
+        if let Some(m) = self.max_memory_mb {
+            validate::count("max_memory_mb", m, 1..=(1 << 24))?;
+        }
+        Ok(())
+    }
+}
+
+/// Widest buffer accepted: 10 km (a tile's buffer wider than that copies most of a
+/// region into every tile).
+pub const MAX_BUFFER_M: f64 = 10_000.0;
+
+/// Most core points per tile accepted: 2³¹ (a tile's records must fit one allocation).
+pub const MAX_CAPACITY: u64 = 1 << 31;
+
 impl Stage for PartitionStage {
     const NAME: &'static str = "lidar-partitioner";
+    const VERSION: u32 = 1;
     type Params = PartitionTask;
     type Output = Manifest;
     type Cli = Cli;
 
     fn status_root(params: &PartitionTask) -> String {
         params.output.clone()
+    }
+
+    fn validate(params: &PartitionTask) -> Result<(), TaskError> {
+        params.validate()
+    }
+
+    fn input_uris(params: &PartitionTask) -> Vec<String> {
+        vec![params.input.clone()]
     }
 
     fn run(params: &PartitionTask, ctx: &Ctx) -> Result<Manifest, TaskError> {
@@ -129,6 +166,7 @@ impl Stage for PartitionStage {
 
     fn cli(cli: Cli, ctx: &Ctx) -> Result<(), TaskError> {
         let task = PartitionTask::from(&cli);
+        task.validate()?;
         let clock = std::time::Instant::now();
         let m = Self::run(&task, ctx)?;
         if cli.json {

@@ -44,11 +44,164 @@ pub enum Output {
 /// The `ndvi` stage.
 pub struct NdviStage;
 
+/// The band files a scene contributes to a task (SCL only when masking).
+fn scene_inputs(scene: &SceneBands, masking: bool, out: &mut Vec<String>) {
+    out.push(scene.red.clone());
+    out.push(scene.nir.clone());
+    if masking && let Some(scl) = &scene.scl {
+        out.push(scl.clone());
+    }
+}
+
+fn validate_scene(what: &str, scene: &SceneBands) -> Result<(), TaskError> {
+    use cloud::validate;
+    validate::uri(&format!("{what} red band"), &scene.red)?;
+    validate::uri(&format!("{what} NIR band"), &scene.nir)?;
+    if let Some(scl) = &scene.scl {
+        validate::uri(&format!("{what} SCL band"), scl)?;
+    }
+    for (band, r) in [
+        ("red", &scene.radiometry.red),
+        ("NIR", &scene.radiometry.nir),
+    ] {
+        r.validate(&format!("{what} {band}"))
+            .map_err(|e| TaskError::invalid_task(e.to_string()))?;
+    }
+    Ok(())
+}
+
+fn validate_mask(mask: &[u8]) -> Result<(), TaskError> {
+    if let Some(c) = mask.iter().find(|&&c| c > 11) {
+        return Err(TaskError::invalid_task(format!(
+            "scl_mask: {c} is not a Sentinel-2 scene classification (0-11)"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks the product COG settings: block size a multiple of 16 in 16..=4096, DEFLATE level
+/// 1–12.
+pub fn validate_cog(blocksize: u32, level: Option<i32>) -> Result<(), TaskError> {
+    use cloud::validate;
+    if !blocksize.is_multiple_of(16) {
+        return Err(TaskError::invalid_task(format!(
+            "blocksize must be a multiple of 16, not {blocksize}"
+        )));
+    }
+    validate::count("blocksize", blocksize, 16..=4096)?;
+    if let Some(l) = level {
+        validate::count("level", l, 1..=12)?;
+    }
+    Ok(())
+}
+
+impl Params {
+    /// Checks the parameters and locations without reading anything (see
+    /// [`cloud::Stage::validate`]).
+    pub fn validate(&self) -> Result<(), TaskError> {
+        use cloud::validate;
+        match self {
+            Params::Window(t) => {
+                validate_scene("before", &t.before)?;
+                validate_scene("after", &t.after)?;
+                validate_mask(&t.scl_mask)?;
+                validate::location("out", &t.out)?;
+                validate::count("window width", t.window.width, 1..=MAX_WINDOW_SIDE)?;
+                validate::count("window height", t.window.height, 1..=MAX_WINDOW_SIDE)?;
+                Ok(())
+            }
+            Params::Merge(t) => {
+                validate::location("out", &t.out)?;
+                validate::count(
+                    "number of windows",
+                    t.windows.len(),
+                    1..=crate::tile::MAX_WINDOWS,
+                )?;
+                validate_cog(t.blocksize, t.level)
+            }
+            Params::Product(t) => {
+                validate_scene("before", &t.before)?;
+                if let Some(a) = &t.after {
+                    validate_scene("after", a)?;
+                }
+                validate_mask(&t.scl_mask)?;
+                validate::uri("out", &t.out)?;
+                validate::count("window", t.window, 16..=MAX_WINDOW_SIDE)?;
+                validate_cog(t.blocksize, t.level)?;
+                let inputs = Self::input_uris_of(self);
+                let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+                let outputs: Vec<&str> = [
+                    Some(&t.out),
+                    t.ndvi_before.as_ref(),
+                    t.ndvi_after.as_ref(),
+                    t.png.as_ref(),
+                ]
+                .into_iter()
+                .flatten()
+                .map(String::as_str)
+                .collect();
+                for o in &outputs {
+                    validate::uri("output", o)?;
+                }
+                validate::distinct_outputs(&inputs, &outputs)
+            }
+            Params::Preprocess(t) => {
+                validate::location("product", &t.product)?;
+                validate::location("out", &t.out)?;
+                validate_cog(t.blocksize, None)
+            }
+        }
+    }
+
+    fn input_uris_of(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        match self {
+            Params::Window(t) => {
+                scene_inputs(&t.before, !t.scl_mask.is_empty(), &mut v);
+                scene_inputs(&t.after, !t.scl_mask.is_empty(), &mut v);
+            }
+            Params::Merge(t) => {
+                for w in &t.windows {
+                    for name in [
+                        crate::tile::NDVI_BEFORE,
+                        crate::tile::NDVI_AFTER,
+                        crate::tile::NDVI_DIFF,
+                    ] {
+                        v.push(crate::tile::window_uri(&t.out, w, name));
+                    }
+                }
+            }
+            Params::Product(t) => {
+                scene_inputs(&t.before, !t.scl_mask.is_empty(), &mut v);
+                if let Some(a) = &t.after {
+                    scene_inputs(a, !t.scl_mask.is_empty(), &mut v);
+                }
+            }
+            // A product folder (a .SAFE directory) is not one object: its path is in the
+            // parameters.
+            Params::Preprocess(_) => {}
+        }
+        v
+    }
+}
+
+/// Widest window side accepted, pixels (a 10980-pixel Sentinel-2 tile in one window).
+pub const MAX_WINDOW_SIDE: u64 = 1 << 15;
+
 impl Stage for NdviStage {
     const NAME: &'static str = "ndvi";
+    const VERSION: u32 = 1;
     type Params = Params;
     type Output = Output;
     type Cli = Cli;
+
+    fn validate(params: &Params) -> Result<(), TaskError> {
+        params.validate()
+    }
+
+    fn input_uris(params: &Params) -> Vec<String> {
+        params.input_uris_of()
+    }
 
     fn status_root(params: &Params) -> String {
         match params {
@@ -108,10 +261,12 @@ impl Stage for NdviStage {
         match cli.command {
             Command::Compute(a) => {
                 let task = a.task(ctx)?;
+                Params::Product(task.clone()).validate()?;
                 print_json(&run_product(&ctx.store, &task, Some(ctx))?)
             }
             Command::Diff(a) => {
                 let task = a.task(ctx)?;
+                Params::Product(task.clone()).validate()?;
                 print_json(&run_product(&ctx.store, &task, Some(ctx))?)
             }
             Command::Tile(a) => {
@@ -136,6 +291,7 @@ impl Stage for NdviStage {
                     sen2cor: a.sen2cor,
                     blocksize: a.blocksize,
                 };
+                Params::Preprocess(task.clone()).validate()?;
                 print_json(&run_preprocess(&ctx.store, &task)?)
             }
         }
@@ -214,13 +370,11 @@ pub fn run_tile_plan(
     let options = RunOptions {
         force,
         executor: "local".to_string(),
+        deadline: None,
     };
     let tasks = plan.window_tasks();
     let progress = ctx.progress("window tasks", tasks.len() as u64);
-    let quiet = Ctx {
-        progress_mode: cloud::ProgressMode::Silent,
-        ..ctx.clone()
-    };
+    let quiet = ctx.clone().with_progress(cloud::ProgressMode::Silent);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(jobs)
         .build()

@@ -105,6 +105,14 @@ impl ModelOptions {
         if self.products.is_empty() {
             return Err(TerrainError::param("no product asked for"));
         }
+        for (i, p) in self.products.iter().enumerate() {
+            if self.products[..i].contains(p) {
+                return Err(TerrainError::param(format!(
+                    "product {} is asked for twice",
+                    p.name()
+                )));
+            }
+        }
         if self.ground == GroundSource::Smrf {
             self.smrf.validate()?;
         }

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use cloud::{Ctx, Stage, TaskError, uri};
-use cog::{CogWriteOptions, Compression, Crs, Raster};
+use cog::{CogWriteOptions, Compression, Raster};
 use serde::{Deserialize, Serialize};
 
 use crate::derivatives::{AspectOptions, GradientAlg, SlopeOptions, aspect, check_units, slope};
@@ -42,6 +42,18 @@ impl Default for RasterOutput {
 }
 
 impl RasterOutput {
+    /// Checks the block size (a multiple of 16 in 16..=4096), so a bad one is refused when
+    /// the run is planned, not when its last step writes.
+    pub fn validate(&self) -> std::result::Result<(), TaskError> {
+        if self.blocksize < 16 || !self.blocksize.is_multiple_of(16) || self.blocksize > 4096 {
+            return Err(TaskError::invalid_task(format!(
+                "blocksize must be a multiple of 16 between 16 and 4096, not {}",
+                self.blocksize
+            )));
+        }
+        Ok(())
+    }
+
     fn options(&self) -> CogWriteOptions {
         CogWriteOptions {
             compression: self.compression,
@@ -204,16 +216,23 @@ pub fn run_models(p: &ModelsParams, ctx: &Ctx) -> Result<ModelsOutput> {
     let progress = ctx.progress("terrain models", 10);
     let mut file = read_las(&ctx.store, &p.input, p.ground_output.is_some())?;
     progress.inc(1);
-    let mut crs = file.crs.clone();
-    if let Some(e) = p.epsg {
-        crs = Crs::epsg(e);
-    }
+    let crs = file
+        .crs
+        .or_assumed(p.epsg)
+        .map_err(|m| TerrainError::input(&p.input, m))?;
     let name = p.name.clone().unwrap_or_else(|| stem(&p.input));
     let cloud = std::mem::take(&mut file.cloud);
-    let models = compute_models(cloud, &crs, &p.options, &p.input, &mut |step| {
+    let mut models = compute_models(cloud, &crs, &p.options, &p.input, &mut |step| {
         tracing::info!(input = %p.input, step, "terrain");
         progress.inc(1);
     })?;
+    if crs.is_unknown() {
+        models.stats.warnings.push(format!(
+            "{}: the point cloud records no CRS, so its rasters carry none; give the EPSG \
+             code of its coordinates (--epsg)",
+            p.input
+        ));
+    }
     for w in &models.stats.warnings {
         tracing::warn!(input = %p.input, "{w}");
     }
@@ -305,11 +324,144 @@ pub fn run_mosaic(p: &MosaicParams, ctx: &Ctx) -> Result<String> {
 /// The terrain stage (binary `terrain`).
 pub struct TerrainStage;
 
+impl TerrainParams {
+    /// Checks the parameters and locations without reading anything (see
+    /// [`cloud::Stage::validate`]).
+    pub fn validate(&self) -> std::result::Result<(), TaskError> {
+        use cloud::validate;
+        let param = |e: TerrainError| TaskError::invalid_task(e.to_string());
+        match self {
+            TerrainParams::Models(p) => {
+                validate::uri("input", &p.input)?;
+                validate::location("output", &p.output)?;
+                p.options.validate().map_err(param)?;
+                validate_options(&p.options)?;
+                if let Some(e) = p.epsg {
+                    validate::count("epsg", e, 1024..=999_999)?;
+                }
+                if let Some(g) = &p.ground_output {
+                    validate::uri("ground_output", g)?;
+                    validate::distinct_outputs(&[&p.input], &[g])?;
+                }
+                if let Some(n) = &p.name {
+                    cloud::task::validate_task_id(n).map_err(|_| {
+                        TaskError::invalid_task(format!(
+                            "name {n:?}: use 1-128 letters, digits, '.', '_' or '-'"
+                        ))
+                    })?;
+                }
+                p.raster.validate()
+            }
+            TerrainParams::Ground(p) => {
+                validate::uri("input", &p.input)?;
+                validate::uri("output", &p.output)?;
+                p.smrf.validate().map_err(param)?;
+                validate_noise(p.elm.as_ref(), p.outlier.as_ref())?;
+                validate::distinct_outputs(&[&p.input], &[&p.output])
+            }
+            TerrainParams::Slope(p) => {
+                validate::uri("input", &p.input)?;
+                validate::uri("output", &p.output)?;
+                validate::number("scale", p.options.scale, 1e-9..=1e12)?;
+                validate::distinct_outputs(&[&p.input], &[&p.output])?;
+                p.raster.validate()
+            }
+            TerrainParams::Aspect(p) => {
+                validate::uri("input", &p.input)?;
+                validate::uri("output", &p.output)?;
+                validate::distinct_outputs(&[&p.input], &[&p.output])?;
+                p.raster.validate()
+            }
+            TerrainParams::Mosaic(p) => {
+                if p.inputs.is_empty() {
+                    return Err(TaskError::invalid_task("mosaic: no input raster"));
+                }
+                validate::count(
+                    "number of mosaic inputs",
+                    p.inputs.len(),
+                    1..=MAX_MOSAIC_INPUTS,
+                )?;
+                for i in &p.inputs {
+                    validate::uri("input", i)?;
+                }
+                validate::uri("output", &p.output)?;
+                let inputs: Vec<&str> = p.inputs.iter().map(String::as_str).collect();
+                validate::distinct_outputs(&inputs, &[&p.output])?;
+                p.raster.validate()
+            }
+        }
+    }
+
+    /// The objects the task reads.
+    pub fn input_uris(&self) -> Vec<String> {
+        match self {
+            TerrainParams::Models(p) => vec![p.input.clone()],
+            TerrainParams::Ground(p) => vec![p.input.clone()],
+            TerrainParams::Slope(p) => vec![p.input.clone()],
+            TerrainParams::Aspect(p) => vec![p.input.clone()],
+            TerrainParams::Mosaic(p) => p.inputs.clone(),
+        }
+    }
+}
+
+/// Most rasters one mosaic task takes.
+pub const MAX_MOSAIC_INPUTS: usize = 100_000;
+
+/// Bounds of the model options beyond [`ModelOptions::validate`]'s positivity checks.
+fn validate_options(o: &ModelOptions) -> std::result::Result<(), TaskError> {
+    use cloud::validate::{count, number, opt_number};
+    number("resolution", o.resolution, 0.01..=1000.0)?;
+    number("idw power", o.idw.power, 1e-3..=16.0)?;
+    opt_number("idw radius", o.idw.radius, 1e-3..=10_000.0)?;
+    count("idw window size", o.idw.window_size, 0..=64)?;
+    opt_number("tin max edge", o.tin_max_edge, 1e-3..=100_000.0)?;
+    number("slope scale", o.slope.scale, 1e-9..=1e12)?;
+    validate_smrf(&o.smrf)?;
+    validate_noise(o.elm.as_ref(), o.outlier.as_ref())
+}
+
+fn validate_smrf(p: &SmrfParams) -> std::result::Result<(), TaskError> {
+    use cloud::validate::number;
+    p.validate()
+        .map_err(|e| TaskError::invalid_task(e.to_string()))?;
+    number("smrf cell", p.cell, 0.01..=100.0)?;
+    number("smrf slope", p.slope, 0.0..=100.0)?;
+    number("smrf window", p.window, 0.0..=1000.0)?;
+    number("smrf threshold", p.threshold, 0.0..=1000.0)?;
+    number("smrf scalar", p.scalar, 0.0..=1000.0)?;
+    number("smrf cut", p.cut, 0.0..=1000.0)
+}
+
+fn validate_noise(
+    elm: Option<&ElmParams>,
+    outlier: Option<&OutlierParams>,
+) -> std::result::Result<(), TaskError> {
+    use cloud::validate::{count, number};
+    if let Some(e) = elm {
+        number("elm cell", e.cell, 0.01..=1000.0)?;
+        number("elm threshold", e.threshold, 0.0..=1000.0)?;
+    }
+    if let Some(o) = outlier {
+        number("outlier radius", o.radius, 1e-3..=1000.0)?;
+        count("outlier min neighbours", o.min_neighbours, 1..=1000)?;
+    }
+    Ok(())
+}
+
 impl Stage for TerrainStage {
     const NAME: &'static str = "terrain";
+    const VERSION: u32 = 1;
     type Params = TerrainParams;
     type Output = TerrainOutput;
     type Cli = TerrainCli;
+
+    fn validate(params: &TerrainParams) -> std::result::Result<(), TaskError> {
+        params.validate()
+    }
+
+    fn input_uris(params: &TerrainParams) -> Vec<String> {
+        params.input_uris()
+    }
 
     fn status_root(params: &TerrainParams) -> String {
         match params {
@@ -337,6 +489,14 @@ impl Stage for TerrainStage {
         })
     }
 
+    fn warnings(output: &TerrainOutput) -> Vec<String> {
+        match output {
+            TerrainOutput::Models(m) => m.stats.warnings.clone(),
+            TerrainOutput::Ground(g) => g.stats.warnings.clone(),
+            TerrainOutput::Raster { .. } => Vec::new(),
+        }
+    }
+
     fn output_uris(output: &TerrainOutput) -> Vec<String> {
         match output {
             TerrainOutput::Models(m) => m
@@ -351,79 +511,60 @@ impl Stage for TerrainStage {
     }
 
     fn cli(cli: TerrainCli, ctx: &Ctx) -> std::result::Result<(), TaskError> {
-        match cli.command {
-            Command::Models(a) => {
-                let params = a.params()?;
-                let out = run_models(&params, ctx)?;
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&out).unwrap_or_else(|e| e.to_string())
-                );
-            }
-            Command::Ground(a) => {
-                let params = GroundParams {
-                    input: a.input,
-                    output: a.output,
-                    smrf: a.smrf.params()?,
-                    elm: a.noise.elm(),
-                    outlier: a.noise.outlier(),
-                    preserve_classes: a.preserve_classes,
-                };
-                let out = run_ground(&params, ctx)?;
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&out).unwrap_or_else(|e| e.to_string())
-                );
-            }
-            Command::Slope(a) => {
-                let params = SlopeParams {
-                    input: a.dem,
-                    output: a.output,
-                    options: SlopeOptions {
-                        alg: a.alg.into(),
-                        percent: a.percent,
-                        scale: a.scale.unwrap_or(1.0),
-                        compute_edges: !a.no_edges,
-                    },
-                    scale_given: a.scale.is_some(),
-                    raster: a.raster.into(),
-                };
-                eprintln!("wrote {}", run_slope(&params, ctx)?);
-            }
-            Command::Aspect(a) => {
-                let params = AspectParams {
-                    input: a.dem,
-                    output: a.output,
-                    options: AspectOptions {
-                        alg: a.alg.into(),
-                        zero_for_flat: a.zero_for_flat,
-                        trigonometric: a.trigonometric,
-                        compute_edges: !a.no_edges,
-                    },
-                    raster: a.raster.into(),
-                };
-                eprintln!("wrote {}", run_aspect(&params, ctx)?);
-            }
-            Command::Mosaic(a) => {
-                let mut inputs = a.tiles;
-                let output = inputs.pop().ok_or_else(|| {
-                    TaskError::invalid_task("mosaic needs input tiles and an output")
-                })?;
-                if inputs.is_empty() {
-                    return Err(TaskError::invalid_task(
-                        "mosaic needs at least one input tile before the output",
-                    ));
-                }
-                let params = MosaicParams {
-                    inputs,
-                    output,
-                    raster: a.raster.into(),
-                };
-                eprintln!("wrote {}", run_mosaic(&params, ctx)?);
-            }
+        let params = match cli.command {
+            Command::Models(a) => TerrainParams::Models(a.params()?),
+            Command::Ground(a) => TerrainParams::Ground(GroundParams {
+                input: a.input,
+                output: a.output,
+                smrf: a.smrf.params()?,
+                elm: a.noise.elm(),
+                outlier: a.noise.outlier(),
+                preserve_classes: a.preserve_classes,
+            }),
+            Command::Slope(a) => TerrainParams::Slope(SlopeParams {
+                input: a.dem,
+                output: a.output,
+                options: SlopeOptions {
+                    alg: a.alg.into(),
+                    percent: a.percent,
+                    scale: a.scale.unwrap_or(1.0),
+                    compute_edges: !a.no_edges,
+                },
+                scale_given: a.scale.is_some(),
+                raster: a.raster.into(),
+            }),
+            Command::Aspect(a) => TerrainParams::Aspect(AspectParams {
+                input: a.dem,
+                output: a.output,
+                options: AspectOptions {
+                    alg: a.alg.into(),
+                    zero_for_flat: a.zero_for_flat,
+                    trigonometric: a.trigonometric,
+                    compute_edges: !a.no_edges,
+                },
+                raster: a.raster.into(),
+            }),
+            Command::Mosaic(a) => TerrainParams::Mosaic(MosaicParams {
+                inputs: a.tiles,
+                output: a.output,
+                raster: a.raster.into(),
+            }),
+        };
+        params.validate()?;
+        match Self::run(&params, ctx)? {
+            TerrainOutput::Raster { output } => eprintln!("wrote {output}"),
+            TerrainOutput::Models(m) => print_json(&m),
+            TerrainOutput::Ground(g) => print_json(&g),
         }
         Ok(())
     }
+}
+
+fn print_json<T: Serialize>(v: &T) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(v).unwrap_or_else(|e| e.to_string())
+    );
 }
 
 /// `terrain`: terrain models from LiDAR (SMRF ground, DEM, DSM, CHM, FCC, slope, aspect).
@@ -444,7 +585,7 @@ pub enum Command {
     Slope(SlopeArgs),
     /// Aspect of a DEM, identical to `gdaldem aspect -alg Horn -compute_edges`.
     Aspect(AspectArgs),
-    /// Mosaics rasters on one pixel lattice: `terrain mosaic TILE... OUT.tif`.
+    /// Mosaics rasters on one pixel lattice: `terrain mosaic TILE... -o OUT.tif`.
     Mosaic(MosaicArgs),
 }
 
@@ -798,9 +939,12 @@ pub struct AspectArgs {
 
 #[derive(Debug, Args)]
 pub struct MosaicArgs {
-    /// Input rasters, then the output: TILE... OUT.tif
-    #[arg(required = true, num_args = 2..)]
+    /// Input rasters (on one pixel lattice).
+    #[arg(required = true, num_args = 1..)]
     pub tiles: Vec<String>,
+    /// Output COG (never one of the inputs).
+    #[arg(long, short = 'o', required = true)]
+    pub output: String,
     #[command(flatten)]
     pub raster: RasterArgs,
 }
@@ -880,5 +1024,17 @@ mod tests {
         };
         assert!(a.params().is_err());
         assert!(TerrainCli::try_parse_from(["terrain", "mosaic", "only.tif"]).is_err());
+        // The output is a required -o, never the last positional (which once overwrote c.tif).
+        assert!(
+            TerrainCli::try_parse_from(["terrain", "mosaic", "a.tif", "b.tif", "c.tif"]).is_err()
+        );
+        let cli =
+            TerrainCli::try_parse_from(["terrain", "mosaic", "a.tif", "b.tif", "-o", "m.tif"])
+                .unwrap();
+        let Command::Mosaic(m) = cli.command else {
+            panic!()
+        };
+        assert_eq!(m.tiles, ["a.tif", "b.tif"]);
+        assert_eq!(m.output, "m.tif");
     }
 }

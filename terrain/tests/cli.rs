@@ -198,6 +198,7 @@ fn slope_aspect_and_mosaic() {
         "mosaic",
         left.to_str().unwrap(),
         right.to_str().unwrap(),
+        "-o",
         m.to_str().unwrap(),
     ]);
     let whole = read(&out);
@@ -206,6 +207,23 @@ fn slope_aspect_and_mosaic() {
     assert_eq!(mosaic.data, whole.data);
     // A bad argument list: exit status 2 from clap.
     assert_eq!(terrain(&["mosaic", "only.tif"]).status.code(), Some(2));
+    // The output forgotten: an error, and the last input is not overwritten.
+    let before = std::fs::read(&right).unwrap();
+    let o = terrain(&["mosaic", left.to_str().unwrap(), right.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(std::fs::read(&right).unwrap(), before);
+    // An output that is one of the inputs: refused before anything is read.
+    let o = terrain(&[
+        "mosaic",
+        left.to_str().unwrap(),
+        right.to_str().unwrap(),
+        "-o",
+        right.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("is also an input"), "{e}");
+    assert_eq!(std::fs::read(&right).unwrap(), before);
 }
 
 #[test]

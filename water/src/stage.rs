@@ -446,14 +446,76 @@ impl RunArgs {
     }
 }
 
+/// The `.dbf` beside a `.shp` (any case), if `uri` names a shapefile.
+fn dbf_of(uri: &str) -> Option<String> {
+    uri.to_ascii_lowercase()
+        .ends_with(".shp")
+        .then(|| format!("{}.dbf", &uri[..uri.len() - 4]))
+}
+
+impl Params {
+    /// Checks the parameters and locations without reading anything (see
+    /// [`cloud::Stage::validate`]).
+    pub fn validate(&self) -> Result<(), TaskError> {
+        use cloud::validate;
+        validate::uri("dtm", &self.dtm)?;
+        validate::uri("stations", &self.stations)?;
+        validate::location("out", &self.out)?;
+        if let Some(p) = &self.plots {
+            validate::uri("plots", p)?;
+        }
+        if let Some(k) = &self.kc {
+            validate::uri("kc", k)?;
+        }
+        validate::count("dtm_epsg", self.dtm_epsg, 1024..=999_999)?;
+        validate_options(&self.options)
+    }
+
+    /// The objects a tile task reads: the DTM, the station table, the plots (with a
+    /// shapefile's `.dbf`) and the Kc table.
+    pub fn input_uris(&self) -> Vec<String> {
+        let mut v = vec![self.dtm.clone(), self.stations.clone()];
+        if let Some(p) = &self.plots {
+            v.push(p.clone());
+            v.extend(dbf_of(p));
+        }
+        v.extend(self.kc.clone());
+        v
+    }
+}
+
+/// Bounds of the workflow options: each a number a user could mistype into an absurd run.
+pub fn validate_options(o: &Options) -> Result<(), TaskError> {
+    use cloud::validate::{count, number};
+    count("windows", o.windows, 1..=64)?;
+    number("influence_m", o.influence_m, 0.0..=1_000_000.0)?;
+    number("idw_power", o.idw_power, 0.0..=16.0)?;
+    number("lapse_rate_c_per_m", o.lapse_rate_c_per_m, -0.1..=0.1)?;
+    number("z_ref_m", o.z_ref_m, -500.0..=9000.0)?;
+    count("fallback_stations", o.fallback_stations, 0..=1000)?;
+    count("horizon_dirs", o.horizon_dirs, 0..=360)?;
+    number("horizon_max_dist_m", o.horizon_max_dist_m, 0.0..=200_000.0)?;
+    number("krs", o.krs, 0.05..=0.5)?;
+    Ok(())
+}
+
 /// The stage marker type.
 pub struct WaterStage;
 
 impl Stage for WaterStage {
     const NAME: &'static str = "water";
+    const VERSION: u32 = 1;
     type Params = Params;
     type Output = Output;
     type Cli = Cli;
+
+    fn validate(params: &Params) -> Result<(), TaskError> {
+        params.validate()
+    }
+
+    fn input_uris(params: &Params) -> Vec<String> {
+        params.input_uris()
+    }
 
     fn status_root(params: &Params) -> String {
         params.out.clone()
@@ -489,7 +551,9 @@ impl Stage for WaterStage {
             }
             Command::Run(args) => {
                 for dtm in &args.dtm {
-                    let o = run_tile(&args.params(dtm), ctx)?;
+                    let params = args.params(dtm);
+                    params.validate()?;
+                    let o = run_tile(&params, ctx)?;
                     println!(
                         "{}",
                         serde_json::to_string(&o)

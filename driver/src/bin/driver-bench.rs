@@ -238,6 +238,7 @@ fn lambda_overhead(args: &[String], store: &Store) -> Result<()> {
             manifest,
             output: out.clone(),
             records,
+            force: false,
         };
         let clock = Instant::now();
         let outcome = driver::exec::run_step(

@@ -100,12 +100,20 @@ struct Common {
     /// Attempts per task (1 = no retries).
     #[arg(long, default_value_t = 3)]
     attempts: u32,
-    /// A task still running after this many seconds counts as failed (Lambda, Batch).
-    #[arg(long, default_value_t = 900.0)]
-    timeout: f64,
+    /// A task still running after this many seconds fails (default: 900 on Lambda and
+    /// Batch, 21600 locally, where it stops at its next read or write).
+    #[arg(long)]
+    timeout: Option<f64>,
     /// Run every task again, even those finished by an earlier run.
     #[arg(long)]
     force: bool,
+    /// Print the plan (tasks to run or skip and why, inputs, estimated cost) and stop,
+    /// touching nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Print errors only.
+    #[arg(long, short = 'q')]
+    quiet: bool,
     /// Folder for the figures (default OUTPUT/report).
     #[arg(long)]
     png: Option<String>,
@@ -236,6 +244,17 @@ enum PipelineCommand {
     },
 }
 
+impl PipelineCommand {
+    fn common(&self) -> &Common {
+        match self {
+            PipelineCommand::Lidar { common, .. }
+            | PipelineCommand::Ndvi { common, .. }
+            | PipelineCommand::Water { common, .. }
+            | PipelineCommand::Biomass { common, .. } => common,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum NdviInputKind {
     Bands,
@@ -287,21 +306,28 @@ struct DeployArgs {
     iam: bool,
 }
 
-fn executor(c: &Common) -> Box<dyn Executor> {
+fn executor(c: &Common) -> Result<Box<dyn Executor>> {
     let retry = RetryPolicy {
         max_attempts: c.attempts.max(1),
         retry_memory_mb: c.retry_memory,
     };
-    match c.executor {
+    if let Some(t) = c.timeout
+        && !(t.is_finite() && t > 0.0 && t <= 7.0 * 86_400.0)
+    {
+        bail!("--timeout must be a number of seconds in (0, 604800], not {t}");
+    }
+    let timeout = |default: f64| seconds(c.timeout.unwrap_or(default));
+    Ok(match c.executor {
         ExecutorKind::Local => Box::new(LocalExecutor {
             concurrency: c.concurrency.unwrap_or(0),
             retry,
+            timeout: Some(timeout(21_600.0)),
         }),
         ExecutorKind::Lambda => Box::new(LambdaExecutor::new(LambdaConfig {
             function_template: c.function_template.clone(),
             memory_mb: c.memory.unwrap_or(2048),
             concurrency: c.concurrency.unwrap_or(64),
-            deadline: seconds(c.timeout),
+            deadline: timeout(900.0),
             retry,
             endpoint: c.lambda_endpoint.clone(),
             region: None,
@@ -312,14 +338,14 @@ fn executor(c: &Common) -> Box<dyn Executor> {
             definition_template: c.job_definition.clone(),
             memory_mb: c.memory,
             vcpus: c.vcpus,
-            deadline: seconds(c.timeout),
+            deadline: timeout(900.0),
             retry,
             poll_interval: seconds(c.poll_interval),
             endpoint: c.batch_endpoint.clone(),
             region: None,
             on_submit: None,
         })),
-    }
+    })
 }
 
 fn pipeline(cmd: PipelineCommand) -> Result<(Common, Box<dyn Pipeline>)> {
@@ -453,9 +479,18 @@ fn run(cmd: PipelineCommand) -> Result<ExitCode> {
         );
     }
     let store = Store::from_env();
-    let exec = executor(&common);
+    let exec = executor(&common)?;
     let mut config = RunConfig::new(&common.output);
     config.force = common.force;
+    if common.quiet {
+        config.progress = ProgressMode::Silent;
+    }
+    if common.dry_run {
+        config.cost.lambda_architecture = common.arch.clone();
+        let plan = driver::run::plan_pipeline(p.as_mut(), exec.as_ref(), &store, &config)?;
+        print!("{}", plan.summary_text());
+        return Ok(ExitCode::SUCCESS);
+    }
     if let Some(d) = &common.png {
         config.figures = Some(d.clone());
     }
@@ -479,14 +514,27 @@ fn run(cmd: PipelineCommand) -> Result<ExitCode> {
 }
 
 fn main() -> ExitCode {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let cli = Cli::parse();
+    let quiet = match &cli.command {
+        Command::Run { pipeline } => pipeline.common().quiet,
+        _ => false,
+    };
+    // Warnings, and a progress line every few seconds when standard error is not a
+    // terminal (a bar when it is); errors only with --quiet. Colour only on a terminal.
+    let default = if quiet {
+        "error"
+    } else {
+        "warn,cloud::progress=info"
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .compact()
         .try_init();
-    let cli = Cli::parse();
     match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -507,6 +555,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             let exec = LocalExecutor {
                 concurrency,
                 retry: RetryPolicy::default(),
+                timeout: None,
             };
             let clock = std::time::Instant::now();
             let demo = driver::demo::run_demo(&store, &output, &exec, ProgressMode::detect())?;

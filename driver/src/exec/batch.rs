@@ -147,8 +147,9 @@ impl BatchConfig {
         manifest: &str,
         n: usize,
         memory_mb: Option<u32>,
+        force: bool,
     ) -> JobRequest {
-        let (array_size, environment, command) = if n == 1 {
+        let (array_size, mut environment, command) = if n == 1 {
             (
                 None,
                 vec![("GEOBUTTON_MANIFEST".to_string(), manifest.to_string())],
@@ -167,6 +168,10 @@ impl BatchConfig {
                 None,
             )
         };
+        if force {
+            // Run even where an earlier run finished the task unchanged (`--force`).
+            environment.push(("GEOBUTTON_FORCE".to_string(), "1".to_string()));
+        }
         JobRequest {
             job_name: job_name(name),
             job_queue: self.job_queue.clone(),
@@ -377,6 +382,7 @@ impl BatchExecutor {
                 &manifest,
                 chunk.len(),
                 self.config.memory_for_attempt(attempt),
+                job.force,
             );
             let submitted = Utc::now();
             let job_id = self.submit_request(&request)?;
@@ -539,6 +545,7 @@ mod tests {
             "s3://b/m.jsonl",
             12,
             c.memory_for_attempt(1),
+            false,
         );
         assert_eq!(r.job_name, "geobutton-terrain-batch-1");
         assert_eq!(r.job_definition, "geobutton-terrain");
@@ -557,6 +564,7 @@ mod tests {
             "s3://b/m.jsonl",
             1,
             c.memory_for_attempt(2),
+            true,
         );
         assert_eq!(r.array_size, None);
         assert_eq!(
@@ -564,5 +572,9 @@ mod tests {
             ["batch", "--manifest", "s3://b/m.jsonl", "--index", "0"]
         );
         assert_eq!(r.memory_mb, Some(8192));
+        assert!(
+            r.environment
+                .contains(&("GEOBUTTON_FORCE".into(), "1".into()))
+        );
     }
 }

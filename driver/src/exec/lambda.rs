@@ -228,9 +228,10 @@ async fn run_task(
     config: Arc<LambdaConfig>,
     stage: StageKind,
     manifest: String,
+    force: bool,
     mut record: TaskRecord,
 ) -> TaskRecord {
-    let payload = manifest_ref(&manifest, record.index)
+    let payload = manifest_ref(&manifest, record.index, force)
         .to_string()
         .into_bytes();
     for attempt in 1..=config.retry.max_attempts.max(1) {
@@ -252,7 +253,10 @@ async fn run_task(
             Invoked::Failed(f) => (None, Some(f)),
         };
         tracing::debug!(task = %record.id, %function, seconds = clock.elapsed().as_secs_f64(), "invoked");
-        let retryable = failure.as_ref().is_some_and(Failure::is_retryable);
+        let more_memory = config.memory_for_attempt(attempt + 1) > memory;
+        let retryable = failure
+            .as_ref()
+            .is_some_and(|f| f.is_retryable_with(more_memory));
         if let Some(f) = &failure {
             tracing::warn!(task = %record.id, %function, attempt, failure = %f, retryable, "attempt failed");
         }
@@ -319,6 +323,7 @@ impl Executor for LambdaExecutor {
                     config.clone(),
                     stage,
                     job.manifest.clone(),
+                    job.force,
                     r,
                 )
             }))

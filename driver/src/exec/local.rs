@@ -2,9 +2,10 @@
 //! adapter as the stage binaries (`cloud::run_task`: manifest reference resolved, status
 //! written). No cloud account is needed; the store may still be S3.
 //!
-//! Deadlines are not enforced here (a thread cannot be stopped safely); retries of
-//! retryable failures are. Peak RSS in the statuses is the process's, shared by the tasks
-//! running at the same time.
+//! Deadlines are cooperative (a thread cannot be stopped safely): a task past its deadline
+//! fails at its next storage call with `Timeout`. Retryable failures are retried after a
+//! jittered exponential back-off. Peak RSS in the statuses is the process's, shared by the
+//! tasks running at the same time.
 
 use std::thread::JoinHandle;
 
@@ -24,6 +25,19 @@ use crate::plan::manifest_ref;
 pub struct LocalExecutor {
     pub concurrency: usize,
     pub retry: RetryPolicy,
+    /// Each attempt's deadline (`None`: none).
+    pub timeout: Option<std::time::Duration>,
+}
+
+/// The wait before attempt `attempt + 1` (1-based `attempt`): 0.5 s doubling, at most
+/// 30 s, with full jitter down to half.
+pub fn backoff(attempt: u32) -> std::time::Duration {
+    cloud::RetryPolicy {
+        max_attempts: u32::MAX,
+        initial_backoff: std::time::Duration::from_millis(500),
+        max_backoff: std::time::Duration::from_secs(30),
+    }
+    .backoff(attempt)
 }
 
 struct LocalSubmission {
@@ -39,17 +53,29 @@ impl Submission for LocalSubmission {
 }
 
 /// Runs one task with retries, filling `record`.
-fn run_one(job: &StepJob, record: &mut TaskRecord, ctx: &Ctx, retry: &RetryPolicy) {
-    let options = RunOptions {
-        force: true,
-        executor: "local".to_string(),
-    };
+fn run_one(
+    job: &StepJob,
+    record: &mut TaskRecord,
+    ctx: &Ctx,
+    retry: &RetryPolicy,
+    timeout: Option<std::time::Duration>,
+) {
     for attempt in 1..=retry.max_attempts.max(1) {
+        if attempt > 1 {
+            std::thread::sleep(backoff(attempt - 1));
+        }
+        // The driver decided this task runs: force it past the resume check.
+        let options = RunOptions {
+            force: true,
+            executor: "local".to_string(),
+            deadline: timeout.map(|t| std::time::Instant::now() + t),
+        };
         let start = Utc::now();
-        let result =
-            job.step
-                .stage
-                .run_task(manifest_ref(&job.manifest, record.index), ctx, &options);
+        let result = job.step.stage.run_task(
+            manifest_ref(&job.manifest, record.index, false),
+            ctx,
+            &options,
+        );
         let (status, failure) = match result {
             Ok(status) => {
                 let failure = status_failure(&status);
@@ -89,12 +115,9 @@ impl Executor for LocalExecutor {
             .thread_name(|i| format!("geobutton-task-{i}"))
             .build()
             .map_err(|e| DriverError::Invalid(format!("cannot start the worker pool: {e}")))?;
-        let ctx = Ctx {
-            store: store.clone(),
-            progress_mode: ProgressMode::Silent,
-            task_id: None,
-        };
+        let ctx = Ctx::new(store.clone()).with_progress(ProgressMode::Silent);
         let retry = self.retry;
+        let timeout = self.timeout;
         let handle = std::thread::Builder::new()
             .name(format!("geobutton-step-{}", job.step.name))
             .spawn(move || {
@@ -106,7 +129,7 @@ impl Executor for LocalExecutor {
                         .with_max_len(1)
                         .filter(|r| !r.skipped)
                         .for_each(|r| {
-                            run_one(&job, r, &ctx, &retry);
+                            run_one(&job, r, &ctx, &retry, timeout);
                             observe(r);
                         });
                 });

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use cloud::{ErrorKind, Store, TaskError, TaskState, TaskStatus};
+use cloud::{ErrorKind, Rerun, Store, TaskError, TaskState, TaskStatus};
 use serde::{Deserialize, Serialize};
 
 use crate::error::DriverError;
@@ -61,9 +61,18 @@ pub enum Failure {
 }
 
 impl Failure {
-    /// Whether another attempt may succeed.
+    /// Whether another attempt with the same resources may succeed: transient storage
+    /// failures, deadlines, crashed functions and failed invocations — not invalid input,
+    /// missing objects or a deterministic resource limit.
     pub fn is_retryable(&self) -> bool {
+        self.is_retryable_with(false)
+    }
+
+    /// Whether another attempt may succeed, when it gets more memory (`more_memory`) or not:
+    /// a [`ErrorKind::ResourceLimit`] is retried only with more memory.
+    pub fn is_retryable_with(&self, more_memory: bool) -> bool {
         match self {
+            Failure::Task(e) if more_memory => e.kind.is_retryable_with_more_memory(),
             Failure::Task(e) => e.kind.is_retryable(),
             Failure::Deadline { .. } | Failure::Runtime { .. } | Failure::Invoke(_) => true,
         }
@@ -82,17 +91,7 @@ impl Failure {
 
 /// The `ErrorKind` whose `as_str` is `name` (a Lambda `errorType`), if any.
 pub fn error_kind_named(name: &str) -> Option<ErrorKind> {
-    [
-        ErrorKind::InvalidTask,
-        ErrorKind::InvalidInput,
-        ErrorKind::NotFound,
-        ErrorKind::AccessDenied,
-        ErrorKind::Storage,
-        ErrorKind::ResourceLimit,
-        ErrorKind::Internal,
-    ]
-    .into_iter()
-    .find(|k| k.as_str() == name)
+    ErrorKind::from_name(name)
 }
 
 /// One attempt at a task.
@@ -122,6 +121,9 @@ pub struct TaskRecord {
     /// Finished by an earlier run: not run again.
     #[serde(default)]
     pub skipped: bool,
+    /// Why the task runs in this run (new, failed before, parameters or an input changed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ran_because: Option<Rerun>,
     /// Attempts made by this run (empty when skipped).
     #[serde(default)]
     pub attempts: Vec<Attempt>,
@@ -139,6 +141,7 @@ impl TaskRecord {
             index,
             status_uri: task.status_uri.clone(),
             skipped: false,
+            ran_because: None,
             attempts: Vec::new(),
             status: None,
         }
@@ -218,6 +221,9 @@ pub struct StepJob {
     pub output: String,
     /// One record per task of the step; skipped ones are already filled in.
     pub records: Vec<TaskRecord>,
+    /// Run the tasks even where an earlier run finished them unchanged (`--force`): the
+    /// invocations carry it, so that functions and containers do not skip them.
+    pub force: bool,
 }
 
 impl StepJob {
@@ -298,7 +304,11 @@ mod tests {
         assert!(!f(ErrorKind::NotFound).is_retryable());
         assert!(!f(ErrorKind::InvalidInput).is_retryable());
         assert!(f(ErrorKind::Storage).is_retryable());
-        assert!(f(ErrorKind::ResourceLimit).is_retryable());
+        // A memory budget or a full disk fails the same way again: retried only with more
+        // memory.
+        assert!(!f(ErrorKind::ResourceLimit).is_retryable());
+        assert!(f(ErrorKind::ResourceLimit).is_retryable_with(true));
+        assert!(!f(ErrorKind::InvalidInput).is_retryable_with(true));
         assert!(Failure::Deadline { seconds: 1.0 }.is_retryable());
         assert_eq!(error_kind_named("StorageError"), Some(ErrorKind::Storage));
         assert_eq!(error_kind_named("Runtime.ExitError"), None);

@@ -32,7 +32,7 @@ impl BiomassPipeline {
     pub fn new(run: RunParams, chunks: usize) -> BiomassPipeline {
         BiomassPipeline {
             run,
-            chunks: chunks.max(1),
+            chunks,
             merge: None,
         }
     }
@@ -47,6 +47,14 @@ impl Pipeline for BiomassPipeline {
         serde_json::json!({ "run": self.run, "chunks": self.chunks })
     }
 
+    fn validate(&self) -> Result<(), DriverError> {
+        let mut run = self.run.clone();
+        run.chunks = Some(self.chunks);
+        Params::Run(run)
+            .validate()
+            .map_err(|e| DriverError::Invalid(format!("biomass: {}", e.message)))
+    }
+
     fn plan_next(
         &mut self,
         store: &Store,
@@ -54,6 +62,7 @@ impl Pipeline for BiomassPipeline {
     ) -> Result<Option<Step>, DriverError> {
         match done.len() {
             0 => {
+                self.validate()?;
                 let (chunks, merge) = biomass::workflow::plan(store, &self.run, self.chunks)
                     .map_err(|e| DriverError::plan("biomass", e))?;
                 self.merge = Some(merge);

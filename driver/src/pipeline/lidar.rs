@@ -62,6 +62,37 @@ impl LidarPipeline {
     }
 }
 
+impl LidarPipeline {
+    fn partition_task(&self, input: &str, stem: &str) -> PartitionTask {
+        PartitionTask {
+            input: input.to_string(),
+            output: cloud::uri::join(&self.out, &format!("partitions/{stem}")),
+            capacity: self.capacity,
+            target_mb: if self.capacity.is_some() {
+                None
+            } else {
+                self.target_mb
+            },
+            buffer_m: self.buffer_m,
+            method: self.method,
+            format: self.format,
+            max_memory_mb: None,
+        }
+    }
+
+    fn models_params(&self, tile: &str, name: &str) -> ModelsParams {
+        ModelsParams {
+            input: tile.to_string(),
+            output: cloud::uri::join(&self.out, "tiles"),
+            name: Some(name.to_string()),
+            epsg: self.epsg,
+            options: self.models.clone(),
+            ground_output: None,
+            raster: self.raster,
+        }
+    }
+}
+
 impl Pipeline for LidarPipeline {
     fn name(&self) -> &'static str {
         "lidar"
@@ -75,6 +106,31 @@ impl Pipeline for LidarPipeline {
         })
     }
 
+    fn validate(&self) -> Result<(), DriverError> {
+        let Some(first) = self.inputs.first() else {
+            return Err(DriverError::Invalid("lidar: no input point cloud".into()));
+        };
+        let invalid = |what: &str, e: cloud::TaskError| {
+            DriverError::Invalid(format!("lidar: {what}: {}", e.message))
+        };
+        for input in &self.inputs {
+            self.partition_task(input, "p")
+                .validate()
+                .map_err(|e| invalid("partition", e))?;
+        }
+        // The later steps' settings, checked on stand-in tasks before anything runs.
+        TerrainParams::Models(self.models_params(first, "t"))
+            .validate()
+            .map_err(|e| invalid("terrain models", e))?;
+        TerrainParams::Mosaic(MosaicParams {
+            inputs: vec![first.clone()],
+            output: cloud::uri::join(&self.out, "dem.tif"),
+            raster: self.raster,
+        })
+        .validate()
+        .map_err(|e| invalid("mosaic", e))
+    }
+
     fn plan_next(
         &mut self,
         _store: &Store,
@@ -82,12 +138,7 @@ impl Pipeline for LidarPipeline {
     ) -> Result<Option<Step>, DriverError> {
         match done.len() {
             0 => {
-                if self.inputs.is_empty() {
-                    return Err(DriverError::Invalid("lidar: no input point cloud".into()));
-                }
-                self.models
-                    .validate()
-                    .map_err(|e| DriverError::plan("lidar", e))?;
+                self.validate()?;
                 let stems = unique_ids(
                     &self
                         .inputs
@@ -100,20 +151,7 @@ impl Pipeline for LidarPipeline {
                     .iter()
                     .zip(stems)
                     .map(|(input, stem)| {
-                        let p = PartitionTask {
-                            input: input.clone(),
-                            output: cloud::uri::join(&self.out, &format!("partitions/{stem}")),
-                            capacity: self.capacity,
-                            target_mb: if self.capacity.is_some() {
-                                None
-                            } else {
-                                self.target_mb
-                            },
-                            buffer_m: self.buffer_m,
-                            method: self.method,
-                            format: self.format,
-                            max_memory_mb: None,
-                        };
+                        let p = self.partition_task(input, &stem);
                         TaskSpec::new::<PartitionStage>(&format!("partition-{stem}"), &p)
                     })
                     .collect::<Result<Vec<_>, _>>()?;
@@ -139,15 +177,7 @@ impl Pipeline for LidarPipeline {
                     .iter()
                     .zip(names)
                     .map(|(tile, name)| {
-                        let p = TerrainParams::Models(ModelsParams {
-                            input: tile.clone(),
-                            output: cloud::uri::join(&self.out, "tiles"),
-                            name: Some(name.clone()),
-                            epsg: self.epsg,
-                            options: self.models.clone(),
-                            ground_output: None,
-                            raster: self.raster,
-                        });
+                        let p = TerrainParams::Models(self.models_params(tile, &name));
                         TaskSpec::new::<TerrainStage>(&format!("models-{name}"), &p)
                     })
                     .collect::<Result<Vec<_>, _>>()?;

@@ -63,6 +63,11 @@ pub trait Pipeline: Send {
     ) -> Result<Option<Step>, DriverError>;
     /// The products, after the last step.
     fn results(&self, store: &Store, done: &[StepOutcome]) -> Result<Results, DriverError>;
+    /// Checks every setting of every step before the first runs (so that a bad option of
+    /// the last step does not fail the run after all the work of the first).
+    fn validate(&self) -> Result<(), DriverError> {
+        Ok(())
+    }
 }
 
 /// A task id fragment from a file name: letters, digits, `.`, `_`, `-` kept, others `_`.

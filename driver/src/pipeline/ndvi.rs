@@ -124,6 +124,19 @@ impl Pipeline for NdviPipeline {
         }
     }
 
+    fn validate(&self) -> Result<(), DriverError> {
+        let invalid = |e: cloud::TaskError| DriverError::Invalid(format!("ndvi: {}", e.message));
+        let (window, blocksize, level) = match &self.input {
+            NdviInput::Request(r) => (r.window, r.blocksize, r.level),
+            NdviInput::Bands {
+                window, blocksize, ..
+            } => (*window, *blocksize, None),
+        };
+        cloud::validate::count("window", window, 16..=ndvi::stage::MAX_WINDOW_SIDE)
+            .map_err(invalid)?;
+        ndvi::stage::validate_cog(blocksize, level).map_err(invalid)
+    }
+
     fn plan_next(
         &mut self,
         store: &Store,
@@ -131,6 +144,7 @@ impl Pipeline for NdviPipeline {
     ) -> Result<Option<Step>, DriverError> {
         match done.len() {
             0 => {
+                self.validate()?;
                 let plan = match &self.input {
                     NdviInput::Request(r) => {
                         ndvi::plan_tile(store, r).map_err(|e| DriverError::plan("ndvi", e))?

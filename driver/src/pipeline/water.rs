@@ -58,6 +58,22 @@ impl Pipeline for WaterPipeline {
         serde_json::json!({ "dtms": self.dtms, "template": self.template, "out": self.out })
     }
 
+    fn validate(&self) -> Result<(), DriverError> {
+        if self.dtms.is_empty() {
+            return Err(DriverError::Invalid("water: no DTM tile given".into()));
+        }
+        for dtm in &self.dtms {
+            water::Params {
+                dtm: dtm.clone(),
+                out: self.tiles_dir(),
+                ..self.template.clone()
+            }
+            .validate()
+            .map_err(|e| DriverError::Invalid(format!("water: {}", e.message)))?;
+        }
+        Ok(())
+    }
+
     fn plan_next(
         &mut self,
         _store: &Store,
@@ -65,9 +81,7 @@ impl Pipeline for WaterPipeline {
     ) -> Result<Option<Step>, DriverError> {
         match done.len() {
             0 => {
-                if self.dtms.is_empty() {
-                    return Err(DriverError::Invalid("water: no DTM tile given".into()));
-                }
+                self.validate()?;
                 let ids = unique_ids(
                     &self
                         .dtms

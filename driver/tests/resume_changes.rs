@@ -1,0 +1,345 @@
+//! Resumed runs notice change (issue 13 A): a task reruns when its parameters, its
+//! algorithm version or an input changed, downstream tasks rerun when their inputs did, a run
+//! with fewer tasks removes what the dropped ones wrote, and `--dry-run` plans without
+//! writing. Water runs over synthetic DTM sheets (fast) through the real SIAM stations.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+
+use cloud::{ProgressMode, Store};
+use common::data;
+use driver::exec::local::LocalExecutor;
+use driver::pipeline::water::WaterPipeline;
+use driver::run::{RunConfig, RunSummary, plan_pipeline, run_pipeline};
+
+const BIN: &str = env!("CARGO_BIN_EXE_geobutton");
+
+fn config(out: &str) -> RunConfig {
+    RunConfig {
+        progress: ProgressMode::Silent,
+        figures: None,
+        ..RunConfig::new(out)
+    }
+}
+
+fn local() -> LocalExecutor {
+    LocalExecutor {
+        concurrency: 2,
+        ..Default::default()
+    }
+}
+
+/// Three adjacent 100 m sheets, 60×40 pixels each, west to east.
+fn sheets(d: &str) -> Vec<String> {
+    std::fs::create_dir_all(format!("{d}/in")).unwrap();
+    (0..3)
+        .map(|i| {
+            let p = format!("{d}/in/sheet{i}.asc");
+            std::fs::write(
+                &p,
+                common::synthetic_dtm(640_000.0 + 6_000.0 * i as f64, 4_200_000.0, 100.0, 60, 40),
+            )
+            .unwrap();
+            p
+        })
+        .collect()
+}
+
+fn water(dtms: &[String], date: &str, out: &str) -> WaterPipeline {
+    let template: water::Params = serde_json::from_value(serde_json::json!({
+        "dtm": "", "stations": data("water/siam_data.csv"), "date": date,
+        "out": "", "png": false, "options": { "windows": 1 }
+    }))
+    .unwrap();
+    WaterPipeline::new(dtms.to_vec(), template, out)
+}
+
+fn run(dtms: &[String], date: &str, out: &str) -> RunSummary {
+    let mut p = water(dtms, date, out);
+    run_pipeline(&mut p, &local(), &Store::from_env(), &config(out)).unwrap()
+}
+
+/// (skipped, ran) task ids of `step` in a summary.
+fn split(s: &RunSummary, step: &str) -> (BTreeSet<String>, BTreeSet<String>) {
+    let (mut skipped, mut ran) = (BTreeSet::new(), BTreeSet::new());
+    for t in s.report.tasks.iter().filter(|t| t.step == step) {
+        if t.skipped {
+            skipped.insert(t.id.clone());
+        } else {
+            ran.insert(t.id.clone());
+        }
+    }
+    (skipped, ran)
+}
+
+fn et0(out: &str) -> cog::Raster<f32> {
+    cog::read_band(&Store::from_env(), &format!("{out}/et0.tif"), 1).unwrap()
+}
+
+fn files(dir: &Path) -> BTreeSet<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| {
+            let e = e.unwrap();
+            e.file_type()
+                .unwrap()
+                .is_file()
+                .then(|| e.file_name().to_string_lossy().into_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn changed_parameters_rerun_every_task_that_depends_on_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let dtms = sheets(d);
+    let out = format!("{d}/run");
+    let first = run(&dtms[..2], "2022-05-15", &out);
+    let may = et0(&out);
+    // Unchanged: everything is skipped.
+    let again = run(&dtms[..2], "2022-05-15", &out);
+    assert_eq!(split(&again, "tiles").1.len(), 0);
+    assert_eq!(split(&again, "mosaic").1.len(), 0);
+    assert_eq!(first.report.steps.len(), 2);
+    // Another date: the tiles rerun (parameters changed), and the mosaic reruns because its
+    // inputs were rewritten; the products are July's, not May's.
+    let july = run(&dtms[..2], "2022-07-15", &out);
+    assert_eq!(split(&july, "tiles").1.len(), 2, "{:?}", july.report.tasks);
+    assert_eq!(split(&july, "mosaic").1.len(), 1);
+    let tiles = &july.report.steps[0];
+    assert_eq!(tiles.rerun.get("parameters changed"), Some(&2), "{tiles:?}");
+    assert_eq!(july.report.steps[1].rerun.get("input changed"), Some(&1));
+    let text = july.report.summary_text();
+    assert!(text.contains("2 rerun: parameters changed"), "{text}");
+    assert!(!text.contains("-0.00"), "{text}");
+    let jul = et0(&out);
+    assert_eq!(jul.data.dim(), may.data.dim());
+    assert!(
+        jul.data
+            .iter()
+            .zip(may.data.iter())
+            .any(|(j, m)| j.to_bits() != m.to_bits()),
+        "the July mosaic is still May's"
+    );
+    // And it is what a fresh July run gives.
+    let fresh = format!("{d}/fresh");
+    run(&dtms[..2], "2022-07-15", &fresh);
+    common::assert_same_raster(
+        &Store::from_env(),
+        &format!("{out}/et0.tif"),
+        &format!("{fresh}/et0.tif"),
+    );
+    // The record of the run says July.
+    let record = driver::run::read_record(&Store::from_env(), &out).unwrap();
+    assert_eq!(record.params["template"]["date"], "2022-07-15");
+}
+
+#[test]
+fn an_added_input_reruns_the_mosaic_and_a_dropped_one_is_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let dtms = sheets(d);
+    let out = format!("{d}/run");
+    run(&dtms[..2], "2022-05-15", &out);
+    assert_eq!(et0(&out).data.dim(), (40, 120));
+    // A third sheet: its tile runs, the two others are skipped, the mosaic reruns and covers
+    // all three.
+    let s = run(&dtms, "2022-05-15", &out);
+    let (skipped, ran) = split(&s, "tiles");
+    assert_eq!(ran, BTreeSet::from(["tile-sheet2".to_string()]));
+    assert_eq!(skipped.len(), 2);
+    assert_eq!(split(&s, "mosaic").1.len(), 1);
+    assert_eq!(s.report.steps[1].rerun.get("parameters changed"), Some(&1));
+    assert_eq!(et0(&out).data.dim(), (40, 180));
+    let tiles = Path::new(&out).join("tiles");
+    assert!(files(&tiles).contains("sheet2_et0.tif"));
+    // Back to two sheets: sheet2's outputs and status go; the mosaic is two sheets wide.
+    let s = run(&dtms[..2], "2022-05-15", &out);
+    assert_eq!(split(&s, "tiles").1.len(), 0);
+    assert_eq!(et0(&out).data.dim(), (40, 120));
+    let left = files(&tiles);
+    assert!(
+        left.contains("sheet0_et0.tif") && left.contains("sheet1_et0.tif"),
+        "{left:?}"
+    );
+    assert!(!left.iter().any(|f| f.starts_with("sheet2")), "{left:?}");
+    assert!(!tiles.join("status/tile-sheet2.json").exists());
+}
+
+#[test]
+fn a_rewritten_input_reruns_its_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let dtms = sheets(d);
+    let out = format!("{d}/run");
+    run(&dtms[..1], "2022-05-15", &out);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    // The same sheet raised by 500 m.
+    std::fs::write(
+        &dtms[0],
+        common::synthetic_dtm(640_000.0, 4_200_000.0, 100.0, 60, 40)
+            .lines()
+            .enumerate()
+            .map(|(i, l)| {
+                if i < 6 {
+                    l.to_string()
+                } else {
+                    l.split_whitespace()
+                        .map(|v| format!("{}", v.parse::<f64>().unwrap() + 500.0))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
+    .unwrap();
+    let s = run(&dtms[..1], "2022-05-15", &out);
+    let t = s.report.tasks.iter().find(|t| t.step == "tiles").unwrap();
+    assert!(!t.skipped);
+    assert_eq!(s.report.steps[0].rerun.get("input changed"), Some(&1));
+}
+
+#[test]
+fn dry_run_plans_every_decision_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let dtms = sheets(d);
+    let out = format!("{d}/run");
+    let store = Store::from_env();
+    // Nothing yet: every tile would run; the mosaic is planned after them.
+    let plan = plan_pipeline(
+        &mut water(&dtms[..2], "2022-05-15", &out),
+        &local(),
+        &store,
+        &config(&out),
+    )
+    .unwrap();
+    assert_eq!(plan.steps.len(), 1);
+    assert_eq!(plan.steps[0].to_run, 2);
+    assert!(plan.not_planned.is_some());
+    assert!(plan.lambda_usd > 0.0);
+    assert!(!Path::new(&out).exists(), "a dry run wrote {out}");
+    run(&dtms[..2], "2022-05-15", &out);
+    let listing = |p: &str| {
+        let mut v: Vec<(String, std::time::SystemTime)> = walk(Path::new(p));
+        v.sort();
+        v
+    };
+    let before = listing(&out);
+    // Finished: both steps are planned, nothing to run.
+    let plan = plan_pipeline(
+        &mut water(&dtms[..2], "2022-05-15", &out),
+        &local(),
+        &store,
+        &config(&out),
+    )
+    .unwrap();
+    assert_eq!(plan.steps.len(), 2);
+    assert!(plan.steps.iter().all(|s| s.to_run == 0));
+    assert_eq!(plan.task_seconds, 0.0);
+    // Through the CLI with a new date: the tiles would rerun, with the reason.
+    let o = Command::new(BIN)
+        .args(["run", "water", "--dry-run", "--output", &out])
+        .args([
+            "--stations",
+            &data("water/siam_data.csv"),
+            "--date",
+            "2022-08-01",
+        ])
+        .args(["--windows", "1", "--input"])
+        .args(&dtms[..2])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(text.contains("2 to run"), "{text}");
+    assert!(text.contains("2 run: parameters changed"), "{text}");
+    assert!(text.contains("nothing written"), "{text}");
+    assert_eq!(listing(&out), before, "the dry run changed {out}");
+}
+
+fn walk(dir: &Path) -> Vec<(String, std::time::SystemTime)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push((
+                p.display().to_string(),
+                e.metadata().unwrap().modified().unwrap(),
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn invalid_settings_of_a_later_step_stop_the_run_before_any_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let dtms = sheets(d);
+    let out = format!("{d}/run");
+    // A NaN IDW power (once written to task JSON as null): refused at plan time.
+    let mut p = water(&dtms[..2], "2022-05-15", &out);
+    p.template.options.idw_power = f64::NAN;
+    let e = run_pipeline(&mut p, &local(), &Store::from_env(), &config(&out)).unwrap_err();
+    assert!(
+        e.to_string().contains("idw_power must be a finite number"),
+        "{e}"
+    );
+    let mut p = water(&dtms[..2], "2022-05-15", &out);
+    p.template.options.horizon_dirs = 1_000_000;
+    let e = run_pipeline(&mut p, &local(), &Store::from_env(), &config(&out)).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("horizon_dirs must be between 0 and 360"),
+        "{e}"
+    );
+    assert!(!Path::new(&out).exists());
+    // Through the CLI: the lidar mosaic's block size and a duplicated product are checked
+    // before the partitioning runs.
+    for (flag, value, says) in [
+        ("--products", "dem,dem", "asked for twice"),
+        ("--resolution", "NaN", "resolution"),
+    ] {
+        let o = Command::new(BIN)
+            .args(["run", "lidar", "--output", &out, flag, value, "--input"])
+            .arg(data("lidar/laspy/simple.las"))
+            .output()
+            .unwrap();
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{e}");
+        assert!(e.contains(says), "{e}");
+    }
+    assert!(!Path::new(&out).exists());
+    // A missing input: named at plan time, nothing submitted.
+    let o = Command::new(BIN)
+        .args(["run", "water", "--output", &out])
+        .args([
+            "--stations",
+            &data("water/siam_data.csv"),
+            "--date",
+            "2022-05-15",
+        ])
+        .args(["--input", "/nonexistent/sheet.asc"])
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    assert!(
+        e.contains("/nonexistent/sheet.asc") && e.contains("no such file"),
+        "{e}"
+    );
+}
