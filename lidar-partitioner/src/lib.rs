@@ -196,6 +196,7 @@ pub fn partition_with(ctx: &Ctx, input: &str, output: &str, params: &Params) -> 
             tiles,
         };
         store.put_json(&manifest_uri, &manifest)?;
+        remove_stale_tiles(store, output, &stem, &manifest);
         Ok(manifest)
     };
     match result.and_then(finish) {
@@ -208,6 +209,37 @@ pub fn partition_with(ctx: &Ctx, input: &str, output: &str, params: &Params) -> 
                 }
             }
             Err(e)
+        }
+    }
+}
+
+/// Removes tiles of `stem` in `output` that `manifest` does not list (an earlier run with
+/// more tiles, or a killed one): the partitioner owns its tile names in its output folder.
+fn remove_stale_tiles(store: &Store, output: &str, stem: &str, manifest: &Manifest) {
+    let prefix = format!("{}/", output.trim_end_matches('/'));
+    let listed = match store.list(&prefix) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(output, error = %e, "could not list the output to remove stale tiles");
+            return;
+        }
+    };
+    for obj in listed {
+        let Some(name) = obj.uri.strip_prefix(&prefix) else {
+            continue;
+        };
+        if name.contains('/')
+            || !tiles::is_tile_name(stem, name)
+            || manifest
+                .tiles
+                .iter()
+                .any(|t| t.uri == obj.uri || t.file == name)
+        {
+            continue;
+        }
+        match store.delete(&obj.uri) {
+            Ok(()) => tracing::info!(uri = %obj.uri, "removed a tile the manifest no longer lists"),
+            Err(e) => tracing::warn!(uri = %obj.uri, error = %e, "could not remove a stale tile"),
         }
     }
 }

@@ -175,10 +175,32 @@ pub(crate) fn tile_name(stem: &str, index: usize, laz: bool) -> String {
     format!("{stem}-{index:04}.{}", if laz { "laz" } else { "las" })
 }
 
+/// Whether `name` is a tile name of `stem` ([`tile_name`] for some index, LAS or LAZ).
+pub(crate) fn is_tile_name(stem: &str, name: &str) -> bool {
+    let Some(rest) = name.strip_prefix(stem).and_then(|r| r.strip_prefix('-')) else {
+        return false;
+    };
+    let Some((digits, ext)) = rest.split_once('.') else {
+        return false;
+    };
+    digits.len() >= 4 && digits.bytes().all(|b| b.is_ascii_digit()) && matches!(ext, "las" | "laz")
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn tile_names() {
+        assert_eq!(tile_name("a_1", 3, true), "a_1-0003.laz");
+        assert!(is_tile_name("a_1", "a_1-0003.laz"));
+        assert!(is_tile_name("a_1", "a_1-12345.las"));
+        assert!(!is_tile_name("a_1", "a_1-003.las"));
+        assert!(!is_tile_name("a_1", "a_1-0003.tif"));
+        assert!(!is_tile_name("a", "a_1-0003.las"));
+        assert!(!is_tile_name("a_1", "a_1-0003.las.bak"));
+    }
 
     fn header(rel: &str) -> Header {
         let path = format!("{}/../../shared/data/{rel}", env!("CARGO_MANIFEST_DIR"));

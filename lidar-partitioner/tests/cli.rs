@@ -143,3 +143,41 @@ fn cli_rejects_bad_arguments() {
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent.las"));
 }
+
+#[test]
+fn a_rerun_with_fewer_tiles_removes_the_extra_ones() {
+    // The case: capacity 20 000 (6 tiles), then 40 000 (3 tiles) into one folder;
+    // tiles 0003..0005 of the first run must not stay beside the 3-tile manifest.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let input = data("lidar/pdal/autzen_trim.laz");
+    std::fs::create_dir_all(&out).unwrap();
+    // Files that are not this input's tiles stay.
+    std::fs::write(out.join("notes.txt"), b"mine").unwrap();
+    std::fs::write(out.join("other-0009.las"), b"another input's tile").unwrap();
+    let tiles = |n: &str| {
+        let mut v: Vec<String> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|f| f.starts_with(n))
+            .collect();
+        v.sort();
+        v
+    };
+    for (capacity, expect) in [("20000", 6), ("40000", 3)] {
+        let o = bin()
+            .args([input.to_str().unwrap(), out.to_str().unwrap()])
+            .args(["--capacity", capacity, "--buffer", "5", "--format", "las"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let m: Manifest =
+            serde_json::from_slice(&std::fs::read(out.join("partitions.json")).unwrap()).unwrap();
+        assert_eq!(m.tiles.len(), expect);
+        let names: Vec<String> = m.tiles.iter().map(|t| t.file.clone()).collect();
+        assert_eq!(tiles("autzen_trim-"), names);
+        let core: u64 = m.tiles.iter().map(|t| t.core_points).sum();
+        assert_eq!(core, m.input.points, "every point a core point once");
+    }
+    assert!(out.join("notes.txt").exists() && out.join("other-0009.las").exists());
+}

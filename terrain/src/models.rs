@@ -17,13 +17,17 @@ use crate::derivatives::{AspectOptions, SlopeOptions, aspect, slope};
 use crate::error::{Result, TerrainError};
 use crate::grid::{Bounds, Grid, check_resolution};
 use crate::gridding::{IdwParams, idw, max_z, tin};
-use crate::noise::{ElmParams, OutlierParams, elm, radius_outliers};
+use crate::noise::{ElmParams, OutlierParams, elm, outliers};
 use crate::points::{CLASS_GROUND, CLASS_LOW_NOISE, CLASS_OTHER, PointCloud};
 use crate::products::{NODATA, Product, chm, crop, fcc, from_raster, to_raster};
 use crate::smrf::{SmrfParams, candidates, smrf};
 
 /// LAS class of high noise (LAS 1.4), dropped from the DSM like low noise.
 pub const CLASS_HIGH_NOISE: u8 = 18;
+
+/// Default canopy height threshold of the FCC, m (Korhonen et al. 2011; lidR's
+/// `pzabove2`).
+pub const DEFAULT_FCC_HEIGHT: f64 = 2.0;
 
 /// Where the ground points come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -60,8 +64,16 @@ pub struct ModelOptions {
     pub smrf: SmrfParams,
     /// Extended-local-minimum noise filter (off unless given).
     pub elm: Option<ElmParams>,
-    /// Radius outlier noise filter (off unless given).
+    /// Outlier filter before ground classification (off unless given): flagged points
+    /// become class 7, which SMRF ignores.
     pub outlier: Option<OutlierParams>,
+    /// Outliers left out of the surface models (DSM, CHM, FCC) only: isolated returns such
+    /// as birds and air points (off unless given; their classes are not changed). Off by
+    /// default because PDAL's statistical threshold is a statistic of the whole task: a
+    /// partition and the whole tile would flag different points near a seam.
+    pub surface_outliers: Option<OutlierParams>,
+    /// Height above the ground from which a first return counts as canopy in the FCC, m.
+    pub fcc_height: f64,
     pub dem_method: DemMethod,
     /// IDW settings of the DEM (and the radius of the DSM).
     pub idw: IdwParams,
@@ -85,6 +97,8 @@ impl Default for ModelOptions {
             smrf: SmrfParams::default(),
             elm: None,
             outlier: None,
+            surface_outliers: None,
+            fcc_height: DEFAULT_FCC_HEIGHT,
             dem_method: DemMethod::Idw,
             idw: IdwParams::default(),
             tin_max_edge: None,
@@ -158,6 +172,9 @@ pub struct ModelStats {
     pub ground_points: u64,
     /// Points used for the DSM.
     pub dsm_points: u64,
+    /// Points the surface outlier filter left out of the DSM, CHM and FCC.
+    #[serde(default)]
+    pub surface_outliers: u64,
     /// Things a user should know (e.g. no ground point: DEM-based outputs are all nodata).
     pub warnings: Vec<String>,
 }
@@ -187,7 +204,7 @@ pub fn noise_flags(cloud: &PointCloud, opts: &ModelOptions) -> Result<Vec<bool>>
         }
     }
     if let Some(p) = &opts.outlier {
-        for (n, f) in noise.iter_mut().zip(radius_outliers(cloud, &all, p)?) {
+        for (n, f) in noise.iter_mut().zip(outliers(cloud, &all, p)?) {
             *n |= f;
         }
     }
@@ -345,22 +362,42 @@ pub fn compute_models(
     } else {
         None
     };
-    let dsm = if need_dsm {
-        progress("dsm");
-        let select: Vec<bool> = (0..cloud.len())
+    // First returns outside the noise classes (and, by default, not statistical outliers):
+    // the points of the DSM and the FCC.
+    let surface: Vec<bool> = if need_dsm {
+        let mut s: Vec<bool> = (0..cloud.len())
             .map(|i| {
                 cloud.is_first(i)
                     && classes_sorted[i] != CLASS_LOW_NOISE
                     && classes_sorted[i] != CLASS_HIGH_NOISE
             })
             .collect();
+        if let Some(p) = &opts.surface_outliers {
+            progress("surface outliers");
+            let eligible: Vec<bool> = classes_sorted
+                .iter()
+                .map(|&c| c != CLASS_LOW_NOISE && c != CLASS_HIGH_NOISE)
+                .collect();
+            let flags = outliers(&cloud, &eligible, p)?;
+            stats.surface_outliers = flags.iter().filter(|&&f| f).count() as u64;
+            for (s, f) in s.iter_mut().zip(flags) {
+                *s &= !f;
+            }
+        }
+        s
+    } else {
+        Vec::new()
+    };
+    let dsm = if need_dsm {
+        progress("dsm");
+        let select = &surface;
         stats.dsm_points = select.iter().filter(|&&s| s).count() as u64;
         if stats.dsm_points == 0 {
             stats
                 .warnings
                 .push("no first return outside the noise classes: the DSM is all nodata".into());
         }
-        Some(max_z(&cloud, &index, &select, radius))
+        Some(max_z(&cloud, &index, select, radius))
     } else {
         None
     };
@@ -368,16 +405,17 @@ pub fn compute_models(
 
     let mut rasters = BTreeMap::new();
     let chm_grid = match (&dsm, &dem) {
-        (Some(s), Some(g)) if want(Product::Chm) || want(Product::Fcc) => Some(chm(s, g)),
+        (Some(s), Some(g)) if want(Product::Chm) => Some(chm(s, g)),
         _ => None,
     };
     if want(Product::Fcc)
-        && let Some(h) = &chm_grid
+        && let Some(g) = &dem
     {
         progress("fcc");
+        let f = fcc(&cloud, &surface, &work, g, opts.fcc_height);
         rasters.insert(
             Product::Fcc,
-            to_raster(&crop(&fcc(h), &work, &out_grid)?, &out_grid, crs),
+            to_raster(&crop(&f, &work, &out_grid)?, &out_grid, crs),
         );
     }
     if want(Product::Chm)

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TerrainError};
 use crate::grid::Grid;
+use crate::points::PointCloud;
 
 /// The nodata value of every terrain output raster.
 pub const NODATA: f32 = -9999.0;
@@ -22,7 +23,8 @@ pub enum Product {
     Dsm,
     /// Canopy height model: DSM − DEM, at least 0, m.
     Chm,
-    /// Forest canopy cover: % of the 3×3 cells around a cell whose CHM exceeds 0.01 m.
+    /// Forest canopy cover: % of the first returns of the 3×3 cells around a cell that lie
+    /// more than `fcc_height` (2 m) above the ground.
     Fcc,
     /// Slope of the DEM, degrees (or percent).
     Slope,
@@ -79,34 +81,53 @@ pub fn chm(dsm: &Array2<f64>, dem: &Array2<f64>) -> Array2<f64> {
     out
 }
 
-/// Height above which a CHM cell counts as canopy, m.
-pub const CANOPY_MIN_HEIGHT: f64 = 0.01;
-
-/// Forest canopy cover: for every cell with a CHM value, 100 × (cells of the 3×3 window with
-/// CHM > 0.01 m) / (cells of the window with a CHM value); NaN where the CHM is NaN.
-pub fn fcc(chm: &Array2<f64>) -> Array2<f64> {
-    let (rows, cols) = chm.dim();
+/// Forest canopy cover (FCC), percent: around each cell (its 3×3 cells), the share of first
+/// returns (the `select`ed points: first returns outside the noise classes and the surface
+/// outliers) whose height above the ground, z − DEM of the point's cell, exceeds `height` m;
+/// NaN where the window holds no such return over a DEM cell with a value.
+///
+/// This is the standard airborne-LiDAR estimator of vertical canopy cover, the proportion of
+/// first returns above a height threshold (Korhonen et al. 2011, *Remote Sensing of
+/// Environment* 115:1065–1080; lidR's `pzabove2` with the common 2 m threshold). (CloudButton's
+/// original computed it from the DEM; an earlier geobutton from CHM cells above 0.01 m, which
+/// made bare land read as canopy.)
+pub fn fcc(
+    cloud: &PointCloud,
+    select: &[bool],
+    grid: &Grid,
+    dem: &Array2<f64>,
+    height: f64,
+) -> Array2<f64> {
+    let (rows, cols) = dem.dim();
+    let mut first = Array2::<u32>::zeros((rows, cols));
+    let mut canopy = Array2::<u32>::zeros((rows, cols));
+    for i in (0..cloud.len()).filter(|&i| select[i]) {
+        let Some((c, r)) = grid.cell_of(cloud.x[i], cloud.y[i]) else {
+            continue;
+        };
+        let g = dem[(r, c)];
+        if g.is_nan() {
+            continue;
+        }
+        first[(r, c)] += 1;
+        canopy[(r, c)] += u32::from(cloud.z[i] - g > height);
+    }
     let mut out = Array2::from_elem((rows, cols), f64::NAN);
     out.axis_iter_mut(Axis(0))
         .into_par_iter()
         .enumerate()
         .for_each(|(r, mut line)| {
             for c in 0..cols {
-                if chm[(r, c)].is_nan() {
-                    continue;
-                }
-                let mut valid = 0u32;
-                let mut canopy = 0u32;
+                let (mut n, mut above) = (0u64, 0u64);
                 for rr in r.saturating_sub(1)..(r + 2).min(rows) {
                     for cc in c.saturating_sub(1)..(c + 2).min(cols) {
-                        let v = chm[(rr, cc)];
-                        if !v.is_nan() {
-                            valid += 1;
-                            canopy += (v > CANOPY_MIN_HEIGHT) as u32;
-                        }
+                        n += u64::from(first[(rr, cc)]);
+                        above += u64::from(canopy[(rr, cc)]);
                     }
                 }
-                line[c] = 100.0 * canopy as f64 / valid as f64;
+                if n > 0 {
+                    line[c] = 100.0 * above as f64 / n as f64;
+                }
             }
         });
     out
@@ -160,11 +181,42 @@ mod tests {
         assert_eq!(h[(0, 1)], 2.0);
         assert!(h[(0, 2)].is_nan() && h[(1, 2)].is_nan());
         assert!((h[(1, 1)] - 0.005).abs() < 1e-12);
-        let f = fcc(&h);
-        // (0,0): window cells (0,0)=0,(0,1)=2,(1,0)=0,(1,1)=0.005 → 1 of 4.
-        assert_eq!(f[(0, 0)], 25.0);
-        assert!(f[(0, 2)].is_nan());
-        assert_eq!(f[(1, 1)], 25.0);
+    }
+
+    #[test]
+    fn fcc_is_the_share_of_first_returns_above_the_threshold() {
+        // 1 m cells over x 0..4, y 0..3 (cols 4, rows 3); flat ground at 10 m except one cell.
+        let grid = Grid::snapped(
+            &Bounds {
+                min_x: 0.0,
+                min_y: 0.0,
+                max_x: 3.5,
+                max_y: 2.5,
+            },
+            1.0,
+        )
+        .unwrap();
+        let mut dem = Array2::from_elem((grid.rows, grid.cols), 10.0);
+        dem[(2, 3)] = f64::NAN;
+        // Cell (row 0, col 0): 3 first returns, one 5 m up (canopy), one 1.5 m up (not),
+        // one on the ground. Cell (row 2, col 3) has no DEM: its return is not counted.
+        let c = PointCloud::from_xyz(
+            vec![0.2, 0.5, 0.7, 3.5, 2.5],
+            vec![2.5, 2.6, 2.7, 0.5, 0.5],
+            vec![15.0, 11.5, 10.0, 30.0, 12.5],
+        );
+        let mut select = vec![true; 5];
+        let f = fcc(&c, &select, &grid, &dem, 2.0);
+        assert!((f[(0, 0)] - 100.0 / 3.0).abs() < 1e-12, "{f}");
+        // (row 1, col 1) sees cell (0,0) and cell (2,2) (12.5 m: canopy): 2 of 4.
+        assert_eq!(f[(1, 1)], 50.0);
+        // (row 1, col 3) sees (2,2) [12.5: canopy] and (2,3) [no DEM].
+        assert_eq!(f[(1, 3)], 100.0);
+        assert!(f[(0, 3)].is_nan(), "no first return in its window");
+        // Points left out by `select` (noise, outliers) do not count.
+        select[0] = false;
+        let f = fcc(&c, &select, &grid, &dem, 2.0);
+        assert_eq!(f[(0, 0)], 0.0);
     }
 
     #[test]

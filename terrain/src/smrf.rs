@@ -63,7 +63,7 @@ impl Default for SmrfParams {
             threshold: 0.45,
             scalar: 1.2,
             cut: 0.0,
-            ignore_classes: vec![CLASS_LOW_NOISE],
+            ignore_classes: vec![CLASS_LOW_NOISE, crate::models::CLASS_HIGH_NOISE],
             last_returns: true,
         }
     }

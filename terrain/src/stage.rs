@@ -18,7 +18,7 @@ use crate::grid::Grid;
 use crate::las_io::{read_las, write_reclassified};
 use crate::models::{DemMethod, GroundSource, ModelOptions, ModelStats, classify, compute_models};
 use crate::mosaic::mosaic;
-use crate::noise::{ElmParams, OutlierParams};
+use crate::noise::{ElmParams, OutlierMethod, OutlierParams};
 use crate::products::Product;
 use crate::smrf::SmrfParams;
 
@@ -162,6 +162,8 @@ pub struct MosaicParams {
 }
 
 /// One `terrain` task.
+// One value per task, parsed once: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TerrainParams {
@@ -416,6 +418,10 @@ fn validate_options(o: &ModelOptions) -> std::result::Result<(), TaskError> {
     count("idw window size", o.idw.window_size, 0..=64)?;
     opt_number("tin max edge", o.tin_max_edge, 1e-3..=100_000.0)?;
     number("slope scale", o.slope.scale, 1e-9..=1e12)?;
+    number("fcc height", o.fcc_height, 0.0..=100.0)?;
+    if let Some(so) = &o.surface_outliers {
+        validate_outlier(so)?;
+    }
     validate_smrf(&o.smrf)?;
     validate_noise(o.elm.as_ref(), o.outlier.as_ref())
 }
@@ -436,16 +442,23 @@ fn validate_noise(
     elm: Option<&ElmParams>,
     outlier: Option<&OutlierParams>,
 ) -> std::result::Result<(), TaskError> {
-    use cloud::validate::{count, number};
+    use cloud::validate::number;
     if let Some(e) = elm {
         number("elm cell", e.cell, 0.01..=1000.0)?;
         number("elm threshold", e.threshold, 0.0..=1000.0)?;
     }
     if let Some(o) = outlier {
-        number("outlier radius", o.radius, 1e-3..=1000.0)?;
-        count("outlier min neighbours", o.min_neighbours, 1..=1000)?;
+        validate_outlier(o)?;
     }
     Ok(())
+}
+
+fn validate_outlier(o: &OutlierParams) -> std::result::Result<(), TaskError> {
+    use cloud::validate::{count, number};
+    number("outlier radius", o.radius, 1e-3..=1000.0)?;
+    count("outlier min neighbours", o.min_neighbours, 1..=1000)?;
+    count("outlier mean_k", o.mean_k, 1..=100)?;
+    number("outlier multiplier", o.multiplier, 0.0..=100.0)
 }
 
 impl Stage for TerrainStage {
@@ -579,7 +592,9 @@ pub struct TerrainCli {
 pub enum Command {
     /// Terrain models of a LAS/LAZ partition, cropped to its core (non-withheld points).
     Models(ModelsArgs),
-    /// Classifies ground with SMRF and writes the point cloud back (2 ground, 1 other).
+    /// Classifies ground with SMRF and writes the point cloud back: last and only returns
+    /// outside the ignored classes become 2 (ground) or 1 (other), points flagged by --elm or
+    /// --outlier become 7, and every other point keeps its class.
     Ground(GroundArgs),
     /// Slope of a DEM, identical to `gdaldem slope -alg Horn -compute_edges`.
     Slope(SlopeArgs),
@@ -614,7 +629,7 @@ pub struct SmrfArgs {
     /// Net-cut spacing, m (0 = off).
     #[arg(long)]
     pub smrf_cut: Option<f64>,
-    /// Classes SMRF ignores (default 7).
+    /// Classes SMRF ignores (default 7 and 18: low and high noise).
     #[arg(long, value_delimiter = ',')]
     pub smrf_ignore: Option<Vec<u8>>,
     /// Use every return, not only last and only returns.
@@ -669,15 +684,33 @@ pub struct NoiseArgs {
     /// ELM threshold, m.
     #[arg(long, default_value_t = 1.0)]
     pub elm_threshold: f64,
-    /// Run the radius outlier filter (PDAL filters.outlier method=radius).
+    /// Run the outlier filter before ground classification (PDAL filters.outlier; flagged
+    /// points become class 7, which SMRF ignores).
     #[arg(long)]
     pub outlier: bool,
-    /// Outlier search radius (3D), m.
+    /// Outlier method: statistical (PDAL's default) or radius (CloudButton's pipelines).
+    #[arg(long, value_enum, default_value_t = OutlierMethodArg::Statistical)]
+    pub outlier_method: OutlierMethodArg,
+    /// Statistical: neighbours whose mean distance is taken (PDAL mean_k).
+    #[arg(long, default_value_t = 8)]
+    pub outlier_mean_k: usize,
+    /// Statistical: standard deviations above the mean distance (PDAL multiplier).
+    #[arg(long, default_value_t = 2.0)]
+    pub outlier_multiplier: f64,
+    /// Radius: search radius (3D), m.
     #[arg(long, default_value_t = 1.0)]
     pub outlier_radius: f64,
-    /// Fewer neighbours than this within the radius make a point noise.
-    #[arg(long, default_value_t = 4)]
+    /// Radius: fewer other points than this within the radius make a point noise (PDAL
+    /// min_k).
+    #[arg(long, default_value_t = 2)]
     pub outlier_min_neighbours: usize,
+}
+
+/// `--outlier-method`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutlierMethodArg {
+    Statistical,
+    Radius,
 }
 
 impl NoiseArgs {
@@ -689,6 +722,12 @@ impl NoiseArgs {
     }
     fn outlier(&self) -> Option<OutlierParams> {
         self.outlier.then_some(OutlierParams {
+            method: match self.outlier_method {
+                OutlierMethodArg::Statistical => OutlierMethod::Statistical,
+                OutlierMethodArg::Radius => OutlierMethod::Radius,
+            },
+            mean_k: self.outlier_mean_k,
+            multiplier: self.outlier_multiplier,
             radius: self.outlier_radius,
             min_neighbours: self.outlier_min_neighbours,
         })
@@ -797,6 +836,14 @@ pub struct ModelsArgs {
     /// Aspect 0 for flat cells instead of nodata.
     #[arg(long)]
     pub zero_for_flat: bool,
+    /// Height above the ground from which a first return counts as canopy in the FCC, m.
+    #[arg(long, default_value_t = crate::models::DEFAULT_FCC_HEIGHT)]
+    pub fcc_height: f64,
+    /// Leave isolated returns (PDAL statistical outliers: birds, air points) out of the
+    /// DSM, CHM and FCC without reclassifying them (--outlier also reclassifies them as 7,
+    /// which keeps them out of the ground too).
+    #[arg(long)]
+    pub surface_outliers: bool,
     /// Slope/aspect algorithm.
     #[arg(long, value_enum, default_value_t = AlgArg::Horn)]
     pub alg: AlgArg,
@@ -853,6 +900,8 @@ impl ModelsArgs {
                 window_size: self.idw_window_size,
             },
             tin_max_edge: self.tin_max_edge,
+            surface_outliers: self.surface_outliers.then(OutlierParams::default),
+            fcc_height: self.fcc_height,
             slope: SlopeOptions {
                 alg: self.alg.into(),
                 percent: self.percent,

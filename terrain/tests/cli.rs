@@ -259,3 +259,57 @@ fn a_task_file_runs_and_records_its_status() {
         Some(2)
     );
 }
+
+#[test]
+fn epsg_only_labels_data_without_a_crs() {
+    let dir = tempfile::tempdir().unwrap();
+    // A Catalonia partition recording EPSG:25831: --epsg 25830 would relabel it.
+    let cat = format!("{DATA}/cnig/partitions/lasfile-0000.las");
+    let out = dir.path().join("cat");
+    let args = |epsg: &str| {
+        vec![
+            "models".to_string(),
+            cat.clone(),
+            out.to_str().unwrap().to_string(),
+            "--resolution".into(),
+            "5".into(),
+            "--products".into(),
+            "dem".into(),
+            "--epsg".into(),
+            epsg.into(),
+        ]
+    };
+    let a = args("25830");
+    let o = terrain(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(!o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("EPSG:25831") && e.contains("25830"), "{e}");
+    assert!(!out.join("lasfile-0000_dem.tif").exists());
+    // The same code is fine, and so is no --epsg: the products say 25831.
+    for extra in [Some("25831"), None] {
+        let mut a = args("25831");
+        if extra.is_none() {
+            a.truncate(a.len() - 2);
+        }
+        ok(&a.iter().map(String::as_str).collect::<Vec<_>>());
+        let info = gdalinfo(&out.join("lasfile-0000_dem.tif"));
+        assert!(info.contains("ID[\"EPSG\",25831]"), "{info}");
+    }
+    // A Murcia tile without a CRS and without --epsg: products without CRS, and a warning.
+    let murcia = format!("{DATA}/cnig/murcia_tiles/out_2_-8.laz");
+    let out = dir.path().join("murcia");
+    let o = ok(&[
+        "models",
+        &murcia,
+        out.to_str().unwrap(),
+        "--resolution",
+        "5",
+        "--products",
+        "dem",
+    ]);
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let warnings = report["stats"]["warnings"].to_string();
+    assert!(warnings.contains("records no CRS"), "{warnings}");
+    let info = gdalinfo(&out.join("out_2_-8_dem.tif"));
+    assert!(!info.contains("EPSG"), "{info}");
+}

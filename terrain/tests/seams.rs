@@ -37,6 +37,7 @@ fn partition_mosaics_equal_the_whole_tile() {
         outlier: Some(OutlierParams {
             radius: 3.0,
             min_neighbours: 4,
+            ..OutlierParams::cloudbutton_radius()
         }),
         ..Default::default()
     });
