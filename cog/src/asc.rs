@@ -24,11 +24,20 @@ pub struct AscGrid {
     pub values: Vec<f64>,
 }
 
-/// Parses ASCII grid text; `uri` names the file in errors.
-pub fn parse(uri: &str, text: &[u8]) -> Result<AscGrid, CogError> {
-    let text = std::str::from_utf8(text)
-        .map_err(|_| CogError::invalid(uri, "ASCII grid is not valid text"))?;
-    let mut tokens = text.split_ascii_whitespace().peekable();
+/// The header of an ESRI ASCII grid: size and georeferencing.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AscHeader {
+    pub width: u64,
+    pub height: u64,
+    pub transform: GeoTransform,
+    pub nodata: Option<f64>,
+}
+
+/// Parses the header keywords at the front of `tokens` (consuming them).
+fn parse_header<'a>(
+    uri: &str,
+    tokens: &mut std::iter::Peekable<impl Iterator<Item = &'a str>>,
+) -> Result<AscHeader, CogError> {
     let mut ncols = None;
     let mut nrows = None;
     let (mut xll, mut yll, mut center_x, mut center_y) = (None, None, false, false);
@@ -98,6 +107,44 @@ pub fn parse(uri: &str, text: &[u8]) -> Result<AscGrid, CogError> {
     };
     let width = dim(ncols, "ncols")?;
     let height = dim(nrows, "nrows")?;
+    let (px, py) = match (cell, dx, dy) {
+        (Some(c), _, _) => (c, c),
+        (None, Some(x), Some(y)) => (x, y),
+        _ => return Err(CogError::invalid(uri, "ASCII grid: no cellsize")),
+    };
+    let xll = xll.ok_or_else(|| CogError::invalid(uri, "ASCII grid: no xllcorner"))?;
+    let yll = yll.ok_or_else(|| CogError::invalid(uri, "ASCII grid: no yllcorner"))?;
+    let x0 = if center_x { xll - 0.5 * px } else { xll };
+    let y0 = if center_y { yll - 0.5 * py } else { yll };
+    Ok(AscHeader {
+        width,
+        height,
+        transform: GeoTransform([x0, px, 0.0, y0 + py * height as f64, 0.0, -py]),
+        nodata,
+    })
+}
+
+/// Reads only the header of the ASCII grid at `uri` (its first 4 KiB).
+pub fn read_header(store: &Store, uri: &str) -> Result<AscHeader, CogError> {
+    let size = store.head(uri).map_err(|e| CogError::store(uri, e))?;
+    let prefix = store
+        .get_range(uri, 0..size.min(4096))
+        .map_err(|e| CogError::store(uri, e))?;
+    let text = String::from_utf8_lossy(&prefix);
+    parse_header(uri, &mut text.split_ascii_whitespace().peekable())
+}
+
+/// Parses ASCII grid text; `uri` names the file in errors.
+pub fn parse(uri: &str, text: &[u8]) -> Result<AscGrid, CogError> {
+    let text = std::str::from_utf8(text)
+        .map_err(|_| CogError::invalid(uri, "ASCII grid is not valid text"))?;
+    let mut tokens = text.split_ascii_whitespace().peekable();
+    let AscHeader {
+        width,
+        height,
+        transform,
+        nodata,
+    } = parse_header(uri, &mut tokens)?;
     let cells = width
         .checked_mul(height)
         .filter(|&c| c <= MAX_CELLS && c <= text.len() as u64)
@@ -110,16 +157,6 @@ pub fn parse(uri: &str, text: &[u8]) -> Result<AscGrid, CogError> {
                 ),
             )
         })?;
-    let (px, py) = match (cell, dx, dy) {
-        (Some(c), _, _) => (c, c),
-        (None, Some(x), Some(y)) => (x, y),
-        _ => return Err(CogError::invalid(uri, "ASCII grid: no cellsize")),
-    };
-    let xll = xll.ok_or_else(|| CogError::invalid(uri, "ASCII grid: no xllcorner"))?;
-    let yll = yll.ok_or_else(|| CogError::invalid(uri, "ASCII grid: no yllcorner"))?;
-    let x0 = if center_x { xll - 0.5 * px } else { xll };
-    let y0 = if center_y { yll - 0.5 * py } else { yll };
-    let transform = GeoTransform([x0, px, 0.0, y0 + py * height as f64, 0.0, -py]);
     let mut values = Vec::with_capacity(cells as usize);
     let mut float = false;
     for t in tokens.by_ref().take(cells as usize) {

@@ -31,7 +31,7 @@ pub use codec::Compression;
 pub use error::CogError;
 pub use pixel::{Pixel, SampleType};
 pub use raster::{Crs, GeoTransform, Raster, Window};
-pub use reader::{BandInfo, BlockInfo, CogInfo, CogReader, OpenOptions};
+pub use reader::{BandInfo, BlockInfo, CogInfo, CogReader, OpenOptions, grid_of};
 pub use writer::{CogWriteOptions, Resampling, write_cog};
 
 use cloud::Store;

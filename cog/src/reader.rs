@@ -1664,6 +1664,18 @@ fn describe<S: Source + ?Sized>(
     ))
 }
 
+/// The pixel grid of the raster at `uri` — geotransform, width, height — read from its
+/// header alone (a GeoTIFF's first request; an ASCII grid's first 4 KiB), for planning.
+pub fn grid_of(store: &Store, uri: &str) -> Result<(GeoTransform, u64, u64), CogError> {
+    if is_asc_name(uri) {
+        let h = crate::asc::read_header(store, uri)?;
+        return Ok((h.transform, h.width, h.height));
+    }
+    let r = CogReader::open(store, uri)?;
+    let i = r.info();
+    Ok((i.geotransform, i.width, i.height))
+}
+
 fn is_asc_name(uri: &str) -> bool {
     let l = uri.to_ascii_lowercase();
     l.ends_with(".asc") || l.ends_with(".asc.txt")

@@ -301,3 +301,49 @@ fn water_pipeline_equals_the_stage_per_tile_and_merges_plots() {
     assert!(volume > 0.0);
     assert_eq!(s.results.summary["plots"], 2);
 }
+
+#[test]
+fn overlapping_dtm_tiles_count_each_plot_cell_once() {
+    // Two 100 m sheets overlapping by 10 columns (x 645 000..646 000), and a plot of
+    // 25×10 cells across the overlap: 2 500 000 m², not 3 500 000.
+    let store = Store::from_env();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    std::fs::create_dir_all(format!("{d}/in")).unwrap();
+    let west = format!("{d}/in/west.asc");
+    let east = format!("{d}/in/east.asc");
+    std::fs::write(
+        &west,
+        common::synthetic_dtm(640_000.0, 4_200_000.0, 100.0, 60, 40),
+    )
+    .unwrap();
+    std::fs::write(
+        &east,
+        common::synthetic_dtm(645_000.0, 4_200_000.0, 100.0, 60, 40),
+    )
+    .unwrap();
+    let plots = format!("{d}/in/plots.geojson");
+    std::fs::write(&plots, common::plots_geojson()).unwrap();
+    let template: water::Params = serde_json::from_value(serde_json::json!({
+        "dtm": "", "stations": data("water/siam_data.csv"), "date": "2022-05-15",
+        "plots": plots, "out": "", "png": false, "options": { "windows": 1 }
+    }))
+    .unwrap();
+    let out = format!("{d}/run");
+    let mut p = WaterPipeline::new(vec![west, east], template, &out);
+    run_pipeline(&mut p, &local(), &store, &config(&out)).unwrap();
+    let merged = std::fs::read_to_string(format!("{out}/plots.csv")).unwrap();
+    let header: Vec<&str> = merged.lines().next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let across: Vec<&str> = merged
+        .lines()
+        .find(|l| l.starts_with("across,"))
+        .unwrap()
+        .split(',')
+        .collect();
+    assert_eq!(across[col("pixels")], "250", "{merged}");
+    let covered: f64 = across[col("covered_m2")].parse().unwrap();
+    assert!((covered - 2_500_000.0).abs() < 1e-6, "{merged}");
+    let area: f64 = across[col("area_m2")].parse().unwrap();
+    assert!((covered - area).abs() < 1e-6);
+}

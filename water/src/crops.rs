@@ -262,6 +262,71 @@ fn polygon_to_geo_m(rings: &[shapefile::PolygonRing<shapefile::PointM>]) -> Mult
     )
 }
 
+/// Plots checked before use: self-intersecting ones (a "bowtie" whose signed areas cancel)
+/// repaired with [`geo::MakeValid`], empty ones and ones whose coordinates look like
+/// longitude/latitude in a projected tile left out, each with a warning naming the plot.
+pub fn prepare_plots(plots: Vec<Plot>, tile: crate::interp::Extent) -> (Vec<Plot>, Vec<String>) {
+    use geo::{MakeValid, Validation};
+    let projected_tile = tile.0.abs() > 360.0 || tile.2.abs() > 360.0 || tile.3.abs() > 180.0;
+    let mut out = Vec::with_capacity(plots.len());
+    let mut warnings = Vec::new();
+    for mut p in plots {
+        let Some(bb) = p.geometry.bounding_rect() else {
+            warnings.push(format!("plot {}: empty geometry, left out", p.id));
+            continue;
+        };
+        if projected_tile
+            && bb.min().x >= -180.0
+            && bb.max().x <= 180.0
+            && bb.min().y >= -90.0
+            && bb.max().y <= 90.0
+        {
+            warnings.push(format!(
+                "plot {}: its coordinates ({:.4}, {:.4}) look like longitude/latitude; plots \
+                 must be in the DTM's CRS: left out",
+                p.id,
+                bb.min().x,
+                bb.min().y
+            ));
+            continue;
+        }
+        if !p.geometry.is_valid() {
+            match p.geometry.make_valid() {
+                Ok(mp) if mp.unsigned_area() > 0.0 => {
+                    warnings.push(format!(
+                        "plot {}: invalid (self-intersecting) polygon repaired: {:.1} m² \
+                         (was {:.1} m² by the shoelace formula)",
+                        p.id,
+                        mp.unsigned_area(),
+                        p.geometry.unsigned_area()
+                    ));
+                    p.geometry = mp;
+                }
+                Ok(_) => {
+                    warnings.push(format!(
+                        "plot {}: invalid polygon with no area once repaired, left out",
+                        p.id
+                    ));
+                    continue;
+                }
+                Err(e) => {
+                    warnings.push(format!(
+                        "plot {}: invalid polygon that cannot be repaired ({e}), left out",
+                        p.id
+                    ));
+                    continue;
+                }
+            }
+        }
+        if p.geometry.unsigned_area() <= 0.0 {
+            warnings.push(format!("plot {}: zero area, left out", p.id));
+            continue;
+        }
+        out.push(p);
+    }
+    (out, warnings)
+}
+
 /// Burns plot indices + 1 (0 = no plot) into a `rows`×`cols` grid with geotransform `gt`
 /// (north-up): a pixel takes a plot when its centre is inside (even-odd over all rings).
 pub fn rasterize(plots: &[Plot], gt: &GeoTransform, rows: usize, cols: usize) -> Array2<u32> {
@@ -332,16 +397,38 @@ pub struct PlotStats {
 /// ETc raster (NaN outside plots with a Kc or where ET0 is NaN) and per-plot statistics for
 /// plots intersecting the grid. A plot too small to hold a pixel centre takes the pixel that
 /// contains its interior point.
+///
+/// `owned_elsewhere`: extents of other tiles of the same run that own the cells they cover
+/// (where DTM tiles overlap, each cell counts once across tiles): pixels whose centre lies
+/// in one count for no plot here, and a plot reaching into one is not complete here.
 pub fn crop_water(
     plots: &[Plot],
     kc: &KcTable,
     et0: &Array2<f32>,
     gt: &GeoTransform,
     extent: crate::interp::Extent,
+    owned_elsewhere: &[crate::interp::Extent],
 ) -> (Array2<f32>, Vec<PlotStats>) {
     use geo::InteriorPoint;
     let (rows, cols) = et0.dim();
-    let ids = rasterize(plots, gt, rows, cols);
+    let mut ids = rasterize(plots, gt, rows, cols);
+    let elsewhere = |x: f64, y: f64| {
+        owned_elsewhere
+            .iter()
+            .any(|e| x >= e.0 && x < e.2 && y > e.1 && y <= e.3)
+    };
+    if !owned_elsewhere.is_empty() {
+        let g = gt.0;
+        for ((r, c), id) in ids.indexed_iter_mut() {
+            let (x, y) = (
+                g[0] + (c as f64 + 0.5) * g[1],
+                g[3] + (r as f64 + 0.5) * g[5],
+            );
+            if *id != 0 && elsewhere(x, y) {
+                *id = 0;
+            }
+        }
+    }
     let kcs: Vec<Option<f64>> = plots.iter().map(|p| kc.kc(&p.uso_sigpac)).collect();
     let mut etc = Array2::<f32>::from_elem((rows, cols), f32::NAN);
     let mut sums = vec![(0u64, 0.0f64); plots.len()];
@@ -365,7 +452,10 @@ pub fn crop_water(
         let inside = bb.min().x >= extent.0
             && bb.min().y >= extent.1
             && bb.max().x <= extent.2
-            && bb.max().y <= extent.3;
+            && bb.max().y <= extent.3
+            && !owned_elsewhere.iter().any(|e| {
+                bb.max().x > e.0 && bb.min().x < e.2 && bb.max().y > e.1 && bb.min().y < e.3
+            });
         let touches = bb.max().x >= extent.0
             && bb.max().y >= extent.1
             && bb.min().x <= extent.2
@@ -375,8 +465,9 @@ pub fn crop_water(
         }
         let (mut n, mut sum) = sums[k];
         if n == 0 {
-            // Sliver: the pixel under the interior point, if in the grid.
+            // Sliver: the pixel under the interior point, if in the grid and owned here.
             if let Some(pt) = p.geometry.interior_point()
+                && !elsewhere(pt.x(), pt.y())
                 && let Some((c, r)) = gt.invert(pt.x(), pt.y())
                 && c >= 0.0
                 && r >= 0.0
@@ -480,6 +571,7 @@ mod tests {
             &et0,
             &gt,
             (0.0, 0.0, 10.0, 10.0),
+            &[],
         );
         assert_eq!(etc[[3, 2]], 3.5);
         assert!(etc[[0, 0]].is_nan());
@@ -487,6 +579,94 @@ mod tests {
         assert_eq!((s.pixels, s.complete, s.kc), (11, true, Some(0.7)));
         assert!((s.area_m2 - 11.0).abs() < 1e-9);
         assert!((s.volume_m3_day.unwrap() - 3.5 * 11.0 / 1000.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn overlapping_tiles_count_each_cell_once() {
+        // Two 10×10 m tiles of 1 m pixels overlapping by 4 columns (x 6..10), one plot
+        // 2..14 × 2..8 across both: its 12×6 = 72 cells count once in all.
+        let p = polygon!((x: 2.0, y: 2.0), (x: 14.0, y: 2.0), (x: 14.0, y: 8.0), (x: 2.0, y: 8.0));
+        let plots = vec![Plot {
+            id: "a".into(),
+            uso_sigpac: "OV".into(),
+            geometry: MultiPolygon(vec![p]),
+        }];
+        let et0 = Array2::from_elem((10, 10), 5.0f32);
+        let west = GeoTransform::north_up(0.0, 10.0, 1.0);
+        let east = GeoTransform::north_up(6.0, 10.0, 1.0);
+        let (_, a) = crop_water(
+            &plots,
+            &KcTable::default(),
+            &et0,
+            &west,
+            (0.0, 0.0, 10.0, 10.0),
+            &[],
+        );
+        // The east tile: the west one (first) owns the overlap.
+        let (_, b) = crop_water(
+            &plots,
+            &KcTable::default(),
+            &et0,
+            &east,
+            (6.0, 0.0, 16.0, 10.0),
+            &[(0.0, 0.0, 10.0, 10.0)],
+        );
+        assert_eq!(a[0].pixels + b[0].pixels, 72);
+        assert!(!a[0].complete && !b[0].complete);
+        let v = a[0].volume_m3_day.unwrap() + b[0].volume_m3_day.unwrap();
+        assert!((v - 3.5 * 72.0 / 1000.0).abs() < 1e-12, "{v}");
+        // Without the exclusion the overlap (4×6 cells) was counted twice.
+        let (_, twice) = crop_water(
+            &plots,
+            &KcTable::default(),
+            &et0,
+            &east,
+            (6.0, 0.0, 16.0, 10.0),
+            &[],
+        );
+        assert_eq!(a[0].pixels + twice[0].pixels, 72 + 24);
+    }
+
+    #[test]
+    fn bowties_are_repaired_and_bad_plots_reported() {
+        // A bowtie whose two lobes' signed areas cancel (shoelace area 0).
+        let (x, y) = (641_000.0, 4_195_000.0);
+        let bowtie = polygon!(
+            (x: x, y: y),
+            (x: x + 4.0, y: y + 4.0),
+            (x: x + 4.0, y: y),
+            (x: x, y: y + 4.0)
+        );
+        assert_eq!(bowtie.unsigned_area(), 0.0);
+        let lonlat = polygon!((x: -1.1, y: 37.9), (x: -1.0, y: 37.9), (x: -1.0, y: 38.0));
+        let plot = |id: &str, g| Plot {
+            id: id.into(),
+            uso_sigpac: "OV".into(),
+            geometry: MultiPolygon(vec![g]),
+        };
+        let plots = vec![
+            plot("bowtie", bowtie),
+            plot("lonlat", lonlat),
+            Plot {
+                id: "empty".into(),
+                uso_sigpac: "OV".into(),
+                geometry: MultiPolygon(vec![]),
+            },
+        ];
+        let (kept, warnings) =
+            prepare_plots(plots, (640_000.0, 4_190_000.0, 650_000.0, 4_200_000.0));
+        assert_eq!(kept.len(), 1);
+        assert!(
+            (kept[0].geometry.unsigned_area() - 8.0).abs() < 1e-9,
+            "two triangles of 4 m²"
+        );
+        let text = warnings.join("\n");
+        assert!(
+            text.contains("plot bowtie: invalid (self-intersecting) polygon repaired"),
+            "{text}"
+        );
+        assert!(text.contains("plot lonlat: its coordinates"), "{text}");
+        assert!(text.contains("plot empty: empty geometry"), "{text}");
     }
 
     #[test]

@@ -51,6 +51,11 @@ pub struct Params {
     pub kc: Option<String>,
     /// Output directory URI.
     pub out: String,
+    /// Extents `[xmin, ymin, xmax, ymax]` (DTM CRS) of other tiles of the same run that own
+    /// the cells they cover: where DTM tiles overlap, a plot cell counts for one tile only
+    /// (the first in the run's order). Set by the driver.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub plots_owned_elsewhere: Vec<[f64; 4]>,
     /// Also write the interpolated inputs.
     #[serde(default)]
     pub write_inputs: bool,
@@ -91,6 +96,10 @@ pub struct Output {
     /// Seconds per window, and for the whole computation (without I/O).
     pub window_seconds: Vec<f64>,
     pub compute_seconds: f64,
+    /// What the user must know: station Rs above clear-sky, negative ET0, plots repaired
+    /// or left out.
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 /// Errors of a tile task.
@@ -253,6 +262,15 @@ pub fn run_tile(params: &Params, ctx: &Ctx) -> Result<Output, WaterError> {
     progress.finish();
     let compute_seconds = clock.elapsed().as_secs_f64();
 
+    let mut warnings = set.warnings.clone();
+    let negative: Vec<f32> = tile.et0.iter().copied().filter(|v| *v < 0.0).collect();
+    if let Some(min) = negative.iter().copied().reduce(f32::min) {
+        warnings.push(format!(
+            "{dtm_uri}: {} land pixels have a negative daily ET0 (min {min:.2} mm/day): net \
+             radiation below zero (winter, shaded slopes); kept as FAO-56 eq. 6 gives them",
+            negative.len()
+        ));
+    }
     let base = stem(dtm_uri);
     let name = |suffix: &str| cloud::uri::join(&params.out, &format!("{base}_{suffix}"));
     let et0_uri = name("et0.tif");
@@ -260,7 +278,12 @@ pub fn run_tile(params: &Params, ctx: &Ctx) -> Result<Output, WaterError> {
 
     let (mut etc_uri, mut csv_uri) = (None, None);
     if let Some(plots_uri) = &params.plots {
-        let plots = read_plots(store, plots_uri)?;
+        let (plots, plot_warnings) = crops::prepare_plots(read_plots(store, plots_uri)?, extent);
+        warnings.extend(
+            plot_warnings
+                .into_iter()
+                .map(|w| format!("{plots_uri}: {w}")),
+        );
         let kc = match &params.kc {
             Some(u) => {
                 let b = store.get(u).map_err(|source| WaterError::Store {
@@ -271,7 +294,13 @@ pub fn run_tile(params: &Params, ctx: &Ctx) -> Result<Output, WaterError> {
             }
             None => KcTable::default(),
         };
-        let (etc, stats) = crops::crop_water(&plots, &kc, &tile.et0, &dtm.transform, extent);
+        let owned: Vec<crate::interp::Extent> = params
+            .plots_owned_elsewhere
+            .iter()
+            .map(|e| (e[0], e[1], e[2], e[3]))
+            .collect();
+        let (etc, stats) =
+            crops::crop_water(&plots, &kc, &tile.et0, &dtm.transform, extent, &owned);
         let u = name("etc.tif");
         write_f32(store, &u, &etc, &dtm)?;
         etc_uri = Some(u);
@@ -344,6 +373,7 @@ pub fn run_tile(params: &Params, ctx: &Ctx) -> Result<Output, WaterError> {
         et0_max: land.iter().copied().reduce(f32::max),
         window_seconds: tile.window_seconds,
         compute_seconds,
+        warnings,
     })
 }
 
@@ -432,6 +462,7 @@ impl RunArgs {
             plots: self.plots.clone(),
             kc: self.kc.clone(),
             out: self.out.clone(),
+            plots_owned_elsewhere: Vec::new(),
             write_inputs: self.write_inputs,
             png: !self.no_png,
             options: Options {
@@ -523,6 +554,10 @@ impl Stage for WaterStage {
 
     fn run(params: &Params, ctx: &Ctx) -> Result<Output, TaskError> {
         Ok(run_tile(params, ctx)?)
+    }
+
+    fn warnings(o: &Output) -> Vec<String> {
+        o.warnings.clone()
     }
 
     fn output_uris(o: &Output) -> Vec<String> {

@@ -81,6 +81,44 @@ pub enum StationError {
     Empty { uri: String, why: String },
     #[error("{uri}: more than {max} rows")]
     TooLarge { uri: String, max: usize },
+    #[error("{uri}: {message}")]
+    Invalid { uri: String, message: String },
+}
+
+/// Columns the SIAM table repeats by design (the second block of the row); any other
+/// repeated column is an error, as in a generic table.
+const SIAM_REPEATED: [&str; 3] = ["temp", "hr", "v"];
+
+/// Relative humidity columns (percent).
+const RH_COLUMNS: [&str; 4] = ["hr", "rhmax_pct", "rhmin_pct", "rhmean_pct"];
+
+/// Refuses a header naming one column twice (which column a reader takes is then a guess),
+/// except the SIAM table's known repeats.
+fn check_duplicate_columns(
+    uri: &str,
+    head: &csv::StringRecord,
+    siam: bool,
+) -> Result<(), StationError> {
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for (i, h) in head.iter().enumerate() {
+        let name = h.trim().trim_start_matches('\u{feff}').to_string();
+        if name.is_empty() {
+            continue;
+        }
+        if let Some(first) = seen.insert(name.clone(), i)
+            && !(siam && SIAM_REPEATED.contains(&name.as_str()))
+        {
+            return Err(StationError::Invalid {
+                uri: uri.to_string(),
+                message: format!(
+                    "column {name:?} appears twice (columns {} and {}); remove one",
+                    first + 1,
+                    i + 1
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Largest station table accepted (rows).
@@ -135,6 +173,7 @@ pub fn parse(
         StationFormat::Auto => StationFormat::Generic,
         f => f,
     };
+    check_duplicate_columns(uri, &head, format == StationFormat::Siam)?;
     let need: &[&str] = match format {
         StationFormat::Siam => &["X", "Y", "Cota", "temp", "hr", "v"],
         _ => &["id", "x", "y", "elev_m"],
@@ -167,6 +206,9 @@ pub fn parse(
     }
     let date_s = date.format("%Y-%m-%d").to_string();
     let mut out = Vec::new();
+    // The largest relative humidity seen (%): a column of fractions (0.84 for 84 %) would
+    // pass every range check as a desert-dry day.
+    let mut rh_max: Option<(f64, &str)> = None;
     for (n, rec) in reader.records().enumerate() {
         if n >= MAX_ROWS {
             return Err(StationError::TooLarge {
@@ -176,19 +218,38 @@ pub fn parse(
         }
         let rec = rec.map_err(csv_err)?;
         let line = rec.position().map_or(n as u64 + 2, |p| p.line());
+        if format == StationFormat::Generic
+            && cols.has("date")
+            && cols.str(&rec, "date") != Some(date_s.as_str())
+        {
+            continue;
+        }
+        for c in RH_COLUMNS {
+            if let Some(v) = cols.num(&rec, c)
+                && rh_max.is_none_or(|(m, _)| v > m)
+            {
+                rh_max = Some((v, c));
+            }
+        }
         let st = match format {
             StationFormat::Siam => siam_row(&cols, &rec, line),
-            _ => {
-                if cols.has("date") && cols.str(&rec, "date") != Some(date_s.as_str()) {
-                    continue;
-                }
-                generic_row(&cols, &rec, line)
-            }
+            _ => generic_row(&cols, &rec, line),
         };
         match st {
             Ok(s) => out.push(s),
             Err(msg) => tracing::warn!("{uri}: line {line}: station skipped: {msg}"),
         }
+    }
+    if let Some((m, c)) = rh_max
+        && m <= 1.5
+    {
+        return Err(StationError::Invalid {
+            uri: uri.to_string(),
+            message: format!(
+                "relative humidity {c:?} is at most {m} in every row: it looks like a fraction; \
+                 give percent (84 for 84 %)"
+            ),
+        });
     }
     if out.is_empty() {
         let why = if format == StationFormat::Generic && cols.has("date") {
@@ -366,5 +427,41 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("missing column(s): v"), "{e}");
+    }
+
+    #[test]
+    fn humidity_fractions_and_repeated_columns_are_refused() {
+        // RH given as fractions (0.84 for 84 %).
+        let t =
+            "id,x,y,elev_m,tmean_c,rhmean_pct,u2_m_s\nA,1,2,100,20,0.84,2\nB,3,4,90,21,0.61,2\n";
+        let e = parse("f.csv", t.as_bytes(), StationFormat::Auto, d())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("looks like a fraction") && e.contains("rhmean_pct"),
+            "{e}"
+        );
+        // The same in percent is fine.
+        let t = "id,x,y,elev_m,tmean_c,rhmean_pct,u2_m_s\nA,1,2,100,20,84,2\nB,3,4,90,21,61,2\n";
+        assert_eq!(
+            parse("p.csv", t.as_bytes(), StationFormat::Auto, d())
+                .unwrap()
+                .len(),
+            2
+        );
+        // A repeated column in a generic table: which one would be read?
+        let t = "id,x,y,elev_m,tmean_c,u2_m_s,rhmean_pct,tmean_c\nA,1,2,100,20,2,60,35\n";
+        let e = parse("d.csv", t.as_bytes(), StationFormat::Auto, d())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("\"tmean_c\" appears twice (columns 5 and 8)"),
+            "{e}"
+        );
+        // SIAM repeats temp, hr and v by design; another repeat is refused.
+        let ok = "X,Y,Cota,temp,hr,tdet,v,COD,temp,hr,v\n1,2,3,20,50,9,2,A,20,50,2\n";
+        assert!(parse("s.csv", ok.as_bytes(), StationFormat::Auto, d()).is_ok());
+        let bad = "X,Y,Cota,temp,hr,v,Cota\n1,2,3,20,50,2,9\n";
+        assert!(parse("s.csv", bad.as_bytes(), StationFormat::Auto, d()).is_err());
     }
 }

@@ -98,6 +98,8 @@ pub struct StationSet {
     pub stations: Vec<Station>,
     /// True when the area of influence held none and the nearest ones were taken.
     pub fallback: bool,
+    /// What a user must know about the stations (Rs above the clear-sky Rso, ...).
+    pub warnings: Vec<String>,
     points: Vec<(f64, f64)>,
     /// Per variable (tmax_ref, tmin_ref, ea, u2, rs/rso), per station; NaN = missing.
     values: Vec<Vec<f64>>,
@@ -145,6 +147,7 @@ impl StationSet {
             |t: Option<f64>, z: f64| t.map_or(f64::NAN, |t| t + lapse * (opts.z_ref_m - z));
         let mut values: Vec<Vec<f64>> =
             (0..5).map(|_| Vec::with_capacity(stations.len())).collect();
+        let mut warnings = Vec::new();
         for s in &stations {
             values[V_TMAX].push(reduce(s.tmax_c, s.elev_m));
             values[V_TMIN].push(reduce(s.tmin_c, s.elev_m));
@@ -160,7 +163,19 @@ impl StationSet {
                 _ => None,
             });
             values[V_RATIO].push(match rs {
-                Some(rs) if rso > 0.0 => (rs / rso).clamp(0.0, 1.0),
+                Some(rs) if rso > 0.0 => {
+                    // FAO-56 eq. 39 / ASCE limit Rs/Rso to 1. A measured Rs well above the
+                    // clear-sky value of this day and place means a wrong date or units.
+                    if rs > 1.1 * rso {
+                        warnings.push(format!(
+                            "station {}: Rs {rs:.1} MJ/m²/day is above the clear-sky Rso \
+                             {rso:.1} for day {doy} of the year: wrong date or units? Rs/Rso \
+                             limited to 1",
+                            s.id
+                        ));
+                    }
+                    (rs / rso).clamp(0.0, 1.0)
+                }
                 _ => f64::NAN,
             });
         }
@@ -174,10 +189,14 @@ impl StationSet {
                 return Err(WorkflowError::NoData(what));
             }
         }
+        for w in &warnings {
+            tracing::warn!("{w}");
+        }
         Ok(StationSet {
             points: stations.iter().map(|s| (s.x, s.y)).collect(),
             stations,
             fallback,
+            warnings,
             values,
         })
     }

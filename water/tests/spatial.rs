@@ -353,6 +353,7 @@ fn murcia_end_to_end() {
         plots: Some(d("plots.geojson")),
         kc: Some(d("kc.csv")),
         out: d("out"),
+        plots_owned_elsewhere: Vec::new(),
         write_inputs: true,
         png: true,
         options: Options::default(),
@@ -474,6 +475,7 @@ fn bad_inputs() {
         plots: None,
         kc: None,
         out: d("out"),
+        plots_owned_elsewhere: Vec::new(),
         write_inputs: false,
         png: false,
         options: Options::default(),
@@ -601,4 +603,75 @@ fn bad_inputs() {
     // Unknown params field: the task is rejected.
     let v = serde_json::json!({"id": "x", "stage": "water", "params": {"dtm": "a", "stations": "b", "date": "2022-05-15", "out": "c", "bogus": 1}});
     assert!(cloud::entry::parse_task::<WaterStage>(v).is_err());
+}
+
+#[test]
+fn a_wrong_date_and_bad_numbers_are_said_not_hidden() {
+    let dir = tmpdir();
+    let d = |n: &str| dir.path().join(n).to_string_lossy().into_owned();
+    let store = Store::from_env();
+    let all = siam();
+    let dtm = synth::dtm(&all, 625_000.0, 4_190_000.0, 200.0, 40, 30, None);
+    cog::write_cog(&store, &d("t.tif"), &dtm, &cog::CogWriteOptions::default()).unwrap();
+    let base = Params {
+        dtm: d("t.tif"),
+        dtm_epsg: 25830,
+        stations: format!("{DATA}siam_data.csv"),
+        station_format: StationFormat::Auto,
+        date: NaiveDate::from_ymd_opt(2022, 12, 21).unwrap(),
+        plots: None,
+        kc: None,
+        out: d("out"),
+        plots_owned_elsewhere: Vec::new(),
+        write_inputs: false,
+        png: false,
+        options: Options::default(),
+    };
+    // The SIAM table's May radiation used for the winter solstice: above clear sky. Each
+    // such station is named; Rs/Rso is limited to 1 (FAO-56 eq. 39).
+    let out = WaterStage::run(&base, &Ctx::new(store.clone())).unwrap();
+    let text = out.warnings.join("\n");
+    assert!(text.contains("above the clear-sky Rso"), "{text}");
+    assert!(text.contains("wrong date or units"), "{text}");
+    assert!(WaterStage::warnings(&out) == out.warnings);
+    // The same table on its own date warns about nothing of the kind.
+    let may = WaterStage::run(
+        &Params {
+            date: date(),
+            ..base.clone()
+        },
+        &Ctx::new(store.clone()),
+    )
+    .unwrap();
+    assert!(
+        !may.warnings.iter().any(|w| w.contains("clear-sky")),
+        "{:?}",
+        may.warnings
+    );
+    // NaN and absurd numbers are refused before any work (they once gave an all-nodata
+    // raster, or a 40 GB allocation).
+    for (options, says) in [
+        (
+            Options {
+                idw_power: f64::NAN,
+                ..Options::default()
+            },
+            "idw_power",
+        ),
+        (
+            Options {
+                horizon_dirs: 1_000_000,
+                ..Options::default()
+            },
+            "horizon_dirs",
+        ),
+    ] {
+        let e = WaterStage::validate(&Params {
+            options,
+            ..base.clone()
+        })
+        .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::InvalidTask);
+        assert!(e.message.contains(says), "{e}");
+    }
 }

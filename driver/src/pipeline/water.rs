@@ -49,6 +49,18 @@ impl WaterPipeline {
     }
 }
 
+/// The extents of tiles before `i` that overlap tile `i`.
+fn owned_by_earlier(extents: &[[f64; 4]], i: usize) -> Vec<[f64; 4]> {
+    let Some(me) = extents.get(i) else {
+        return Vec::new();
+    };
+    extents[..i]
+        .iter()
+        .filter(|e| e[0] < me[2] && me[0] < e[2] && e[1] < me[3] && me[1] < e[3])
+        .copied()
+        .collect()
+}
+
 impl Pipeline for WaterPipeline {
     fn name(&self) -> &'static str {
         "water"
@@ -76,12 +88,28 @@ impl Pipeline for WaterPipeline {
 
     fn plan_next(
         &mut self,
-        _store: &Store,
+        store: &Store,
         done: &[StepOutcome],
     ) -> Result<Option<Step>, DriverError> {
         match done.len() {
             0 => {
                 self.validate()?;
+                // Where DTM tiles overlap, the first tile owns the cells (as the mosaic
+                // takes the first tile): later tiles leave them out of their plot totals.
+                let extents = if self.template.plots.is_some() && self.dtms.len() > 1 {
+                    self.dtms
+                        .iter()
+                        .map(|d| {
+                            let (gt, w, h) = cog::grid_of(store, d)
+                                .map_err(|e| DriverError::plan("water", e))?;
+                            let (x0, y0) = gt.apply(0.0, 0.0);
+                            let (x1, y1) = gt.apply(w as f64, h as f64);
+                            Ok([x0.min(x1), y0.min(y1), x0.max(x1), y0.max(y1)])
+                        })
+                        .collect::<Result<Vec<[f64; 4]>, DriverError>>()?
+                } else {
+                    Vec::new()
+                };
                 let ids = unique_ids(
                     &self
                         .dtms
@@ -100,10 +128,12 @@ impl Pipeline for WaterPipeline {
                     .dtms
                     .iter()
                     .zip(ids)
-                    .map(|(dtm, id)| {
+                    .enumerate()
+                    .map(|(i, (dtm, id))| {
                         let p = water::Params {
                             dtm: dtm.clone(),
                             out: self.tiles_dir(),
+                            plots_owned_elsewhere: owned_by_earlier(&extents, i),
                             ..self.template.clone()
                         };
                         TaskSpec::new::<WaterStage>(&id, &p)

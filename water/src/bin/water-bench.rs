@@ -154,6 +154,7 @@ fn params(dtm: &str, dir: &str) -> water::Params {
         plots: None,
         kc: None,
         out: format!("{dir}/out"),
+        plots_owned_elsewhere: Vec::new(),
         write_inputs: false,
         png: true,
         options: water::workflow::Options::default(),
