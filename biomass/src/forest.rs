@@ -232,9 +232,27 @@ impl BiomassModel {
         serde_json::to_string(self).map_err(|e| BiomassError::Model(e.to_string()))
     }
 
-    /// A model from [`BiomassModel::to_json`] output.
+    /// A model from [`BiomassModel::to_json`] output, with its structure checked: every
+    /// tree acyclic (children point forward, none to its own node), child and feature
+    /// indices in range, and as many features as there are predictors.
     pub fn from_json(s: &str) -> Result<BiomassModel, BiomassError> {
-        serde_json::from_str(s).map_err(|e| BiomassError::Model(format!("model JSON: {e}")))
+        let m: BiomassModel =
+            serde_json::from_str(s).map_err(|e| BiomassError::Model(format!("model JSON: {e}")))?;
+        if m.n_features != N_PREDICTORS {
+            return Err(BiomassError::Model(format!(
+                "model JSON: n_features is {}, but biomass has {N_PREDICTORS} predictors",
+                m.n_features
+            )));
+        }
+        let flat = FlatForest::from_smartcore(&m.rf)?;
+        if flat.n_features() != N_PREDICTORS {
+            return Err(BiomassError::Model(format!(
+                "model JSON: the forest takes {} features, not the {N_PREDICTORS} predictors",
+                flat.n_features()
+            )));
+        }
+        let _ = m.flat.set(Ok(flat));
+        Ok(m)
     }
 }
 
@@ -344,6 +362,9 @@ impl FlatForest {
                         true_child: here,
                         false_child: here,
                     },
+                    (Some(t), Some(f)) if t == here || f == here => {
+                        return Err(bad("a node is its own child (a cycle)"));
+                    }
                     (Some(t), Some(f)) => {
                         let feature = json_usize(field("split_feature"), "split_feature")?
                             .filter(|&k| k < n_features)
@@ -546,6 +567,59 @@ mod tests {
         assert_eq!(m2.predict(&rows).unwrap(), want);
         assert!(flat.predict(&[1.0; 5], 5).is_err());
         assert!(flat.predict(&[1.0; 13], N_PREDICTORS).is_err());
+    }
+
+    #[test]
+    fn hostile_model_json_is_refused() {
+        let t = toy();
+        let m = BiomassModel::fit(
+            &t,
+            &ForestParams {
+                n_trees: 3,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let good: serde_json::Value = serde_json::from_str(&m.to_json().unwrap()).unwrap();
+        assert!(BiomassModel::from_json(&good.to_string()).is_ok());
+        let edit = |f: &dyn Fn(&mut serde_json::Value)| {
+            let mut v = good.clone();
+            f(&mut v);
+            BiomassModel::from_json(&v.to_string())
+                .unwrap_err()
+                .to_string()
+        };
+        fn nodes(v: &mut serde_json::Value) -> &mut serde_json::Value {
+            &mut v["rf"]["forest_regressor"]["trees"][0]["nodes"]
+        }
+        // The root's true child is the root itself: once read as a leaf (every tree gave
+        // the root's output).
+        let e = edit(&|v| nodes(v)[0]["true_child"] = serde_json::json!(0));
+        assert!(e.contains("its own child"), "{e}");
+        // A deeper node points back to the root: a loop.
+        let e = edit(&|v| {
+            let n = nodes(v);
+            let k = n
+                .as_array()
+                .unwrap()
+                .iter()
+                .enumerate()
+                .skip(1)
+                .find(|(_, x)| !x["true_child"].is_null())
+                .map(|(k, _)| k)
+                .unwrap();
+            n[k]["false_child"] = serde_json::json!(0);
+        });
+        assert!(e.contains("does not point forward"), "{e}");
+        let e = edit(&|v| nodes(v)[0]["true_child"] = serde_json::json!(100_000));
+        assert!(e.contains("out of range"), "{e}");
+        let e = edit(&|v| v["n_features"] = serde_json::json!(5));
+        assert!(e.contains("n_features is 5"), "{e}");
+        let e = edit(&|v| v["rf"]["forest_regressor"]["num_features"] = serde_json::json!(5));
+        assert!(
+            e.contains("out of range") || e.contains("takes 5 features"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -126,7 +126,7 @@ pub fn load_chm(store: &Store, uri: &str) -> Result<(Raster<f32>, Sanitised), Bi
 
 /// Reads and parses a training CSV.
 pub fn load_training(store: &Store, uri: &str) -> Result<TrainingTable, BiomassError> {
-    let bytes = store.get(uri)?;
+    let bytes = store.get_capped(uri, 256 << 20)?;
     TrainingTable::from_csv(uri, &bytes)
 }
 
@@ -138,7 +138,7 @@ pub fn load_or_fit_model(
     forest: &ForestParams,
 ) -> Result<Option<(BiomassModel, Option<f64>)>, BiomassError> {
     if let Some(m) = model {
-        let bytes = store.get(m)?;
+        let bytes = store.get_capped(m, 1 << 30)?;
         let s = std::str::from_utf8(&bytes).map_err(|_| BiomassError::BadTraining {
             uri: m.into(),
             message: "the model file is not UTF-8 JSON".into(),

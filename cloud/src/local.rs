@@ -264,6 +264,12 @@ pub(crate) fn list(
     // A bare name prefix lists `.`, whose entries read `./x`: show them as `x`.
     let strip_dot = name_prefix.is_some() && path.parent().is_none_or(|p| p.as_os_str().is_empty());
     let mut out = Vec::new();
+    // Directories entered, by their real path: symbolic links are followed (an archive
+    // whose scenes are links to another disk lists like one with the files), loops are not.
+    let mut seen_dirs = std::collections::HashSet::new();
+    if let Ok(real) = std::fs::canonicalize(&root) {
+        seen_dirs.insert(real);
+    }
     let mut stack = vec![root];
     while let Some(dir) = stack.pop() {
         let entries = match std::fs::read_dir(&dir) {
@@ -274,9 +280,18 @@ pub(crate) fn list(
         for entry in entries {
             let entry = entry.map_err(|e| StoreError::io(Op::List, prefix, e))?;
             let p = entry.path();
-            let file_type = entry
+            let mut file_type = entry
                 .file_type()
                 .map_err(|e| StoreError::io(Op::List, prefix, e))?;
+            let mut meta = None;
+            if file_type.is_symlink() {
+                // A dangling link lists as nothing.
+                let Ok(m) = std::fs::metadata(&p) else {
+                    continue;
+                };
+                file_type = m.file_type();
+                meta = Some(m);
+            }
             let shown = if strip_dot {
                 p.strip_prefix(".").unwrap_or(&p)
             } else {
@@ -289,15 +304,23 @@ pub(crate) fn list(
                 continue;
             }
             if file_type.is_dir() {
-                stack.push(p);
+                let first_visit = std::fs::canonicalize(&p)
+                    .map(|real| seen_dirs.insert(real))
+                    .unwrap_or(false);
+                if first_visit {
+                    stack.push(p);
+                }
             } else if file_type.is_file() {
                 if entry.file_name().to_string_lossy().contains(TEMP_MARKER) {
                     continue;
                 }
-                let size = entry
-                    .metadata()
-                    .map_err(|e| StoreError::io(Op::List, prefix, e))?
-                    .len();
+                let size = match meta {
+                    Some(m) => m.len(),
+                    None => entry
+                        .metadata()
+                        .map_err(|e| StoreError::io(Op::List, prefix, e))?
+                        .len(),
+                };
                 out.push(ObjectMeta {
                     uri: format!("{scheme}{display}"),
                     size,

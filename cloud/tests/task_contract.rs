@@ -351,3 +351,42 @@ fn a_task_store_stops_at_its_deadline() {
     assert!(matches!(e, StoreError::Deadline { .. }), "{e}");
     assert_eq!(TaskError::from(e).kind, ErrorKind::Timeout);
 }
+
+#[test]
+fn listings_follow_symbolic_links_without_looping() {
+    // An archive whose scene folder and one band are links to files elsewhere (what made
+    // NDVI-by-date miss scenes that NDVI-by-id found), plus a link loop.
+    let store = Store::default();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("elsewhere/scene")).unwrap();
+    std::fs::write(d.join("elsewhere/scene/B04.tif"), b"red").unwrap();
+    std::fs::write(d.join("elsewhere/B08.tif"), b"nir!").unwrap();
+    std::fs::create_dir_all(d.join("archive/2022")).unwrap();
+    std::os::unix::fs::symlink(d.join("elsewhere/scene"), d.join("archive/2022/S2A")).unwrap();
+    std::os::unix::fs::symlink(d.join("elsewhere/B08.tif"), d.join("archive/2022/B08.tif"))
+        .unwrap();
+    std::os::unix::fs::symlink(d.join("archive"), d.join("archive/2022/loop")).unwrap();
+    std::os::unix::fs::symlink(d.join("nowhere"), d.join("archive/dangling")).unwrap();
+    let root = d.join("archive");
+    let listed = store.list(&format!("{}/", root.display())).unwrap();
+    let names: Vec<(String, u64)> = listed
+        .iter()
+        .map(|o| {
+            (
+                o.uri
+                    .strip_prefix(&format!("{}/", root.display()))
+                    .unwrap()
+                    .to_string(),
+                o.size,
+            )
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("2022/B08.tif".to_string(), 4),
+            ("2022/S2A/B04.tif".to_string(), 3)
+        ]
+    );
+}

@@ -404,7 +404,7 @@ pub fn preprocess_with_path(
     }
     let meta = match &files.metadata {
         Some(uri) => {
-            let bytes = store.get(uri)?;
+            let bytes = store.get_capped(uri, 64 << 20)?;
             parse_product_metadata(&String::from_utf8_lossy(&bytes))
         }
         None => ProductMetadata::default(),

@@ -455,6 +455,10 @@ pub fn parse_stac_item(uri: &str, json: &[u8]) -> Result<StacItem, NdviError> {
     let epsg = prop_u64(&["proj:epsg"]).and_then(|e| u32::try_from(e).ok());
 
     let base = cloud::uri::parent(uri);
+    let remote_item = !matches!(
+        cloud::uri::Location::parse(uri),
+        Ok(cloud::uri::Location::Local(_))
+    );
     let mut assets = BTreeMap::new();
     if let Some(obj) = v.get("assets").and_then(Value::as_object) {
         for (key, a) in obj {
@@ -466,6 +470,19 @@ pub fn parse_stac_item(uri: &str, json: &[u8]) -> Result<StacItem, NdviError> {
             } else {
                 cloud::uri::join(&base, href.trim_start_matches("./"))
             };
+            // An item from S3 or the web resolves its assets there: it cannot make this
+            // machine read its own files (`file://`, `/etc/...`).
+            if remote_item
+                && matches!(
+                    cloud::uri::Location::parse(&resolved),
+                    Ok(cloud::uri::Location::Local(_)) | Err(_)
+                )
+            {
+                return Err(err(format!(
+                    "asset {key:?}: href {href:?} names a local file, which an item read from \
+                     {uri} cannot do"
+                )));
+            }
             let band0 = a
                 .get("raster:bands")
                 .and_then(Value::as_array)
@@ -494,9 +511,12 @@ pub fn parse_stac_item(uri: &str, json: &[u8]) -> Result<StacItem, NdviError> {
     })
 }
 
+/// Largest STAC item read: 16 MiB (real ones are a few KiB).
+pub const MAX_STAC_ITEM_BYTES: u64 = 16 << 20;
+
 /// Reads and parses the STAC item at `uri`.
 pub fn read_stac_item(store: &Store, uri: &str) -> Result<StacItem, NdviError> {
-    let bytes = store.get(uri)?;
+    let bytes = store.get_capped(uri, MAX_STAC_ITEM_BYTES)?;
     parse_stac_item(uri, &bytes)
 }
 
@@ -727,7 +747,7 @@ pub fn resolve_scene(
         }
     };
     let item_uri = id.asset_uri(root, &format!("{id}.json"));
-    let item = match store.get(&item_uri) {
+    let item = match store.get_capped(&item_uri, MAX_STAC_ITEM_BYTES) {
         Ok(bytes) => Some(parse_stac_item(&item_uri, &bytes)?),
         Err(e) if e.is_not_found() => None,
         Err(e) => return Err(e.into()),
@@ -830,6 +850,29 @@ mod tests {
         );
         assert!("2020-02-30".parse::<SceneRef>().is_err());
         assert!("yesterday".parse::<SceneRef>().is_err());
+    }
+
+    #[test]
+    fn remote_items_cannot_name_local_files() {
+        let item = |href: &str| {
+            format!(
+                r#"{{"type":"Feature","id":"S2A_29RKH_20200219_0_L2A",
+                "properties":{{"datetime":"2020-02-19T11:21:00Z"}},
+                "assets":{{"red":{{"href":"{href}"}}}}}}"#
+            )
+        };
+        for href in ["file:///etc/passwd", "/etc/passwd"] {
+            let e = parse_stac_item("s3://b/p/item.json", item(href).as_bytes()).unwrap_err();
+            assert!(e.to_string().contains("names a local file"), "{e}");
+            let e = parse_stac_item("https://example.org/item.json", item(href).as_bytes())
+                .unwrap_err();
+            assert!(e.to_string().contains("names a local file"), "{e}");
+            // A local item may name local files.
+            assert!(parse_stac_item("/data/item.json", item(href).as_bytes()).is_ok());
+        }
+        // Relative hrefs resolve beside the remote item.
+        let ok = parse_stac_item("s3://b/p/item.json", item("B04.tif").as_bytes()).unwrap();
+        assert_eq!(ok.assets["red"].uri, "s3://b/p/B04.tif");
     }
 
     #[test]

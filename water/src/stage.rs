@@ -155,10 +155,12 @@ fn stem(uri: &str) -> String {
 /// Reads plots from GeoJSON or a shapefile (its `.dbf` beside it).
 pub fn read_plots(store: &Store, uri: &str) -> Result<Vec<Plot>, WaterError> {
     let get = |u: &str| {
-        store.get(u).map_err(|source| WaterError::Store {
-            uri: u.to_string(),
-            source,
-        })
+        store
+            .get_capped(u, 2 << 30)
+            .map_err(|source| WaterError::Store {
+                uri: u.to_string(),
+                source,
+            })
     };
     let lower = uri.to_ascii_lowercase();
     if lower.ends_with(".shp") {
@@ -221,7 +223,7 @@ pub fn run_tile(params: &Params, ctx: &Ctx) -> Result<Output, WaterError> {
     let doy = params.date.ordinal();
 
     let st_bytes = store
-        .get(&params.stations)
+        .get_capped(&params.stations, 512 << 20)
         .map_err(|source| WaterError::Store {
             uri: params.stations.clone(),
             source,
@@ -286,10 +288,12 @@ pub fn run_tile(params: &Params, ctx: &Ctx) -> Result<Output, WaterError> {
         );
         let kc = match &params.kc {
             Some(u) => {
-                let b = store.get(u).map_err(|source| WaterError::Store {
-                    uri: u.clone(),
-                    source,
-                })?;
+                let b = store
+                    .get_capped(u, 16 << 20)
+                    .map_err(|source| WaterError::Store {
+                        uri: u.clone(),
+                        source,
+                    })?;
                 KcTable::with_overrides(u, &b)?
             }
             None => KcTable::default(),

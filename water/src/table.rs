@@ -280,10 +280,12 @@ pub fn compute_csv(uri: &str, input: &[u8]) -> Result<(Vec<u8>, TableReport), Ta
 
 /// Reads `in_uri`, computes ET0 per row and writes `out_uri` atomically.
 pub fn run(store: &cloud::Store, in_uri: &str, out_uri: &str) -> Result<TableReport, TableError> {
-    let input = store.get(in_uri).map_err(|source| TableError::Store {
-        uri: in_uri.to_string(),
-        source,
-    })?;
+    let input = store
+        .get_capped(in_uri, 1 << 30)
+        .map_err(|source| TableError::Store {
+            uri: in_uri.to_string(),
+            source,
+        })?;
     let (bytes, report) = compute_csv(in_uri, &input)?;
     store
         .put(out_uri, bytes.into())
