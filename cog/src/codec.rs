@@ -159,9 +159,11 @@ thread_local! {
 /// a huge block cannot make us allocate more than its data really decodes to.
 pub const STREAM_THRESHOLD: usize = 16 << 20;
 
-/// Decompresses one block into exactly `expected` bytes. A small block that decodes to fewer
-/// bytes is zero-filled (as GDAL does for short strips); extra bytes are ignored. Blocks over
-/// [`STREAM_THRESHOLD`] are decoded incrementally and must decode to `expected` bytes.
+/// Decompresses one block into exactly `expected` bytes (a strip at the bottom of an image
+/// expects only its rows). A block that decodes to fewer bytes is an error, as libtiff and
+/// GDAL make it ("not enough data"): zero-filling it would turn a truncated file into a
+/// silently wrong raster. Extra bytes are ignored. Blocks over [`STREAM_THRESHOLD`] are
+/// decoded incrementally.
 pub fn decompress(code: u16, data: &[u8], expected: usize) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
     decompress_into(code, data, expected, &mut out)?;
@@ -200,8 +202,11 @@ pub fn decompress_into(
             ));
         }
     };
-    // A short block is zero-filled (the buffer may hold an earlier block).
-    out[written.min(expected)..].fill(0);
+    if written < expected {
+        return Err(format!(
+            "the block decodes to {written} bytes, {expected} expected (truncated or corrupt)"
+        ));
+    }
     Ok(())
 }
 

@@ -444,6 +444,22 @@ impl CogReader {
                 if im.is_mask {
                     masks.push(im);
                 } else if im.reduced || im.width < levels[0].width {
+                    // As GDAL does, an IFD whose samples differ from the full image's (count,
+                    // type, width, layout) is no overview of it: reading it as one would
+                    // give wrong pixels.
+                    let main = &levels[0];
+                    if im.spp != main.spp
+                        || im.stype != main.stype
+                        || im.bits != main.bits
+                        || im.planar != main.planar
+                    {
+                        tracing::warn!(
+                            uri,
+                            width = im.width,
+                            "an overview IFD whose samples differ from the image's is ignored"
+                        );
+                        continue;
+                    }
                     levels.push(im);
                 }
             }
@@ -478,7 +494,12 @@ impl CogReader {
                     if im.is_mask {
                         continue;
                     }
-                    if im.spp != reader.levels[0].spp || im.stype != reader.levels[0].stype {
+                    let main = &reader.levels[0];
+                    if im.spp != main.spp
+                        || im.stype != main.stype
+                        || im.bits != main.bits
+                        || im.planar != main.planar
+                    {
                         return Err(CogError::invalid(
                             &ovr,
                             "external overviews differ in bands or type from the image",

@@ -426,3 +426,139 @@ fn mutation_fuzz_never_panics() {
     // Reads are capped at 2^20 pixels of f64 per band (8 MiB) plus decoded blocks.
     assert!(largest < 128 << 20, "largest allocation {largest}");
 }
+
+#[test]
+fn blocks_that_decode_short_are_errors_as_in_gdal() {
+    let dir = tempfile::tempdir().unwrap();
+    // An uncompressed 16×16 tile whose byte count says 200 of its 256 bytes.
+    let data = vec![7u8; 256];
+    let short_raw = tiled(16, 16, 16, &[8], &[200], 1, &data);
+    // A DEFLATE tile whose stream holds 100 of its 256 bytes.
+    let z = {
+        use std::io::Write;
+        let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(&[9u8; 100]).unwrap();
+        e.finish().unwrap()
+    };
+    let short_deflate = tiled(16, 16, 16, &[8], &[z.len() as u32], 8, &z);
+    for (name, bytes) in [("raw.tif", short_raw), ("deflate.tif", short_deflate)] {
+        let e = CogReader::from_bytes(name, Bytes::from(bytes.clone()))
+            .unwrap()
+            .read_band::<u8>(1)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(name) && e.contains("block (0, 0)") && e.contains("256 expected"),
+            "{e}"
+        );
+        // GDAL 3.6.2 refuses the same DEFLATE file ("ZIPDecode: decoding error"). For the
+        // uncompressed one libtiff reads past the declared byte count into whatever follows
+        // (here the IFD): pixels from the wrong bytes, which we refuse instead.
+        if name == "raw.tif" {
+            continue;
+        }
+        let p = dir.path().join(name);
+        std::fs::write(&p, &bytes).unwrap();
+        let o = std::process::Command::new("gdal_translate")
+            .args(["-q", "-of", "GTiff"])
+            .arg(&p)
+            .arg(dir.path().join(format!("{name}.out.tif")))
+            .output()
+            .unwrap();
+        assert!(!o.status.success(), "GDAL read {name}");
+    }
+}
+
+/// A classic TIFF of several IFDs: each `(entries, data)`, data placed before its IFD.
+fn multi_ifd(images: &[(Vec<RawEntry>, Vec<u8>)]) -> Vec<u8> {
+    // Layout: header, then per image: data, IFD, IFD values. Offsets patched as we go.
+    let mut f = b"II*\0\0\0\0\0".to_vec();
+    let mut prev_next_at = 4usize;
+    for (entries, data) in images {
+        let data_at = f.len() as u32;
+        f.extend_from_slice(data);
+        if f.len() % 2 == 1 {
+            f.push(0);
+        }
+        let ifd_at = f.len() as u32;
+        f[prev_next_at..prev_next_at + 4].copy_from_slice(&ifd_at.to_le_bytes());
+        let n = entries.len() as u32;
+        let mut values_at = ifd_at + 2 + 12 * n + 4;
+        let mut tail = Vec::new();
+        f.extend_from_slice(&(n as u16).to_le_bytes());
+        for (tag, typ, count, v) in entries {
+            let v = if *tag == 273 || *tag == 324 {
+                data_at.to_le_bytes().to_vec()
+            } else {
+                v.clone()
+            };
+            f.extend_from_slice(&tag.to_le_bytes());
+            f.extend_from_slice(&typ.to_le_bytes());
+            f.extend_from_slice(&count.to_le_bytes());
+            if v.len() <= 4 {
+                let mut x = v.clone();
+                x.resize(4, 0);
+                f.extend_from_slice(&x);
+            } else {
+                f.extend_from_slice(&values_at.to_le_bytes());
+                tail.extend_from_slice(&v);
+                values_at += v.len() as u32;
+            }
+        }
+        prev_next_at = f.len();
+        f.extend_from_slice(&0u32.to_le_bytes());
+        f.extend_from_slice(&tail);
+    }
+    f
+}
+
+#[test]
+fn an_overview_with_other_samples_is_not_used() {
+    let strip = |w: u32, h: u32, spp: u16, reduced: bool| {
+        let mut e = vec![
+            long(256, w),
+            long(257, h),
+            short(258, 8),
+            short(259, 1),
+            short(262, if spp == 3 { 2 } else { 1 }),
+            long(273, 0),
+            short(277, spp),
+            long(278, h),
+            long(279, w * h * spp as u32),
+        ];
+        if reduced {
+            e.insert(0, long(254, 1));
+        }
+        (e, vec![5u8; (w * h * spp as u32) as usize])
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // A 1-band image whose "overview" has 3 samples per pixel: not an overview of it.
+    let bad = multi_ifd(&[strip(32, 32, 1, false), strip(16, 16, 3, true)]);
+    let r = CogReader::from_bytes("bad.tif", Bytes::from(bad.clone())).unwrap();
+    assert_eq!(r.overview_count(), 0);
+    assert!(
+        r.read_window::<u8>(1, Window::new(0, 0, 32, 32), 1)
+            .is_err()
+    );
+    // GDAL ignores it too.
+    let p = dir.path().join("bad.tif");
+    std::fs::write(&p, &bad).unwrap();
+    let info = common::gdalinfo_json(p.to_str().unwrap());
+    assert!(
+        info["bands"][0]["overviews"]
+            .as_array()
+            .is_none_or(|o| o.is_empty()),
+        "{info}"
+    );
+    // A matching overview is used.
+    let good = multi_ifd(&[strip(32, 32, 1, false), strip(16, 16, 1, true)]);
+    let r = CogReader::from_bytes("good.tif", Bytes::from(good)).unwrap();
+    assert_eq!(r.overview_count(), 1);
+    assert!(
+        r.read_window::<u8>(1, Window::new(0, 0, 16, 16), 1)
+            .unwrap()
+            .data
+            .iter()
+            .all(|&v| v == 5)
+    );
+}
