@@ -53,6 +53,11 @@ pub fn decode_las(uri: &str, bytes: Bytes, keep_raw: bool) -> Result<LasFile> {
             ),
         ));
     }
+    // The one header validation of every geobutton crate (signature, version, header size,
+    // point format, record length, offsets, positive scales): a file the partitioner
+    // refuses is refused here too.
+    pointcloud::Header::parse(&bytes)
+        .map_err(|e| TerrainError::las(uri, format!("invalid LAS header: {e}")))?;
     let file_len = bytes.len() as u64;
     let offset_to_points = u64::from(u32::from_le_bytes([
         bytes[96], bytes[97], bytes[98], bytes[99],
@@ -260,6 +265,9 @@ pub fn write_reclassified(file: &LasFile, classes: &[u8], compressed: bool) -> R
     header = {
         let mut builder = las::Builder::from(header);
         builder.point_format = format;
+        // Like PDAL: the file says who wrote it and when.
+        builder.generating_software = pointcloud::header::GENERATING_SOFTWARE.to_string();
+        builder.date = Some(pointcloud::header::today());
         // The writer adds its own LASzip VLR when compressing; a stale one must not stay.
         builder
             .vlrs

@@ -316,3 +316,51 @@ fn geographic_crs_needs_a_scale() {
     .unwrap_err();
     assert!(e.to_string().contains("geographic"), "{e}");
 }
+
+#[test]
+fn las_headers_the_partitioner_refuses_are_refused_here_too() {
+    let store = Store::from_env();
+    let dir = tempfile::tempdir().unwrap();
+    let good = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/data/lidar/laspy/simple.las"
+    ))
+    .unwrap();
+    let patch = |at: usize, bytes: &[u8]| {
+        let mut b = good.clone();
+        b[at..at + bytes.len()].copy_from_slice(bytes);
+        b
+    };
+    for (name, bytes, says) in [
+        (
+            "zero_scale.las",
+            patch(131, &0.0f64.to_le_bytes()),
+            "x scale factor 0",
+        ),
+        (
+            "negative_scale.las",
+            patch(147, &(-0.01f64).to_le_bytes()),
+            "z scale factor -0.01",
+        ),
+        (
+            "header_10.las",
+            patch(94, &10u16.to_le_bytes()),
+            "header size 10",
+        ),
+    ] {
+        let p = dir.path().join(name);
+        std::fs::write(&p, &bytes).unwrap();
+        let uri = p.to_str().unwrap();
+        let e = terrain::las_io::read_las(&store, uri, false)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains(name) && e.contains(says), "{e}");
+        // The same message as the partitioner's: one validation.
+        let pe = lidar_partitioner::LasFile::open(&store, uri)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(pe.contains(says), "{pe}");
+    }
+}
