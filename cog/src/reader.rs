@@ -445,14 +445,10 @@ impl CogReader {
                     masks.push(im);
                 } else if im.reduced || im.width < levels[0].width {
                     // As GDAL does, an IFD whose samples differ from the full image's (count,
-                    // type, width, layout) is no overview of it: reading it as one would
-                    // give wrong pixels.
+                    // type, width) is no overview of it: reading it as one would give wrong
+                    // pixels.
                     let main = &levels[0];
-                    if im.spp != main.spp
-                        || im.stype != main.stype
-                        || im.bits != main.bits
-                        || im.planar != main.planar
-                    {
+                    if !same_samples(&im, main) {
                         tracing::warn!(
                             uri,
                             width = im.width,
@@ -494,12 +490,7 @@ impl CogReader {
                     if im.is_mask {
                         continue;
                     }
-                    let main = &reader.levels[0];
-                    if im.spp != main.spp
-                        || im.stype != main.stype
-                        || im.bits != main.bits
-                        || im.planar != main.planar
-                    {
+                    if !same_samples(&im, &reader.levels[0]) {
                         return Err(CogError::invalid(
                             &ovr,
                             "external overviews differ in bands or type from the image",
@@ -1683,6 +1674,12 @@ fn describe<S: Source + ?Sized>(
         },
         items,
     ))
+}
+
+/// Whether an overview IFD holds the same samples as the full image: count, type and
+/// width (each IFD's own interleaving is read as it is).
+fn same_samples(ovr: &Image, main: &Image) -> bool {
+    ovr.spp == main.spp && ovr.stype == main.stype && ovr.bits == main.bits
 }
 
 /// The pixel grid of the raster at `uri` — geotransform, width, height — read from its

@@ -95,6 +95,34 @@ pub fn check_resolution(res: f64, what: &str) -> Result<()> {
     }
 }
 
+/// Most grid cells per point before a grid is refused as absurd for its points (a 1 m grid
+/// over a few points spread across kilometres: all void, and its inpainting costs time for
+/// cells rather than points). PNOA LiDAR at 0.5 points/m² on 1 m cells has 2.
+pub const MAX_CELLS_PER_POINT: usize = 400;
+
+/// Refuses a grid of `cells` cells of `res` (`what`: the option that sets it) for `points`
+/// points spread over it when it has more than [`MAX_CELLS_PER_POINT`] cells per point
+/// (grids under a million cells always pass).
+pub fn check_density(uri: &str, points: usize, grid: &Grid, res: f64, what: &str) -> Result<()> {
+    let cells = grid.cells();
+    if cells <= 1_000_000 || cells <= MAX_CELLS_PER_POINT.saturating_mul(points) {
+        return Ok(());
+    }
+    let area = cells as f64 * res * res;
+    let suggest = (area * 4.0 / points.max(1) as f64).sqrt();
+    Err(TerrainError::input(
+        uri,
+        format!(
+            "{points} points over {}×{} cells of {res} m ({:.0} cells per point): the grid is \
+             absurd for so few points; use a coarser {what} (about {:.0} m)",
+            grid.cols,
+            grid.rows,
+            cells as f64 / points.max(1) as f64,
+            suggest.ceil()
+        ),
+    ))
+}
+
 fn check_size(cols: u64, rows: u64, res: f64) -> Result<()> {
     let cells = cols.saturating_mul(rows);
     if cols == 0 || rows == 0 || cells > MAX_CELLS {

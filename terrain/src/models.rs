@@ -325,6 +325,7 @@ pub fn compute_models(
     let radius = opts.idw.radius_for(res);
     let margin = ((radius / res + 0.5).floor() as usize).max(1) + 1;
     let work = Grid::snapped(&all.union(&core), res)?.expand(margin)?;
+    crate::grid::check_density(uri, cloud.len(), &work, res, "resolution (--resolution)")?;
     tracing::info!(
         points = stats.points,
         buffer = stats.buffer_points,

@@ -212,6 +212,8 @@ pub fn smrf(cloud: &PointCloud, candidate: Vec<bool>, params: &SmrfParams) -> Re
         TerrainError::param("SMRF: no candidate points (last/only returns outside ignored classes)")
     })?;
     let grid = Grid::snapped(&bounds, params.cell)?;
+    let ncand = candidate.iter().filter(|&&c| c).count();
+    crate::grid::check_density("SMRF", ncand, &grid, params.cell, "SMRF cell (--smrf-cell)")?;
     let (rows, cols) = (grid.rows, grid.cols);
     // 1. Minimum surface.
     let mut zmin = Array2::from_elem((rows, cols), f64::NAN);

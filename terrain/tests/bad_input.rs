@@ -364,3 +364,56 @@ fn las_headers_the_partitioner_refuses_are_refused_here_too() {
         assert!(pe.contains(says), "{pe}");
     }
 }
+
+#[test]
+fn grids_absurd_for_their_points_are_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let run = |input: &str, resolution: f64, smrf_cell: f64| {
+        let mut options = ModelOptions {
+            resolution,
+            products: vec![Product::Dem],
+            ..Default::default()
+        };
+        options.smrf.cell = smrf_cell;
+        options.smrf.window = options.smrf.window.max(smrf_cell);
+        let p = ModelsParams {
+            input: input.to_string(),
+            output: out.to_str().unwrap().to_string(),
+            name: None,
+            epsg: None,
+            options,
+            ground_output: None,
+            raster: RasterOutput::default(),
+        };
+        run_models(&p, &ctx())
+    };
+    // 1 065 points over 3.4 × 4.6 km at 1 m (once > 10 min at 1.4 GB of inpainting).
+    let copc = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/data/lidar/laspy/simple.copc.laz"
+    );
+    // Refused before any gridding or inpainting.
+    let e = run(copc, 1.0, 1.0).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    let m = e.to_string();
+    assert!(m.contains("simple.copc.laz") && m.contains("absurd"), "{m}");
+    assert!(m.contains("--resolution"), "{m}");
+    // A coarse output grid but SMRF's 1 m cells: the SMRF grid is the absurd one.
+    let m = run(copc, 250.0, 1.0).unwrap_err().to_string();
+    assert!(m.contains("--smrf-cell"), "{m}");
+    // Two points 1 km apart (once > 100 s).
+    let two = dir.path().join("two.las");
+    write_las(
+        &two,
+        &[
+            (500_000.0, 4_000_000.0, 10.0, 2, 1, 1),
+            (501_000.0, 4_001_000.0, 12.0, 2, 1, 1),
+        ],
+        None,
+    );
+    let m = run(two.to_str().unwrap(), 1.0, 1.0)
+        .unwrap_err()
+        .to_string();
+    assert!(m.contains("2 points over") && m.contains("absurd"), "{m}");
+}

@@ -50,12 +50,13 @@ impl WaterPipeline {
 }
 
 /// The extents of tiles before `i` that overlap tile `i`.
-fn owned_by_earlier(extents: &[[f64; 4]], i: usize) -> Vec<[f64; 4]> {
-    let Some(me) = extents.get(i) else {
+fn owned_by_earlier(extents: &[Option<[f64; 4]>], i: usize) -> Vec<[f64; 4]> {
+    let Some(Some(me)) = extents.get(i) else {
         return Vec::new();
     };
     extents[..i]
         .iter()
+        .flatten()
         .filter(|e| e[0] < me[2] && me[0] < e[2] && e[1] < me[3] && me[1] < e[3])
         .copied()
         .collect()
@@ -96,20 +97,22 @@ impl Pipeline for WaterPipeline {
                 self.validate()?;
                 // Where DTM tiles overlap, the first tile owns the cells (as the mosaic
                 // takes the first tile): later tiles leave them out of their plot totals.
-                let extents = if self.template.plots.is_some() && self.dtms.len() > 1 {
-                    self.dtms
-                        .iter()
-                        .map(|d| {
-                            let (gt, w, h) = cog::grid_of(store, d)
-                                .map_err(|e| DriverError::plan("water", e))?;
-                            let (x0, y0) = gt.apply(0.0, 0.0);
-                            let (x1, y1) = gt.apply(w as f64, h as f64);
-                            Ok([x0.min(x1), y0.min(y1), x0.max(x1), y0.max(y1)])
-                        })
-                        .collect::<Result<Vec<[f64; 4]>, DriverError>>()?
-                } else {
-                    Vec::new()
-                };
+                // A DTM whose header cannot be read owns nothing here: its own task fails
+                // with the reason (and the others still run).
+                let extents: Vec<Option<[f64; 4]>> =
+                    if self.template.plots.is_some() && self.dtms.len() > 1 {
+                        self.dtms
+                            .iter()
+                            .map(|d| {
+                                let (gt, w, h) = cog::grid_of(store, d).ok()?;
+                                let (x0, y0) = gt.apply(0.0, 0.0);
+                                let (x1, y1) = gt.apply(w as f64, h as f64);
+                                Some([x0.min(x1), y0.min(y1), x0.max(x1), y0.max(y1)])
+                            })
+                            .collect()
+                    } else {
+                        Vec::new()
+                    };
                 let ids = unique_ids(
                     &self
                         .dtms
