@@ -105,11 +105,14 @@ fn encode(img: &RgbImage) -> Result<Vec<u8>, String> {
 }
 
 /// A PNG of a non-negative field (CHM metres or biomass kg): 0 black, else a colour ramp up to
-/// the maximum, with optional red tree-top dots. At most `max_side` pixels a side.
+/// the maximum, with optional red tree-top dots, and a legend panel (`title`, `unit`, the
+/// values of the ramp). At most `max_side` pixels a side.
 pub fn field_png(
     field: ArrayView2<'_, f32>,
     tops: &[TreeTop],
     max_side: usize,
+    title: &str,
+    unit: &str,
 ) -> Result<Vec<u8>, String> {
     let (h, w) = field.dim();
     let step = step_for(h, w, max_side);
@@ -140,6 +143,17 @@ pub fn field_png(
             img.put_pixel(x, y, Rgb([230, 30, 30]));
         }
     }
+    let img = cog::legend::with_legend(
+        &img,
+        &cog::legend::Legend {
+            title: title.to_string(),
+            unit: unit.to_string(),
+            lo: 0.0,
+            hi: max,
+            colour: |t| ramp(t).0,
+            nodata: None,
+        },
+    );
     encode(&img)
 }
 
@@ -188,9 +202,15 @@ mod tests {
     #[test]
     fn pngs_decode() {
         let f = ndarray::Array2::from_shape_fn((30, 50), |(r, c)| (r + c) as f32);
-        let png = field_png(f.view(), &[], 16).unwrap();
-        let img = image::load_from_memory(&png).unwrap();
-        assert_eq!((img.width(), img.height()), (13, 8));
+        let png = field_png(f.view(), &[], 16, "CHM", "M").unwrap();
+        let img = image::load_from_memory(&png).unwrap().to_rgb8();
+        // The 13×8 map (downsampled by 4) at (12, 12), the legend panel beside it.
+        assert!(img.width() > 12 + 13 + 12 + 24 && img.height() >= 200);
+        assert_eq!(img.get_pixel(12 + 12, 12 + 7), &ramp(1.0), "the maximum");
+        let z = ndarray::Array2::<f32>::zeros((8, 8));
+        let png = field_png(z.view(), &[], 16, "CHM", "M").unwrap();
+        let img = image::load_from_memory(&png).unwrap().to_rgb8();
+        assert_eq!(img.get_pixel(12, 12), &Rgb([0, 0, 0]), "0 m is black");
         let l = ndarray::Array2::from_shape_fn((10, 10), |(r, _)| (r / 5) as u32);
         let png = labels_png(l.view(), 100).unwrap();
         let img = image::load_from_memory(&png).unwrap().to_rgb8();

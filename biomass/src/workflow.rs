@@ -256,8 +256,8 @@ pub fn write_outputs(
         )?;
         outputs.push(j("biomass.tif"));
         if maps {
-            let png =
-                output::field_png(bio.view(), &[], 2048).map_err(|e| enc(&j("biomass.png"), e))?;
+            let png = output::field_png(bio.view(), &[], 2048, "BIOMASS", "KG PER TREE")
+                .map_err(|e| enc(&j("biomass.png"), e))?;
             put(store, j("biomass.png"), png, &mut outputs)?;
         }
         put(
@@ -280,7 +280,7 @@ pub fn write_outputs(
         stats = (Some(total), Some(mean), Some(std));
     }
     if maps {
-        let png = output::field_png(chm.data.view(), &seg.tops, 2048)
+        let png = output::field_png(chm.data.view(), &seg.tops, 2048, "CHM, TREE TOPS", "M")
             .map_err(|e| enc(&j("chm.png"), e))?;
         put(store, j("chm.png"), png, &mut outputs)?;
         let png =

@@ -20,6 +20,7 @@ pub mod fuzz;
 #[cfg(feature = "gdal")]
 pub mod gdal_io;
 pub mod geo;
+pub mod legend;
 pub mod pixel;
 pub mod raster;
 pub mod reader;

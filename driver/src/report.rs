@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use cloud::{TaskState, TaskStatus};
 use serde::{Deserialize, Serialize};
 
-use crate::exec::StepOutcome;
+use crate::exec::{Failure, StepOutcome};
 use crate::pipeline::Results;
 
 /// Prices used by the cost estimate.
@@ -174,7 +174,7 @@ fn task_report(step: &StepOutcome, r: &crate::exec::TaskRecord) -> TaskReport {
     };
     let error = r
         .failure()
-        .map(|f| format!("{}: {f}", f.kind_name()))
+        .map(Failure::describe)
         .or_else(|| s.and_then(|s| s.error.as_ref()).map(|e| e.to_string()));
     let attempt_seconds = r
         .attempts

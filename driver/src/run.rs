@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::DriverError;
-use crate::exec::{Executor, StepJob, StepOutcome, TaskRecord};
+use crate::exec::{Executor, Failure, StepJob, StepOutcome, TaskRecord};
 use crate::pipeline::{Pipeline, Results};
 use crate::plan::{Step, manifest_uri, read_status, write_manifest};
 use crate::report::{self, CostOptions, Report};
@@ -91,7 +91,7 @@ fn observer(progress: Arc<Progress>) -> crate::exec::TaskObserver {
         if !r.ok() {
             let why = r
                 .failure()
-                .map(|f| f.to_string())
+                .map(Failure::describe)
                 .unwrap_or_else(|| "failed".to_string());
             tracing::warn!(task = %r.id, "{why}");
         }
@@ -114,7 +114,7 @@ pub fn failure_summary(output: &str, outcome: &StepOutcome) -> String {
     for r in failed.iter().take(10) {
         let why = r
             .failure()
-            .map(|f| format!("{}: {f}", f.kind_name()))
+            .map(Failure::describe)
             .or_else(|| {
                 r.status
                     .as_ref()

@@ -554,8 +554,12 @@ impl SceneArgs {
             return Ok(bands);
         }
         let (Some(red), Some(nir)) = (&self.red, &self.nir) else {
+            let scene = match which.trim_end_matches('-') {
+                "" => String::new(),
+                w => format!("the {w} scene: "),
+            };
             return Err(NdviError::InvalidParameter(format!(
-                "{which}: give the red and NIR bands (--{which}red and --{which}nir) or a STAC \
+                "{scene}give the red and NIR bands (--{which}red and --{which}nir) or a STAC \
                  item (--{which}stac)"
             )));
         };

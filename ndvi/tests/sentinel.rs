@@ -323,3 +323,19 @@ fn jpeg2000_inputs_are_refused_clearly() {
         "{e}"
     );
 }
+
+#[test]
+fn cli_errors_read_cleanly() {
+    // A scene without bands or an item: the message names what to give, with no dangling
+    // ": " where a date label would go.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("x.tif");
+    let e = common::run_err(common::ndvi_bin().args(["compute", "--out", out.to_str().unwrap()]));
+    assert!(
+        e.contains("ndvi: error: give the red and NIR bands (--red and --nir)"),
+        "{e}"
+    );
+    let e = common::run_err(common::ndvi_bin().args(["diff", "--out", out.to_str().unwrap()]));
+    assert!(e.contains("the before scene: give the red"), "{e}");
+    assert!(!out.exists());
+}

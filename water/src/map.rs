@@ -1,10 +1,10 @@
 //! PNG quicklook maps of ET rasters: a viridis-like ramp stretched between the 2nd and 98th
-//! percentiles, nodata transparent, a colour bar along the bottom edge, at most 1024 pixels
-//! on the long side (nearest-neighbour downsampling).
+//! percentiles, nodata grey, a legend panel with the title, unit and values
+//! ([`cog::legend`]), at most 1024 pixels on the long side (nearest-neighbour downsampling).
 
 use std::io::Cursor;
 
-use image::{ImageFormat, Rgba, RgbaImage};
+use image::ImageFormat;
 use ndarray::Array2;
 
 const RAMP: [(f64, [u8; 3]); 6] = [
@@ -15,6 +15,9 @@ const RAMP: [(f64, [u8; 3]); 6] = [
     (0.8, [122, 209, 81]),
     (1.0, [253, 231, 37]),
 ];
+
+/// The colour of nodata pixels.
+const NODATA_GREY: [u8; 3] = [200, 200, 200];
 
 fn colour(t: f64) -> [u8; 3] {
     let t = t.clamp(0.0, 1.0);
@@ -43,35 +46,41 @@ pub fn stretch(data: &Array2<f32>) -> Option<(f32, f32)> {
     Some(if hi > lo { (lo, hi) } else { (lo, lo + 1.0) })
 }
 
-/// Encodes a PNG map of `data` (NaN = transparent).
-pub fn png(data: &Array2<f32>) -> Result<Vec<u8>, image::ImageError> {
+/// Encodes a PNG map of `data` with a legend panel: `title` and `unit` (`ET0`, `MM/DAY`),
+/// the colour bar with the stretch's values, nodata in grey.
+pub fn png(data: &Array2<f32>, title: &str, unit: &str) -> Result<Vec<u8>, image::ImageError> {
     let (rows, cols) = data.dim();
     let scale = (rows.max(cols) as f64 / 1024.0).max(1.0);
     let w = ((cols as f64 / scale).round() as u32).max(1);
     let h = ((rows as f64 / scale).round() as u32).max(1);
-    let bar = (h / 24).clamp(4, 24);
     let (lo, hi) = stretch(data).unwrap_or((0.0, 1.0));
-    let mut img = RgbaImage::new(w, h + bar);
+    let mut map = image::RgbImage::new(w, h);
+    let mut any_nodata = false;
     for y in 0..h {
         let r = ((y as f64 + 0.5) * scale) as usize;
         for x in 0..w {
             let c = ((x as f64 + 0.5) * scale) as usize;
             let v = data[[r.min(rows - 1), c.min(cols - 1)]];
             let px = if v.is_finite() {
-                let [a, b, cc] = colour(((v - lo) / (hi - lo)) as f64);
-                Rgba([a, b, cc, 255])
+                colour(((v - lo) / (hi - lo)) as f64)
             } else {
-                Rgba([0, 0, 0, 0])
+                any_nodata = true;
+                NODATA_GREY
             };
-            img.put_pixel(x, y, px);
+            map.put_pixel(x, y, image::Rgb(px));
         }
     }
-    for x in 0..w {
-        let [a, b, c] = colour(x as f64 / (w.max(2) - 1) as f64);
-        for y in h..h + bar {
-            img.put_pixel(x, y, Rgba([a, b, c, 255]));
-        }
-    }
+    let img = cog::legend::with_legend(
+        &map,
+        &cog::legend::Legend {
+            title: title.to_string(),
+            unit: unit.to_string(),
+            lo: lo as f64,
+            hi: hi as f64,
+            colour,
+            nodata: any_nodata.then_some(NODATA_GREY),
+        },
+    );
     let mut out = Cursor::new(Vec::new());
     img.write_to(&mut out, ImageFormat::Png)?;
     Ok(out.into_inner())

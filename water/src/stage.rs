@@ -343,10 +343,11 @@ pub fn run_tile(params: &Params, ctx: &Ctx) -> Result<Output, WaterError> {
     }
     let png_uri = if params.png {
         let u = name("et0.png");
-        let bytes = crate::map::png(&tile.et0).map_err(|e| WaterError::Encode {
-            uri: u.clone(),
-            message: e.to_string(),
-        })?;
+        let bytes =
+            crate::map::png(&tile.et0, "ET0", "MM/DAY").map_err(|e| WaterError::Encode {
+                uri: u.clone(),
+                message: e.to_string(),
+            })?;
         store
             .put(&u, bytes.into())
             .map_err(|source| WaterError::Store {

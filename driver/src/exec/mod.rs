@@ -45,8 +45,9 @@ impl Default for RetryPolicy {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
 #[serde(tag = "type", content = "detail", rename_all = "snake_case")]
 pub enum Failure {
-    /// The task ran and failed; its status records the error.
-    #[error("{0}")]
+    /// The task ran and failed; its status records the error. (Shown as its message: the
+    /// kind is [`Failure::kind_name`], which reports put in front.)
+    #[error("{}", .0.message)]
     Task(TaskError),
     /// The task was still running at its deadline.
     #[error("no result after the {seconds} s deadline")]
@@ -76,6 +77,11 @@ impl Failure {
             Failure::Task(e) => e.kind.is_retryable(),
             Failure::Deadline { .. } | Failure::Runtime { .. } | Failure::Invoke(_) => true,
         }
+    }
+
+    /// `Kind: message`, the kind named once.
+    pub fn describe(&self) -> String {
+        format!("{}: {self}", self.kind_name())
     }
 
     /// A short name of the failure kind (`NotFound`, `Deadline`, `Runtime.ExitError`, ...).
@@ -311,6 +317,15 @@ mod tests {
         assert!(!f(ErrorKind::InvalidInput).is_retryable_with(true));
         assert!(Failure::Deadline { seconds: 1.0 }.is_retryable());
         assert_eq!(error_kind_named("StorageError"), Some(ErrorKind::Storage));
+        // The kind is said once ("InvalidTask: InvalidTask: ..." before).
+        assert_eq!(
+            f(ErrorKind::InvalidTask).describe(),
+            "InvalidTask: x".to_string()
+        );
+        assert_eq!(
+            Failure::Deadline { seconds: 2.0 }.describe(),
+            "Deadline: no result after the 2 s deadline"
+        );
         assert_eq!(error_kind_named("Runtime.ExitError"), None);
     }
 }
