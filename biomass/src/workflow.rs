@@ -210,6 +210,12 @@ pub fn write_outputs(
         output::tops_csv(&seg.tops, chm.data.view(), &chm.transform).into_bytes(),
         &mut outputs,
     )?;
+    // The tables' x/y are in the CHM's CRS: said by a .prj beside each.
+    for table in ["treetops.csv", "trees.csv"] {
+        if let Some(prj) = cog::write_prj(store, &j(table), &chm.crs)? {
+            outputs.push(prj);
+        }
+    }
     cog::write_cog(
         store,
         &j("crowns.tif"),

@@ -78,6 +78,10 @@ fn sjer_run_writes_every_output() {
         .collect();
     assert!((256000.0..257000.0).contains(&first[1]) && (4106000.0..4107000.0).contains(&first[2]));
     let trees = std::fs::read_to_string(dir.path().join("trees.csv")).unwrap();
+    for prj in ["trees.prj", "treetops.prj"] {
+        let wkt = std::fs::read_to_string(dir.path().join(prj)).unwrap();
+        assert!(wkt.contains("UTM zone 11N"), "{prj}: {wkt}");
+    }
     assert_eq!(trees.lines().count(), 1094);
     let csv_total: f64 = trees
         .lines()

@@ -35,6 +35,30 @@ pub use raster::{Crs, GeoTransform, Raster, Window};
 pub use reader::{BandInfo, BlockInfo, CogInfo, CogReader, OpenOptions, grid_of};
 pub use writer::{CogWriteOptions, Resampling, write_cog};
 
+/// The `.prj` beside a table of coordinates: `trees.csv` → `trees.prj` (the ESRI
+/// convention GIS tools read).
+pub fn prj_uri(uri: &str) -> String {
+    match uri.rsplit_once('.') {
+        Some((stem, ext)) if !ext.contains('/') => format!("{stem}.prj"),
+        _ => format!("{uri}.prj"),
+    }
+}
+
+/// Writes the `.prj` of `table_uri` (coordinates in `crs`): its URI, or `None` (and nothing
+/// written) when the CRS is unknown.
+pub fn write_prj(
+    store: &cloud::Store,
+    table_uri: &str,
+    crs: &Crs,
+) -> Result<Option<String>, cloud::StoreError> {
+    let Some(wkt) = crs.wkt_text() else {
+        return Ok(None);
+    };
+    let uri = prj_uri(table_uri);
+    store.put(&uri, bytes::Bytes::from(wkt.into_bytes()))?;
+    Ok(Some(uri))
+}
+
 use cloud::Store;
 
 /// Reads band `band` (1-based) of a GeoTIFF/COG or ESRI ASCII grid, converting samples to `T`

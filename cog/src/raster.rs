@@ -107,6 +107,16 @@ impl Crs {
         }
     }
 
+    /// The CRS as OGC WKT: the text the data carried, else the WKT of its EPSG code from the
+    /// built-in EPSG table; `None` when unknown.
+    pub fn wkt_text(&self) -> Option<String> {
+        if let Some(w) = &self.wkt {
+            return Some(w.clone());
+        }
+        let code = u16::try_from(self.epsg?).ok()?;
+        crs_definitions::from_code(code).map(|d| d.wkt.to_string())
+    }
+
     /// A short name: `EPSG:25830`, `WKT "ETRS89 / UTM zone 30N"`, or `unknown`.
     pub fn label(&self) -> String {
         match (&self.epsg, &self.wkt) {

@@ -99,7 +99,10 @@ pub fn partition(input: &str, output: &str, params: &Params) -> Result<Manifest>
 pub fn partition_with(ctx: &Ctx, input: &str, output: &str, params: &Params) -> Result<Manifest> {
     params.validate()?;
     let store = &ctx.store;
-    let file = LasFile::open(store, input)?;
+    let mut file = LasFile::open(store, input)?;
+    if let Some(e) = params.epsg {
+        file.assume_epsg(e)?;
+    }
     let h = file.header();
     let n = file.point_count();
     if n == 0 {

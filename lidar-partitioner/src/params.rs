@@ -59,6 +59,10 @@ pub struct Params {
     /// there is one, else no budget (the exact method, checked against available memory).
     #[serde(default)]
     pub max_memory_mb: Option<u64>,
+    /// EPSG code of the coordinates of an input that records no CRS: written into every
+    /// tile. An input that records another CRS is an error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epsg: Option<u32>,
 }
 
 impl Params {
@@ -72,6 +76,7 @@ impl Params {
             method: Method::Density,
             format: OutputFormat::Same,
             max_memory_mb: None,
+            epsg: None,
         }
     }
 

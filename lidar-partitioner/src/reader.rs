@@ -317,6 +317,49 @@ impl LasFile {
         })
     }
 
+    /// Labels a file that records no CRS with EPSG `epsg`, so that its tiles carry it (an
+    /// OGC WKT record and the WKT bit for point formats 6–10, GeoTIFF keys otherwise). A file
+    /// that records a CRS keeps it: another code is an error, the same code nothing.
+    pub fn assume_epsg(&mut self, epsg: u32) -> Result<()> {
+        let own = self.meta.crs();
+        match (own.epsg, &own.wkt) {
+            (Some(e), _) if e == epsg => return Ok(()),
+            (Some(e), _) => {
+                return Err(PartitionError::input(
+                    &self.uri,
+                    format!(
+                        "the file's CRS is EPSG:{e}, not the EPSG:{epsg} given; --epsg applies \
+                         only to files that record no CRS"
+                    ),
+                ));
+            }
+            (None, Some(_)) => {
+                tracing::warn!(uri = %self.uri, epsg, "the file records a WKT CRS: --epsg ignored");
+                return Ok(());
+            }
+            (None, None) => {}
+        }
+        let (user, record_id, data, wkt_bit) =
+            pointcloud::crs::crs_record(epsg, self.meta.header.point_format().id())
+                .map_err(|m| PartitionError::input(&self.uri, m))?;
+        let mut user_id = [0u8; 16];
+        user_id[..user.len()].copy_from_slice(user.as_bytes());
+        let mut description = [0u8; 32];
+        let d = format!("EPSG:{epsg}");
+        description[..d.len()].copy_from_slice(d.as_bytes());
+        self.meta.vlrs.push(Vlr {
+            reserved: 0,
+            user_id,
+            record_id,
+            description,
+            data,
+        });
+        if wkt_bit {
+            self.meta.header = self.meta.header.with_wkt_bit();
+        }
+        Ok(())
+    }
+
     /// The URI (or name) the file was opened from.
     pub fn uri(&self) -> &str {
         &self.uri

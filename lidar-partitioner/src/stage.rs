@@ -39,6 +39,9 @@ pub struct PartitionTask {
     /// See [`Params::max_memory_mb`].
     #[serde(default)]
     pub max_memory_mb: Option<u64>,
+    /// See [`Params::epsg`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epsg: Option<u32>,
 }
 
 impl PartitionTask {
@@ -51,6 +54,7 @@ impl PartitionTask {
             method: self.method,
             format: self.format,
             max_memory_mb: self.max_memory_mb,
+            epsg: self.epsg,
         }
     }
 }
@@ -84,6 +88,9 @@ pub struct Cli {
     /// Memory budget in MiB; inputs that need more use the bounded-memory method.
     #[arg(long)]
     pub max_memory_mb: Option<u64>,
+    /// EPSG code of the coordinates when the input records no CRS (written into the tiles).
+    #[arg(long)]
+    pub epsg: Option<u32>,
     /// Print partitions.json on standard output instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -100,6 +107,7 @@ impl From<&Cli> for PartitionTask {
             method: c.method,
             format: c.format,
             max_memory_mb: c.max_memory_mb,
+            epsg: c.epsg,
         }
     }
 }
@@ -120,6 +128,14 @@ impl PartitionTask {
         }
         if let Some(m) = self.max_memory_mb {
             validate::count("max_memory_mb", m, 1..=(1 << 24))?;
+        }
+        if let Some(e) = self.epsg {
+            validate::count("epsg", e, 1024..=999_999)?;
+            if pointcloud::crs::wkt_of_epsg(e).is_none() {
+                return Err(TaskError::invalid_task(format!(
+                    "epsg: EPSG:{e} is not in the built-in EPSG table"
+                )));
+            }
         }
         Ok(())
     }

@@ -181,3 +181,46 @@ fn a_rerun_with_fewer_tiles_removes_the_extra_ones() {
     }
     assert!(out.join("notes.txt").exists() && out.join("other-0009.las").exists());
 }
+
+#[test]
+fn epsg_labels_tiles_of_inputs_without_a_crs_and_never_relabels() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = cloud::Store::default();
+    // A Murcia PNOA tile records no CRS: --epsg 25830 goes into every tile.
+    let murcia = data("cnig/murcia_tiles/out_2_-8.laz");
+    let out = dir.path().join("murcia");
+    let o = bin()
+        .args([murcia.to_str().unwrap(), out.to_str().unwrap()])
+        .args(["--capacity", "100000", "--buffer", "5", "--epsg", "25830"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        lidar_partitioner::LasFile::open(&store, murcia.to_str().unwrap())
+            .unwrap()
+            .meta()
+            .crs()
+            .epsg,
+        None
+    );
+    let m: Manifest =
+        serde_json::from_slice(&std::fs::read(out.join("partitions.json")).unwrap()).unwrap();
+    assert!(m.tiles.len() >= 2);
+    for t in &m.tiles {
+        let f = lidar_partitioner::LasFile::open(&store, &t.uri).unwrap();
+        assert_eq!(f.meta().crs().epsg, Some(25830), "{}", t.uri);
+    }
+    common::check_partition(&murcia, &m, true);
+    // A Catalonia tile records EPSG:25831: --epsg 25830 is an error, nothing written.
+    let cat = data("cnig/partitions/lasfile-0000.las");
+    let out = dir.path().join("cat");
+    let o = bin()
+        .args([cat.to_str().unwrap(), out.to_str().unwrap()])
+        .args(["--capacity", "10000", "--buffer", "5", "--epsg", "25830"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("EPSG:25831") && e.contains("EPSG:25830"), "{e}");
+    assert!(!out.join("partitions.json").exists());
+}

@@ -470,6 +470,15 @@ impl Header {
         b
     }
 
+    /// This header with global-encoding bit 4 (the CRS is WKT) set.
+    pub fn with_wkt_bit(&self) -> Header {
+        let mut h = self.clone();
+        h.global_encoding |= 0x10;
+        h.raw[off::GLOBAL_ENCODING..off::GLOBAL_ENCODING + 2]
+            .copy_from_slice(&h.global_encoding.to_le_bytes());
+        h
+    }
+
     /// Whether outputs fill the legacy 32-bit point counts: always before LAS 1.4; in LAS 1.4
     /// when the input did (a producer that left them 0 keeps them 0).
     pub fn writes_legacy_counts(&self) -> bool {

@@ -17,6 +17,7 @@
 //! assert!(h.scale().iter().all(|&s| s > 0.0));
 //! ```
 
+pub mod crs;
 pub mod header;
 
 pub use header::{Header, PointFormat};

@@ -80,6 +80,9 @@ pub struct Output {
     pub et0: String,
     pub etc: Option<String>,
     pub plots_csv: Option<String>,
+    /// The `.prj` (the DTM's CRS as WKT) beside the plots table.
+    #[serde(default)]
+    pub plots_prj: Option<String>,
     pub png: Option<String>,
     pub inputs: Vec<String>,
     /// Ids of the stations used.
@@ -278,7 +281,7 @@ pub fn run_tile(params: &Params, ctx: &Ctx) -> Result<Output, WaterError> {
     let et0_uri = name("et0.tif");
     write_f32(store, &et0_uri, &tile.et0, &dtm)?;
 
-    let (mut etc_uri, mut csv_uri) = (None, None);
+    let (mut etc_uri, mut csv_uri, mut plots_prj) = (None, None, None);
     if let Some(plots_uri) = &params.plots {
         let (plots, plot_warnings) = crops::prepare_plots(read_plots(store, plots_uri)?, extent);
         warnings.extend(
@@ -319,6 +322,10 @@ pub fn run_tile(params: &Params, ctx: &Ctx) -> Result<Output, WaterError> {
                 uri: u.clone(),
                 source,
             })?;
+        plots_prj = cog::write_prj(store, &u, &dtm.crs).map_err(|source| WaterError::Store {
+            uri: cog::prj_uri(&u),
+            source,
+        })?;
         csv_uri = Some(u);
     } else if params.kc.is_some() {
         return Err(WaterError::Input {
@@ -366,6 +373,7 @@ pub fn run_tile(params: &Params, ctx: &Ctx) -> Result<Output, WaterError> {
         et0: et0_uri,
         etc: etc_uri,
         plots_csv: csv_uri,
+        plots_prj,
         png: png_uri,
         inputs,
         stations_used: set.stations.iter().map(|s| s.id.clone()).collect(),
@@ -569,6 +577,7 @@ impl Stage for WaterStage {
         let mut v = vec![o.et0.clone()];
         v.extend(o.etc.iter().cloned());
         v.extend(o.plots_csv.iter().cloned());
+        v.extend(o.plots_prj.iter().cloned());
         v.extend(o.png.iter().cloned());
         v.extend(o.inputs.iter().cloned());
         v

@@ -103,3 +103,38 @@ fn run_mode_on_a_generated_tile() {
     assert!(et0.data.iter().all(|&v| v > 0.0));
     assert!(out_dir.join("tile_et0.png").exists());
 }
+
+#[test]
+fn a_failing_run_leaves_none_of_its_outputs() {
+    // Plots as a shapefile whose .dbf is missing: the ET0 COG is written before the plots
+    // are read, and must not stay under its final name (nor any temporary file).
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = std::fs::read(format!("{DATA}siam_data.csv")).unwrap();
+    let date = chrono::NaiveDate::from_ymd_opt(2022, 5, 15).unwrap();
+    let st =
+        water::stations::parse("siam", &bytes, water::stations::StationFormat::Auto, date).unwrap();
+    let dtm = water::synth::dtm(&st, 625_000.0, 4_190_000.0, 200.0, 30, 20, None);
+    let asc = dir.path().join("dem.asc");
+    std::fs::write(&asc, water::synth::to_asc(&dtm)).unwrap();
+    let shp = dir.path().join("plots.shp");
+    std::fs::write(&shp, b"not really a shapefile").unwrap();
+    let out_dir = dir.path().join("out");
+    let out = Command::new(BIN)
+        .args(["run", "--dtm", asc.to_str().unwrap()])
+        .args(["--stations", &format!("{DATA}siam_data.csv")])
+        .args(["--date", "2022-05-15", "--plots", shp.to_str().unwrap()])
+        .args(["-o", out_dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(e.contains("plots.dbf"), "{e}");
+    let left: Vec<String> = std::fs::read_dir(&out_dir)
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    // The ET0 COG was written (before the plots were read) and removed.
+    assert!(left.is_empty(), "left behind: {left:?}");
+}

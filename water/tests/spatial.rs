@@ -401,6 +401,10 @@ fn murcia_end_to_end() {
     }
     // Per-plot CSV: volumes = mean ETc × area / 1000.
     let text = std::fs::read_to_string(out.plots_csv.as_ref().unwrap()).unwrap();
+    // The table's coordinates are the DTM's: a .prj beside it says which.
+    let prj = std::fs::read_to_string(out.plots_prj.as_ref().unwrap()).unwrap();
+    assert!(prj.starts_with("PROJCS[\"ETRS89 / UTM zone 30N\""), "{prj}");
+    assert!(out.plots_prj.as_ref().unwrap().ends_with("_plots.prj"));
     let mut r = csv::Reader::from_reader(text.as_bytes());
     let mut n = 0;
     for rec in r.records() {
@@ -420,9 +424,10 @@ fn murcia_end_to_end() {
         n += 1;
     }
     assert!(n > 100, "{n}");
-    // The PNG decodes and has the DTM's aspect ratio plus the colour bar.
+    // The PNG decodes: the 270-pixel-wide map (the DTM's aspect ratio) with a margin, and the
+    // legend panel beside it.
     let png = image::load_from_memory(&std::fs::read(out.png.as_ref().unwrap()).unwrap()).unwrap();
-    assert_eq!(png.width(), 270);
+    assert!(png.width() > 12 + 270 + 12 + 100, "{}", png.width());
     assert!(png.height() > 310);
     assert_eq!(out.inputs.len(), 6);
 

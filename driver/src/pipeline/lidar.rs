@@ -77,6 +77,7 @@ impl LidarPipeline {
             method: self.method,
             format: self.format,
             max_memory_mb: None,
+            epsg: self.epsg,
         }
     }
 

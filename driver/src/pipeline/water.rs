@@ -195,6 +195,12 @@ impl Pipeline for WaterPipeline {
             let uri = cloud::uri::join(&self.out, "plots.csv");
             store.put(&uri, bytes::Bytes::from(plots_csv_text(&merged)?))?;
             products.push(Product::new(&uri, "water use per plot, m³/day, all tiles"));
+            // The tiles share one CRS (the mosaic needs it): their .prj says it.
+            if let Some(prj) = tiles.iter().find_map(|t| t.plots_prj.clone()) {
+                let to = cog::prj_uri(&uri);
+                store.put(&to, store.get_capped(&prj, 1 << 20)?)?;
+                products.push(Product::new(&to, "CRS of plots.csv (WKT)"));
+            }
         }
         let land: u64 = tiles.iter().map(|t| t.land_pixels).sum();
         let mean = (land > 0).then(|| {
