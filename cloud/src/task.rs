@@ -256,3 +256,41 @@ pub fn validate_task_id(id: &str) -> Result<(), TaskError> {
         )))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permanent_storage_failures_are_not_retried() {
+        let io = |k: std::io::ErrorKind| StoreError::Io {
+            op: crate::Op::Put,
+            uri: "/x".into(),
+            source: std::io::Error::from(k),
+        };
+        // A full disk fails the same way again: not a transient storage error.
+        let full = TaskError::from(io(std::io::ErrorKind::StorageFull));
+        assert_eq!(full.kind, ErrorKind::ResourceLimit);
+        assert!(!full.kind.is_retryable());
+        assert!(
+            !TaskError::from(io(std::io::ErrorKind::NotADirectory))
+                .kind
+                .is_retryable()
+        );
+        assert!(
+            TaskError::from(io(std::io::ErrorKind::TimedOut))
+                .kind
+                .is_retryable()
+        );
+        // A directory given as a file is bad input.
+        let dir = StoreError::NotAFile {
+            op: crate::Op::Get,
+            uri: "/tmp".into(),
+            what: "a directory",
+        };
+        assert_eq!(TaskError::from(dir).kind, ErrorKind::InvalidInput);
+        for k in ErrorKind::ALL {
+            assert_eq!(ErrorKind::from_name(k.as_str()), Some(k));
+        }
+    }
+}

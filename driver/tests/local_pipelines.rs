@@ -92,6 +92,8 @@ fn lidar_pipeline_equals_the_whole_tile_models() {
         }
         assert!(valid > m.data.len() / 2, "{name}: mostly valid");
     }
+    // Every product carries the CRS (given for this tile, which records none): no warning.
+    assert!(s.report.warnings.is_empty(), "{:?}", s.report.warnings);
     // The report names every task with its figures.
     assert_eq!(
         s.report.tasks.len(),

@@ -313,3 +313,36 @@ fn epsg_only_labels_data_without_a_crs() {
     let info = gdalinfo(&out.join("out_2_-8_dem.tif"));
     assert!(!info.contains("EPSG"), "{info}");
 }
+
+#[test]
+fn help_says_the_true_ground_rule_and_logs_are_plain_when_redirected() {
+    let o = ok(&["ground", "--help"]);
+    let help = String::from_utf8_lossy(&o.stdout);
+    assert!(help.contains("every other point keeps its class"), "{help}");
+    // A slope run with standard error redirected: log lines without colour codes; --quiet
+    // prints nothing but errors.
+    let dir = tempfile::tempdir().unwrap();
+    let dem = format!("{DATA}/raster/georust-gdal/dem-hills.tiff");
+    let out = dir.path().join("s.tif");
+    let o = ok(&["slope", &dem, out.to_str().unwrap(), "--scale", "111120"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !err.contains('\u{1b}'),
+        "colour codes in redirected output: {err:?}"
+    );
+    let o = Command::new(BIN)
+        .args([
+            "slope",
+            "--quiet",
+            &dem,
+            out.to_str().unwrap(),
+            "--scale",
+            "111120",
+        ])
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("INFO"), "{err}");
+}
