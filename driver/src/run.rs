@@ -365,7 +365,9 @@ pub fn run_pipeline(
         write_record(store, &config.output, &record)?;
     }
     let results = pipeline.results(store, &record.steps)?;
-    if let Some(previous) = &previous {
+    // Only an earlier run of the same pipeline: another pipeline's products in the same
+    // location are not this run's to remove.
+    if let Some(previous) = previous.as_ref().filter(|p| p.pipeline == record.pipeline) {
         remove_dropped_tasks(store, &config.output, previous, &record);
     }
     record.end = Some(Utc::now());
