@@ -152,6 +152,8 @@ pub fn field_png(
             hi: max,
             colour: |t| ramp(t).0,
             nodata: None,
+
+            ticks: cog::legend::format_value,
         },
     );
     encode(&img)

@@ -22,6 +22,9 @@ pub struct Legend {
     pub colour: fn(f64) -> [u8; 3],
     /// The no-data colour, when the map has no-data pixels.
     pub nodata: Option<[u8; 3]>,
+    /// How tick values are written ([`format_value`], or [`format_tick`] for signed
+    /// scales).
+    pub ticks: fn(f64) -> String,
 }
 
 /// `map` with a legend panel on its right, on a white background.
@@ -32,7 +35,7 @@ pub fn with_legend(map: &RgbImage, legend: &Legend) -> RgbImage {
     let ticks: Vec<String> = (0..5)
         .map(|k| {
             let t = 1.0 - k as f64 / 4.0;
-            format_value(legend.lo + t * (legend.hi - legend.lo))
+            (legend.ticks)(legend.lo + t * (legend.hi - legend.lo))
         })
         .collect();
     let text_w = |s: &str| s.chars().count() as u32 * 6 * SCALE;
@@ -235,6 +238,7 @@ mod tests {
                 hi: 6.5,
                 colour: |t| [(255.0 * t) as u8, 0, 0],
                 nodata: Some([64, 64, 64]),
+                ticks: format_value,
             },
         );
         assert!(img.width() > 40 + 24 && img.height() >= 200);

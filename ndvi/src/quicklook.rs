@@ -9,7 +9,6 @@ use std::io::Cursor;
 
 use cloud::Store;
 use cog::Raster;
-use cog::legend::draw_rect_outline;
 pub use cog::legend::{draw_text, format_tick, glyph};
 use image::{ImageFormat, Rgb, RgbImage};
 use rayon::prelude::*;
@@ -34,8 +33,6 @@ pub const BRBG: [[u8; 3]; 11] = [
 
 /// Colour of nodata pixels.
 pub const NODATA_COLOR: [u8; 3] = [64, 64, 64];
-const BACKGROUND: [u8; 3] = [255, 255, 255];
-const INK: [u8; 3] = [0, 0, 0];
 
 /// Options of a quicklook.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -128,88 +125,31 @@ pub fn auto_vmax(values: &[f32]) -> f32 {
     NICE.iter().copied().find(|&n| n >= p).unwrap_or(2.0)
 }
 
-/// Renders the quicklook of `raster`: the map with a legend panel on its right.
+/// Renders the quicklook of `raster`: the map with a legend panel on its right
+/// ([`cog::legend`]: title, subtitle, the diverging bar from +vmax to −vmax, no data).
 pub fn render(raster: &Raster<f32>, options: &QuicklookOptions) -> RgbImage {
     let (values, mw, mh, _) = downsample(raster, options.max_size);
     let vmax = match options.vmax {
         Some(v) if v.is_finite() && v > 0.0 => v,
         _ => auto_vmax(&values),
     };
-    const SCALE: u32 = 2;
-    const PAD: u32 = 12;
-    let line_h = 9 * SCALE;
-    let labels: Vec<String> = [1.0f32, 0.5, 0.0, -0.5, -1.0]
-        .iter()
-        .map(|t| format_tick(t * vmax))
-        .collect();
-    let text_w = |s: &str| s.chars().count() as u32 * 6 * SCALE;
-    let bar_w = 24;
-    let legend_w = [
-        text_w(&options.title),
-        options.subtitle.as_deref().map_or(0, text_w),
-        bar_w + 8 + labels.iter().map(|l| text_w(l)).max().unwrap_or(0),
-        bar_w + 8 + text_w("NO DATA"),
-    ]
-    .into_iter()
-    .max()
-    .unwrap_or(0)
-        + 2 * PAD;
-    let header = PAD + line_h * (1 + options.subtitle.is_some() as u32) + PAD;
-    let bar_h = 256u32;
-    let legend_h = header + bar_h + 7 * SCALE + PAD + line_h + PAD;
-    let (mw32, mh32) = (mw as u32, mh as u32);
-    let width = PAD + mw32 + PAD + legend_w;
-    let height = (PAD + mh32 + PAD).max(legend_h);
-    let mut img = RgbImage::from_pixel(width, height, Rgb(BACKGROUND));
-
-    // The map.
+    let mut map = RgbImage::new(mw as u32, mh as u32);
     for (i, &v) in values.iter().enumerate() {
         let (x, y) = ((i % mw) as u32, (i / mw) as u32);
-        img.put_pixel(PAD + x, PAD + y, Rgb(diverging_color(v, vmax)));
+        map.put_pixel(x, y, Rgb(diverging_color(v, vmax)));
     }
-    // Legend: title lines.
-    let lx = PAD + mw32 + PAD + PAD;
-    let mut y = PAD;
-    draw_text(&mut img, lx, y, &options.title, SCALE, INK);
-    y += line_h;
-    if let Some(sub) = &options.subtitle {
-        draw_text(&mut img, lx, y, sub, SCALE, INK);
-        y += line_h;
-    }
-    y += PAD;
-    // Colour bar, +vmax at the top.
-    let bar_top = y + 7 * SCALE / 2;
-    for j in 0..bar_h {
-        let v = vmax * (1.0 - 2.0 * j as f32 / (bar_h - 1) as f32);
-        let c = Rgb(diverging_color(v, vmax));
-        for i in 0..bar_w {
-            img.put_pixel(lx + i, bar_top + j, c);
-        }
-    }
-    draw_rect_outline(&mut img, lx, bar_top, bar_w, bar_h, INK);
-    for (k, label) in labels.iter().enumerate() {
-        let ty = bar_top + (bar_h - 1) * k as u32 / 4;
-        for i in 0..6 {
-            img.put_pixel(lx + bar_w + i, ty, Rgb(INK));
-        }
-        draw_text(
-            &mut img,
-            lx + bar_w + 8,
-            ty.saturating_sub(7 * SCALE / 2),
-            label,
-            SCALE,
-            INK,
-        );
-    }
-    // Nodata swatch.
-    let sy = bar_top + bar_h + PAD + 7 * SCALE / 2;
-    for j in 0..7 * SCALE {
-        for i in 0..bar_w {
-            img.put_pixel(lx + i, sy + j, Rgb(NODATA_COLOR));
-        }
-    }
-    draw_text(&mut img, lx + bar_w + 8, sy, "NO DATA", SCALE, INK);
-    img
+    cog::legend::with_legend(
+        &map,
+        &cog::legend::Legend {
+            title: options.title.clone(),
+            unit: options.subtitle.clone().unwrap_or_default(),
+            lo: -(vmax as f64),
+            hi: vmax as f64,
+            colour: |t| diverging_color((2.0 * t - 1.0) as f32, 1.0),
+            nodata: Some(NODATA_COLOR),
+            ticks: |v| format_tick(v as f32),
+        },
+    )
 }
 
 /// Encodes the quicklook of `raster` as PNG bytes.

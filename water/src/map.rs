@@ -79,6 +79,8 @@ pub fn png(data: &Array2<f32>, title: &str, unit: &str) -> Result<Vec<u8>, image
             hi: hi as f64,
             colour,
             nodata: any_nodata.then_some(NODATA_GREY),
+
+            ticks: cog::legend::format_value,
         },
     );
     let mut out = Cursor::new(Vec::new());
