@@ -12,6 +12,7 @@ mod error;
 pub mod fingerprint;
 #[cfg(feature = "remote")]
 mod http;
+pub mod inputs;
 mod local;
 #[cfg(not(feature = "remote"))]
 mod offline;
@@ -34,6 +35,7 @@ pub mod validate;
 pub use entry::{Ctx, RunOptions, Stage, run_task};
 pub use error::{Op, StoreError};
 pub use fingerprint::{Fingerprint, InfoCache, InputIdentity, Rerun};
+pub use inputs::{Expansion, InputError, InputSet};
 pub use progress::{Progress, ProgressMode};
 pub use retry::RetryPolicy;
 pub use store::{

@@ -268,6 +268,16 @@ fn dry_run_plans_every_decision_and_writes_nothing() {
     assert_eq!(listing(&out), before, "the dry run changed {out}");
 }
 
+/// `geobutton run water` on 2022-05-15, one window per tile, with one `--input` spec.
+fn water_cli(out: &str, input: &str) -> std::process::Output {
+    Command::new(BIN)
+        .args(["run", "water", "--output", out])
+        .args(["--stations", &data("water/siam_data.csv")])
+        .args(["--date", "2022-05-15", "--windows", "1", "--input", input])
+        .output()
+        .unwrap()
+}
+
 fn walk(dir: &Path) -> Vec<(String, std::time::SystemTime)> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).unwrap() {
@@ -325,21 +335,71 @@ fn invalid_settings_of_a_later_step_stop_the_run_before_any_task() {
     }
     assert!(!Path::new(&out).exists());
     // A missing input: named at plan time, nothing submitted.
-    let o = Command::new(BIN)
-        .args(["run", "water", "--output", &out])
-        .args([
-            "--stations",
-            &data("water/siam_data.csv"),
-            "--date",
-            "2022-05-15",
-        ])
-        .args(["--input", "/nonexistent/sheet.asc"])
-        .output()
-        .unwrap();
+    let o = water_cli(&out, "/nonexistent/sheet.asc");
     let e = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{e}");
     assert!(
         e.contains("/nonexistent/sheet.asc") && e.contains("no such file"),
         "{e}"
     );
+}
+
+/// `--input` takes folders, globs and `@lists` (issue 14, item 1): each expands to the same
+/// tiles, so a second run with another spelling skips everything, and the run's own outputs
+/// (here inside the input folder) are never taken as inputs.
+#[test]
+fn folders_globs_and_lists_expand_to_the_same_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let dtms = sheets(d);
+    let out = format!("{d}/in/run");
+    let list = format!("{d}/tiles.txt");
+    std::fs::write(
+        &list,
+        format!(
+            "# two sheets and a glob\n{}\n\n{d}/in/sheet[12].asc\n",
+            dtms[0]
+        ),
+    )
+    .unwrap();
+    let cli = |input: &str| {
+        let o = water_cli(&out, input);
+        let (text, err) = (
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        );
+        assert!(o.status.success(), "{input}: {text}{err}");
+        (text, err)
+    };
+    let (text, err) = cli(&format!("{d}/in"));
+    assert!(err.contains("3 inputs, "), "{err}");
+    assert!(
+        text.contains("3 tasks      3 ok    0 failed      0 skipped"),
+        "{text}"
+    );
+    // Everything under the folder, outputs included, but the run's own are left out.
+    for spec in [format!("{d}/in/**"), format!("@{list}")] {
+        let (text, err) = cli(&spec);
+        assert!(err.contains("3 inputs, "), "{spec}: {err}");
+        assert!(
+            text.contains("3 tasks      3 ok    0 failed      3 skipped"),
+            "{spec}: {text}"
+        );
+        assert!(
+            text.contains("1 tasks      1 ok    0 failed      1 skipped"),
+            "{spec}: {text}"
+        );
+    }
+    // A folder with no DTM, a glob matching nothing: errors naming them, before any work.
+    std::fs::create_dir_all(format!("{d}/empty")).unwrap();
+    for spec in [format!("{d}/empty"), format!("{d}/in/*.tif")] {
+        let o = water_cli(&format!("{d}/other"), &spec);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{spec}: {err}");
+        assert!(
+            err.contains("no input matches") && err.contains(&spec),
+            "{err}"
+        );
+        assert!(!Path::new(&format!("{d}/other")).exists());
+    }
 }

@@ -558,7 +558,9 @@ impl Stage for TerrainStage {
                 raster: a.raster.into(),
             }),
             Command::Mosaic(a) => TerrainParams::Mosaic(MosaicParams {
-                inputs: a.tiles,
+                inputs: cloud::Expansion::new(&[".tif", ".tiff"])
+                    .expand(&ctx.store, &a.tiles)?
+                    .uris(),
                 output: a.output,
                 raster: a.raster.into(),
             }),
@@ -988,7 +990,8 @@ pub struct AspectArgs {
 
 #[derive(Debug, Args)]
 pub struct MosaicArgs {
-    /// Input rasters (on one pixel lattice).
+    /// Input rasters (on one pixel lattice): files, folders (their .tif files), globs
+    /// (`dem/*.tif`) or `@list.txt`.
     #[arg(required = true, num_args = 1..)]
     pub tiles: Vec<String>,
     /// Output COG (never one of the inputs).

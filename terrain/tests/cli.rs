@@ -205,6 +205,11 @@ fn slope_aspect_and_mosaic() {
     let mosaic = read(&m);
     assert_eq!(mosaic.transform, whole.transform);
     assert_eq!(mosaic.data, whole.data);
+    // The halves by glob: the same mosaic.
+    let m2 = dir.path().join("mosaic-glob.tif");
+    let glob = format!("{}/[lr]*t.tif", dir.path().display());
+    ok(&["mosaic", &glob, "-o", m2.to_str().unwrap()]);
+    assert_eq!(read(&m2).data, whole.data);
     // A bad argument list: exit status 2 from clap.
     assert_eq!(terrain(&["mosaic", "only.tif"]).status.code(), Some(2));
     // The output forgotten: an error, and the last input is not overwritten.

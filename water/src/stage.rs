@@ -417,7 +417,8 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// DTM tile URIs (GeoTIFF or ESRI ASCII .asc).
+    /// DTM tiles (GeoTIFF or ESRI ASCII .asc): files, folders, globs (`dtm/*.asc`) or
+    /// `@list.txt`.
     #[arg(long, num_args = 1.., required = true)]
     pub dtm: Vec<String>,
     /// Station table URI (SIAM form or generic CSV).
@@ -599,7 +600,10 @@ impl Stage for WaterStage {
                 Ok(())
             }
             Command::Run(args) => {
-                for dtm in &args.dtm {
+                let dtms = cloud::Expansion::new(&[".tif", ".tiff", ".asc"])
+                    .excluding(&args.out)
+                    .expand(&ctx.store, &args.dtm)?;
+                for dtm in &dtms.uris() {
                     let params = args.params(dtm);
                     params.validate()?;
                     let o = run_tile(&params, ctx)?;

@@ -80,7 +80,9 @@ enum ExecutorKind {
 
 #[derive(Args, Debug, Clone)]
 struct Common {
-    /// Inputs (paths or URIs).
+    /// Inputs: files or URIs; for the lidar and water pipelines also folders and S3 prefixes
+    /// (their .las/.laz or .tif/.asc files), globs (`tiles/*.laz`,
+    /// `s3://bucket/pnoa/**/*.laz`) and `@list.txt` (one of these per line).
     #[arg(long = "input", short = 'i', num_args = 1.., required = true)]
     inputs: Vec<String>,
     /// Output location (directory or s3:// prefix).
@@ -348,7 +350,20 @@ fn executor(c: &Common) -> Result<Box<dyn Executor>> {
     })
 }
 
-fn pipeline(cmd: PipelineCommand) -> Result<(Common, Box<dyn Pipeline>)> {
+/// The inputs a pipeline reads: `--input` expanded (folders, prefixes, globs, `@lists`),
+/// never anything under the run's output; says how many and how large.
+fn expand_inputs(store: &Store, common: &Common, extensions: &[&str]) -> Result<Vec<String>> {
+    let set = cloud::Expansion::new(extensions)
+        .excluding(&common.output)
+        .expand(store, &common.inputs)
+        .context("--input")?;
+    if !common.quiet {
+        eprintln!("geobutton: {}", set.summary());
+    }
+    Ok(set.uris())
+}
+
+fn pipeline(cmd: PipelineCommand, store: &Store) -> Result<(Common, Box<dyn Pipeline>)> {
     Ok(match cmd {
         PipelineCommand::Lidar {
             common,
@@ -359,7 +374,8 @@ fn pipeline(cmd: PipelineCommand) -> Result<(Common, Box<dyn Pipeline>)> {
             products,
             epsg,
         } => {
-            let mut p = LidarPipeline::new(common.inputs.clone(), &common.output);
+            let inputs = expand_inputs(store, &common, &[".las", ".laz"])?;
+            let mut p = LidarPipeline::new(inputs, &common.output);
             p.capacity = capacity;
             p.target_mb = Some(target_mb);
             p.buffer_m = buffer;
@@ -436,7 +452,8 @@ fn pipeline(cmd: PipelineCommand) -> Result<(Common, Box<dyn Pipeline>)> {
                 "out": "", "dtm_epsg": dtm_epsg, "options": { "windows": windows }
             }))
             .context("water parameters")?;
-            let p = WaterPipeline::new(common.inputs.clone(), template, &common.output);
+            let dtms = expand_inputs(store, &common, &[".tif", ".tiff", ".asc"])?;
+            let p = WaterPipeline::new(dtms, template, &common.output);
             (common, Box::new(p))
         }
         PipelineCommand::Biomass {
@@ -471,14 +488,14 @@ fn print_products(s: &RunSummary) {
 }
 
 fn run(cmd: PipelineCommand) -> Result<ExitCode> {
-    let (common, mut p) = pipeline(cmd)?;
+    let store = Store::from_env();
+    let (common, mut p) = pipeline(cmd, &store)?;
     if common.executor != ExecutorKind::Local && !common.output.starts_with("s3://") {
         bail!(
             "the {:?} executor needs an s3:// output (and s3:// or https:// inputs): its tasks run on other machines",
             common.executor
         );
     }
-    let store = Store::from_env();
     let exec = executor(&common)?;
     let mut config = RunConfig::new(&common.output);
     config.force = common.force;
