@@ -21,18 +21,22 @@ pub mod fuzz;
 pub mod gdal_io;
 pub mod geo;
 pub mod legend;
+pub mod mosaic;
 pub mod pixel;
 pub mod raster;
 pub mod reader;
+pub mod rows;
 pub mod stage;
 pub mod tiff;
 pub mod writer;
 
 pub use codec::Compression;
 pub use error::CogError;
+pub use mosaic::Mosaic;
 pub use pixel::{Pixel, SampleType};
 pub use raster::{Crs, GeoTransform, Raster, Window};
 pub use reader::{BandInfo, BlockInfo, CogInfo, CogReader, OpenOptions, grid_of};
+pub use rows::CogRowWriter;
 pub use writer::{CogWriteOptions, Resampling, write_cog};
 
 /// The `.prj` beside a table of coordinates: `trees.csv` → `trees.prj` (the ESRI

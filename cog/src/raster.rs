@@ -70,6 +70,15 @@ pub struct Crs {
 }
 
 impl Crs {
+    /// Whether two CRSs are the same as far as their records tell: equal EPSG codes when
+    /// both have one, equal WKT otherwise.
+    pub fn same_as(&self, other: &Crs) -> bool {
+        match (self.epsg, other.epsg) {
+            (Some(a), Some(b)) => a == b,
+            _ => self.wkt == other.wkt,
+        }
+    }
+
     /// A CRS known only by its EPSG code.
     pub fn epsg(code: u32) -> Self {
         Crs {

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::codec::{self, Compression};
 use crate::error::CogError;
 use crate::geo::{self, GeoKeys, MetadataItem};
-use crate::pixel::Pixel;
+use crate::pixel::{Pixel, SampleType};
 use crate::raster::{GeoTransform, Raster};
 use crate::tiff::{tag, ty};
 
@@ -200,20 +200,6 @@ pub fn downsample<T: Pixel>(
     resampling: Resampling,
 ) -> Array2<T> {
     let (sh, sw) = src.dim();
-    let rx = sw as f64 / w as f64;
-    let ry = sh as f64 / h as f64;
-    let span = |i: usize, r: f64, n: usize| {
-        let a = ((0.5 + i as f64 * r) as usize).min(n - 1);
-        let mut b = ((0.5 + (i + 1) as f64 * r) as usize).min(n);
-        if b <= a {
-            b = a + 1;
-        }
-        (a, b)
-    };
-    let is_nd =
-        |v: T| v.is_nan() || nodata.is_some_and(|nd| v == nd || (nd.is_nan() && v.is_nan()));
-    let fill = nodata.unwrap_or_default();
-    let float = T::TYPE.is_float();
     // Rows as slices (a copy only for a view that is not in standard layout).
     let src = src.as_standard_layout();
     let src_rows: Vec<&[T]> = src
@@ -221,13 +207,52 @@ pub fn downsample<T: Pixel>(
         .into_iter()
         .map(|r| r.to_slice().expect("standard layout rows are contiguous"))
         .collect();
+    let out = downsample_rows(&src_rows, 0, (sw, sh), (w, h), 0..h, nodata, resampling);
+    Array2::from_shape_vec((h, w), out).expect("h*w values were produced")
+}
+
+/// Source pixels `[a, b)` (along one axis of length `n`) that output pixel `i` reads when
+/// downsampling by the ratio `r` = source size / output size.
+fn span(i: usize, r: f64, n: usize) -> (usize, usize) {
+    let a = ((0.5 + i as f64 * r) as usize).min(n - 1);
+    let mut b = ((0.5 + (i + 1) as f64 * r) as usize).min(n);
+    if b <= a {
+        b = a + 1;
+    }
+    (a, b)
+}
+
+/// Source rows `[a, b)` of an image `src_h` rows high that output row `i` of its
+/// downsampling to `out_h` rows reads.
+pub(crate) fn source_rows(i: usize, src_h: usize, out_h: usize) -> (usize, usize) {
+    span(i, src_h as f64 / out_h as f64, src_h)
+}
+
+/// Rows `out_rows` of the `out`=(width, height) downsampling of a `src`=(width, height)
+/// image, from its rows `first..first + src_rows.len()` (which hold every source row those
+/// output rows read): the same values [`downsample`] gives for those rows.
+pub(crate) fn downsample_rows<T: Pixel>(
+    src_rows: &[&[T]],
+    first: usize,
+    (sw, sh): (usize, usize),
+    (w, h): (usize, usize),
+    out_rows: std::ops::Range<usize>,
+    nodata: Option<T>,
+    resampling: Resampling,
+) -> Vec<T> {
+    let rx = sw as f64 / w as f64;
+    let ry = sh as f64 / h as f64;
+    let is_nd =
+        |v: T| v.is_nan() || nodata.is_some_and(|nd| v == nd || (nd.is_nan() && v.is_nan()));
+    let fill = nodata.unwrap_or_default();
+    let float = T::TYPE.is_float();
     let xs: Vec<(usize, usize)> = (0..w).map(|j| span(j, rx, sw)).collect();
-    let mut out = vec![fill; h * w];
+    let mut out = vec![fill; out_rows.len() * w];
     out.par_chunks_mut(w.max(1))
         .enumerate()
-        .for_each(|(i, orow)| {
-            let (y0, y1) = span(i, ry, sh);
-            let rows = &src_rows[y0..y1];
+        .for_each(|(k, orow)| {
+            let (y0, y1) = span(out_rows.start + k, ry, sh);
+            let rows = &src_rows[y0 - first..y1 - first];
             for (o, &(x0, x1)) in orow.iter_mut().zip(&xs) {
                 *o = match resampling {
                     Resampling::Nearest => rows[0][x0],
@@ -252,7 +277,7 @@ pub fn downsample<T: Pixel>(
                 };
             }
         });
-    Array2::from_shape_vec((h, w), out).expect("h*w values were produced")
+    out
 }
 
 /// One value of an IFD entry being written.
@@ -382,14 +407,18 @@ thread_local! {
 
 /// Assembles, predicts and compresses every tile of one level, in parallel; the result is
 /// in row-major tile order whatever the scheduling.
-fn encode_level<T: Pixel>(
+pub(crate) fn encode_level<T: Pixel>(
+    uri: &str,
     bands: &[ArrayView2<'_, T>],
-    bs: usize,
-    compression: Compression,
-    level: i32,
-    predictor: u16,
+    codec: Codec,
     fill: T,
-) -> Result<Vec<Bytes>, String> {
+) -> Result<Vec<Bytes>, CogError> {
+    let Codec {
+        bs,
+        compression,
+        level,
+        predictor,
+    } = codec;
     let (h, w) = bands[0].dim();
     let across = w.div_ceil(bs);
     let down = h.div_ceil(bs);
@@ -456,7 +485,359 @@ fn encode_level<T: Pixel>(
                 codec::compress_bytes(compression, &buf, level)
             })
         })
-        .collect()
+        .collect::<Result<Vec<Bytes>, String>>()
+        .map_err(|reason| CogError::Decode {
+            uri: uri.to_string(),
+            what: "compressing a tile".into(),
+            reason,
+        })
+}
+
+/// The codec settings every level shares.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Codec {
+    pub(crate) bs: usize,
+    compression: Compression,
+    level: i32,
+    predictor: u16,
+}
+
+/// Sizes of one level: what the header needs to lay the file out.
+pub(crate) struct LevelSizes {
+    pub(crate) width: u64,
+    pub(crate) height: u64,
+    /// Compressed size of each tile, row-major.
+    pub(crate) counts: Vec<u64>,
+}
+
+/// Everything of a COG's IFDs that does not depend on the tiles' sizes, checked once before
+/// any pixel is encoded.
+pub(crate) struct Header {
+    spp: usize,
+    sample: SampleType,
+    pub(crate) codec: Codec,
+    photometric: u16,
+    /// Georeferencing and metadata entries of the full-resolution IFD.
+    main_extra: Vec<(u16, Val)>,
+    nodata: Option<Val>,
+}
+
+impl Header {
+    pub(crate) fn new(
+        uri: &str,
+        spp: usize,
+        sample: SampleType,
+        transform: &GeoTransform,
+        geokeys: &GeoKeys,
+        nodata: Option<f64>,
+        o: &CogWriteOptions,
+    ) -> Result<Header, CogError> {
+        if spp == 0 {
+            return Err(CogError::request(uri, "no band to write"));
+        }
+        if spp > 65535 {
+            return Err(CogError::request(uri, "too many bands"));
+        }
+        if o.blocksize < 16 || !o.blocksize.is_multiple_of(16) || o.blocksize > 16384 {
+            return Err(CogError::request(
+                uri,
+                format!(
+                    "blocksize {} is not a multiple of 16 in 16..=16384",
+                    o.blocksize
+                ),
+            ));
+        }
+        let float = sample.is_float();
+        let predictor = match (o.predictor, o.compression) {
+            (Some(p), _) => p,
+            (None, Compression::None) => 1,
+            (None, _) if float => 3,
+            (None, _) => 2,
+        };
+        if !matches!(predictor, 1..=3) || (predictor == 3 && !float) {
+            return Err(CogError::request(
+                uri,
+                format!("predictor {predictor} does not fit {sample} samples"),
+            ));
+        }
+        let level = o.level.unwrap_or(match o.compression {
+            Compression::Zstd => 9,
+            _ => 6,
+        });
+        // GDAL metadata.
+        let mut items: Vec<MetadataItem> = o
+            .metadata
+            .iter()
+            .map(|(k, v)| MetadataItem {
+                name: k.clone(),
+                sample: None,
+                role: None,
+                domain: None,
+                value: v.clone(),
+            })
+            .collect();
+        if let Some((scale, offset)) = o.scale_offset {
+            for b in 0..spp as u32 {
+                items.push(MetadataItem {
+                    name: "OFFSET".into(),
+                    sample: Some(b),
+                    role: Some("offset".into()),
+                    domain: None,
+                    value: format!("{offset}"),
+                });
+                items.push(MetadataItem {
+                    name: "SCALE".into(),
+                    sample: Some(b),
+                    role: Some("scale".into()),
+                    domain: None,
+                    value: format!("{scale}"),
+                });
+            }
+        }
+        let georeferenced = *transform != GeoTransform::default() || !geokeys.keys.is_empty();
+        let mut main_extra: Vec<(u16, Val)> = Vec::new();
+        if georeferenced {
+            let g = transform.0;
+            if transform.is_north_up() {
+                main_extra.push((tag::MODEL_PIXEL_SCALE, Val::Double(vec![g[1], -g[5], 0.0])));
+                main_extra.push((
+                    tag::MODEL_TIEPOINT,
+                    Val::Double(vec![0.0, 0.0, 0.0, g[0], g[3], 0.0]),
+                ));
+            } else {
+                main_extra.push((
+                    tag::MODEL_TRANSFORMATION,
+                    Val::Double(vec![
+                        g[1], g[2], 0.0, g[0], g[4], g[5], 0.0, g[3], 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
+                        0.0, 1.0,
+                    ]),
+                ));
+            }
+            if !geokeys.keys.is_empty() {
+                let (dir, doubles, ascii) = geokeys.encode();
+                main_extra.push((tag::GEO_KEY_DIRECTORY, Val::Short(dir)));
+                if !doubles.is_empty() {
+                    main_extra.push((tag::GEO_DOUBLE_PARAMS, Val::Double(doubles)));
+                }
+                if !ascii.is_empty() {
+                    main_extra.push((tag::GEO_ASCII_PARAMS, Val::Ascii(ascii)));
+                }
+            }
+        }
+        if !items.is_empty() {
+            main_extra.push((
+                tag::GDAL_METADATA,
+                Val::Ascii(geo::format_gdal_metadata(&items)),
+            ));
+        }
+        Ok(Header {
+            spp,
+            sample,
+            codec: Codec {
+                bs: o.blocksize as usize,
+                compression: o.compression,
+                level,
+                predictor,
+            },
+            photometric: o.photometric.unwrap_or(1),
+            main_extra,
+            nodata: nodata.map(|v| Val::Ascii(geo::format_nodata(v))),
+        })
+    }
+
+    /// The entries of level `li`'s IFD with these tile arrays.
+    fn entries(&self, li: usize, l: &LevelSizes, offsets: Val, counts: Val) -> Vec<(u16, Val)> {
+        let spp = self.spp;
+        let c = self.codec;
+        let mut e: Vec<(u16, Val)> = Vec::new();
+        if li > 0 {
+            e.push((tag::NEW_SUBFILE_TYPE, Val::Long(vec![1])));
+        }
+        e.push((tag::IMAGE_WIDTH, size_val(l.width)));
+        e.push((tag::IMAGE_LENGTH, size_val(l.height)));
+        e.push((
+            tag::BITS_PER_SAMPLE,
+            Val::Short(vec![(self.sample.size() * 8) as u16; spp]),
+        ));
+        e.push((tag::COMPRESSION, Val::Short(vec![c.compression.code()])));
+        e.push((tag::PHOTOMETRIC, Val::Short(vec![self.photometric])));
+        e.push((tag::SAMPLES_PER_PIXEL, Val::Short(vec![spp as u16])));
+        e.push((tag::PLANAR_CONFIG, Val::Short(vec![1])));
+        e.push((tag::PREDICTOR, Val::Short(vec![c.predictor])));
+        e.push((tag::TILE_WIDTH, Val::Short(vec![c.bs as u16])));
+        e.push((tag::TILE_LENGTH, Val::Short(vec![c.bs as u16])));
+        let extra = match self.photometric {
+            2 => spp.saturating_sub(3),
+            _ => spp - 1,
+        };
+        if extra > 0 {
+            e.push((tag::EXTRA_SAMPLES, Val::Short(vec![0; extra])));
+        }
+        e.push((
+            tag::SAMPLE_FORMAT,
+            Val::Short(vec![self.sample.tiff_sample_format(); spp]),
+        ));
+        e.push((tag::TILE_OFFSETS, offsets));
+        e.push((tag::TILE_BYTE_COUNTS, counts));
+        if li == 0 {
+            e.extend(self.main_extra.iter().map(|(t, v)| (*t, clone_val(v))));
+        }
+        if let Some(v) = &self.nodata {
+            e.push((tag::GDAL_NODATA, clone_val(v)));
+        }
+        e.sort_by_key(|(t, _)| *t);
+        e
+    }
+
+    /// The bytes before the tile data (TIFF header, ghost header, every IFD, the tile
+    /// arrays) for levels of these sizes. The data follows: levels from the smallest
+    /// overview to full resolution, tiles row-major, each as a 4-byte size leader, the
+    /// bytes and a trailer repeating their last 4 bytes ([`tile_frame`]).
+    pub(crate) fn layout(
+        &self,
+        uri: &str,
+        levels: &[LevelSizes],
+        bigtiff: Option<bool>,
+    ) -> Result<Vec<u8>, CogError> {
+        let data_bytes: u64 = levels
+            .iter()
+            .flat_map(|l| l.counts.iter())
+            .map(|c| c + 8)
+            .sum();
+        let bigtiff = bigtiff.unwrap_or(data_bytes > 4_000_000_000);
+        if !bigtiff && data_bytes > 4_200_000_000 {
+            return Err(CogError::request(
+                uri,
+                "too large for classic TIFF: use BigTIFF",
+            ));
+        }
+        // Ghost header.
+        let body = "LAYOUT=IFDS_BEFORE_DATA\nBLOCK_ORDER=ROW_MAJOR\nBLOCK_LEADER=SIZE_AS_UINT4\n\
+                    BLOCK_TRAILER=LAST_4_BYTES_REPEATED\nKNOWN_INCOMPATIBLE_EDITION=NO\n ";
+        let ghost = format!(
+            "GDAL_STRUCTURAL_METADATA_SIZE={:06} bytes\n{body}",
+            body.len()
+        );
+        let header_len: u64 = if bigtiff { 16 } else { 8 };
+        let mut first_ifd = header_len + ghost.len() as u64;
+        first_ifd += first_ifd % 2;
+
+        let off_size: u64 = if bigtiff { 8 } else { 4 };
+        let arrays_inline = |n: u64| n * off_size <= if bigtiff { 8 } else { 4 };
+        let array = |v: Vec<u64>| {
+            if bigtiff {
+                Val::Long8(v)
+            } else {
+                Val::Long(v.iter().map(|&x| x as u32).collect())
+            }
+        };
+        // IFD sizes without their out-of-line tile arrays (placed after all IFDs).
+        let n_levels = levels.len();
+        let mut ifd_sizes = Vec::with_capacity(n_levels);
+        for (li, l) in levels.iter().enumerate() {
+            let n = l.counts.len() as u64;
+            let zeros = || array(vec![0; n as usize]);
+            let e = self.entries(li, l, zeros(), zeros());
+            let mut size = encode_ifd(&e, 0, bigtiff, 0).len() as u64;
+            if !arrays_inline(n) {
+                let arr = n * off_size;
+                size -= 2 * (arr + arr % 2);
+            }
+            ifd_sizes.push(size);
+        }
+        let mut ifd_at = Vec::with_capacity(n_levels);
+        let mut pos = first_ifd;
+        for s in &ifd_sizes {
+            ifd_at.push(pos);
+            pos += s;
+        }
+        // Tile arrays after all IFDs, in IFD order.
+        let mut arrays_at = Vec::with_capacity(n_levels);
+        for l in levels {
+            let n = l.counts.len() as u64;
+            if arrays_inline(n) {
+                arrays_at.push(None);
+            } else {
+                arrays_at.push(Some((pos, pos + n * off_size)));
+                pos += 2 * n * off_size;
+            }
+        }
+        // Data: smallest overview first, full resolution last; leader + tile + trailer.
+        let data_start = pos;
+        let mut tile_offsets: Vec<Vec<u64>> = vec![Vec::new(); n_levels];
+        let mut cursor = data_start;
+        for li in (0..n_levels).rev() {
+            for c in &levels[li].counts {
+                cursor += 4;
+                tile_offsets[li].push(cursor);
+                cursor += c + 4;
+            }
+        }
+        if !bigtiff && cursor > u32::MAX as u64 {
+            return Err(CogError::request(
+                uri,
+                "too large for classic TIFF: use BigTIFF",
+            ));
+        }
+        let mut head = Vec::with_capacity(data_start as usize);
+        if bigtiff {
+            head.extend_from_slice(b"II+\0");
+            head.extend_from_slice(&8u16.to_le_bytes());
+            head.extend_from_slice(&0u16.to_le_bytes());
+            head.extend_from_slice(&first_ifd.to_le_bytes());
+        } else {
+            head.extend_from_slice(b"II*\0");
+            head.extend_from_slice(&(first_ifd as u32).to_le_bytes());
+        }
+        head.extend_from_slice(ghost.as_bytes());
+        head.resize(first_ifd as usize, 0);
+        let mut arrays = Vec::new();
+        for (li, l) in levels.iter().enumerate() {
+            let offsets = tile_offsets[li].clone();
+            let next = if li + 1 < n_levels { ifd_at[li + 1] } else { 0 };
+            let e = self.entries(li, l, array(offsets.clone()), array(l.counts.clone()));
+            let bytes = match arrays_at[li] {
+                None => encode_ifd(&e, ifd_at[li], bigtiff, next),
+                // The two arrays live after all IFDs: the entries point there.
+                Some((oa, ca)) => encode_ifd_with_external(&e, ifd_at[li], bigtiff, next, oa, ca),
+            };
+            debug_assert_eq!(bytes.len() as u64, ifd_sizes[li]);
+            head.extend_from_slice(&bytes);
+            if arrays_at[li].is_some() {
+                for v in offsets.iter().chain(l.counts.iter()) {
+                    if bigtiff {
+                        arrays.extend_from_slice(&v.to_le_bytes());
+                    } else {
+                        arrays.extend_from_slice(&(*v as u32).to_le_bytes());
+                    }
+                }
+            }
+        }
+        head.extend_from_slice(&arrays);
+        if head.len() as u64 != data_start {
+            return Err(CogError::request(
+                uri,
+                format!(
+                    "internal layout error: header {} != {data_start}",
+                    head.len()
+                ),
+            ));
+        }
+        Ok(head)
+    }
+}
+
+/// The leader (4-byte little-endian size) and trailer (the last 4 bytes, zero-padded) GDAL's
+/// COG layout puts around each tile.
+pub(crate) fn tile_frame(tile: &[u8]) -> ([u8; 4], [u8; 4]) {
+    let n = tile.len();
+    let mut trailer = [0u8; 4];
+    if n >= 4 {
+        trailer.copy_from_slice(&tile[n - 4..]);
+    } else {
+        trailer[..n].copy_from_slice(tile);
+    }
+    ((n as u32).to_le_bytes(), trailer)
 }
 
 /// Encodes a COG into the chunks of the file, in order.
@@ -478,58 +859,17 @@ fn encode_cog<T: Pixel>(
     if bands.iter().any(|b| b.dim() != (h, w)) {
         return Err(CogError::request(uri, "bands differ in size"));
     }
-    if bands.len() > 65535 {
-        return Err(CogError::request(uri, "too many bands"));
-    }
-    if o.blocksize < 16 || !o.blocksize.is_multiple_of(16) || o.blocksize > 16384 {
-        return Err(CogError::request(
-            uri,
-            format!(
-                "blocksize {} is not a multiple of 16 in 16..=16384",
-                o.blocksize
-            ),
-        ));
-    }
-    let bs = o.blocksize as usize;
-    let float = T::TYPE.is_float();
-    let predictor = match (o.predictor, o.compression) {
-        (Some(p), _) => p,
-        (None, Compression::None) => 1,
-        (None, _) => {
-            if float {
-                3
-            } else {
-                2
-            }
-        }
-    };
-    if !matches!(predictor, 1..=3) || (predictor == 3 && !float) {
-        return Err(CogError::request(
-            uri,
-            format!("predictor {predictor} does not fit {} samples", T::TYPE),
-        ));
-    }
-    let level = o.level.unwrap_or(match o.compression {
-        Compression::Zstd => 9,
-        _ => 6,
-    });
+    let header = Header::new(uri, bands.len(), T::TYPE, transform, geokeys, nodata, o)?;
+    let codec = header.codec;
     let nd_t = nodata.map(T::from_f64);
     let fill = nd_t.unwrap_or_default();
     // Levels: full resolution, then overviews each computed from the one above.
     let sizes = if o.overviews {
-        overview_sizes(w as u64, h as u64, bs as u64)
+        overview_sizes(w as u64, h as u64, codec.bs as u64)
     } else {
         Vec::new()
     };
-    let enc = |views: &[ArrayView2<'_, T>]| {
-        encode_level(views, bs, o.compression, level, predictor, fill).map_err(|reason| {
-            CogError::Decode {
-                uri: uri.to_string(),
-                what: "compressing a tile".into(),
-                reason,
-            }
-        })
-    };
+    let enc = |views: &[ArrayView2<'_, T>]| encode_level(uri, views, codec, fill);
     let mut levels = vec![Level {
         width: w as u64,
         height: h as u64,
@@ -555,272 +895,22 @@ fn encode_cog<T: Pixel>(
         });
         prev = next;
     }
-    let data_bytes: u64 = levels
+    let level_sizes: Vec<LevelSizes> = levels
         .iter()
-        .flat_map(|l| l.tiles.iter())
-        .map(|t| t.len() as u64 + 8)
-        .sum();
-    let bigtiff = o.bigtiff.unwrap_or(data_bytes > 4_000_000_000);
-    if !bigtiff && data_bytes > 4_200_000_000 {
-        return Err(CogError::request(
-            uri,
-            "too large for classic TIFF: use BigTIFF",
-        ));
-    }
-    let spp = bands.len();
-
-    // GDAL metadata.
-    let mut items: Vec<MetadataItem> = o
-        .metadata
-        .iter()
-        .map(|(k, v)| MetadataItem {
-            name: k.clone(),
-            sample: None,
-            role: None,
-            domain: None,
-            value: v.clone(),
+        .map(|l| LevelSizes {
+            width: l.width,
+            height: l.height,
+            counts: l.tiles.iter().map(|t| t.len() as u64).collect(),
         })
         .collect();
-    if let Some((scale, offset)) = o.scale_offset {
-        for b in 0..spp as u32 {
-            items.push(MetadataItem {
-                name: "OFFSET".into(),
-                sample: Some(b),
-                role: Some("offset".into()),
-                domain: None,
-                value: format!("{offset}"),
-            });
-            items.push(MetadataItem {
-                name: "SCALE".into(),
-                sample: Some(b),
-                role: Some("scale".into()),
-                domain: None,
-                value: format!("{scale}"),
-            });
-        }
-    }
-
-    // IFD entries (without the tile arrays, which are appended per level below).
-    let common = |lw: u64, lh: u64, overview: bool| -> Vec<(u16, Val)> {
-        let mut e: Vec<(u16, Val)> = Vec::new();
-        if overview {
-            e.push((tag::NEW_SUBFILE_TYPE, Val::Long(vec![1])));
-        }
-        e.push((tag::IMAGE_WIDTH, size_val(lw)));
-        e.push((tag::IMAGE_LENGTH, size_val(lh)));
-        e.push((
-            tag::BITS_PER_SAMPLE,
-            Val::Short(vec![(T::TYPE.size() * 8) as u16; spp]),
-        ));
-        e.push((tag::COMPRESSION, Val::Short(vec![o.compression.code()])));
-        e.push((
-            tag::PHOTOMETRIC,
-            Val::Short(vec![o.photometric.unwrap_or(1)]),
-        ));
-        e.push((tag::SAMPLES_PER_PIXEL, Val::Short(vec![spp as u16])));
-        e.push((tag::PLANAR_CONFIG, Val::Short(vec![1])));
-        e.push((tag::PREDICTOR, Val::Short(vec![predictor])));
-        e.push((tag::TILE_WIDTH, Val::Short(vec![bs as u16])));
-        e.push((tag::TILE_LENGTH, Val::Short(vec![bs as u16])));
-        let extra = match o.photometric.unwrap_or(1) {
-            2 => spp.saturating_sub(3),
-            _ => spp - 1,
-        };
-        if extra > 0 {
-            e.push((tag::EXTRA_SAMPLES, Val::Short(vec![0; extra])));
-        }
-        e.push((
-            tag::SAMPLE_FORMAT,
-            Val::Short(vec![T::TYPE.tiff_sample_format(); spp]),
-        ));
-        e
-    };
-    let georeferenced = *transform != GeoTransform::default() || !geokeys.keys.is_empty();
-    let mut main_extra: Vec<(u16, Val)> = Vec::new();
-    if georeferenced {
-        let g = transform.0;
-        if transform.is_north_up() {
-            main_extra.push((tag::MODEL_PIXEL_SCALE, Val::Double(vec![g[1], -g[5], 0.0])));
-            main_extra.push((
-                tag::MODEL_TIEPOINT,
-                Val::Double(vec![0.0, 0.0, 0.0, g[0], g[3], 0.0]),
-            ));
-        } else {
-            main_extra.push((
-                tag::MODEL_TRANSFORMATION,
-                Val::Double(vec![
-                    g[1], g[2], 0.0, g[0], g[4], g[5], 0.0, g[3], 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
-                    0.0, 1.0,
-                ]),
-            ));
-        }
-        if !geokeys.keys.is_empty() {
-            let (dir, doubles, ascii) = geokeys.encode();
-            main_extra.push((tag::GEO_KEY_DIRECTORY, Val::Short(dir)));
-            if !doubles.is_empty() {
-                main_extra.push((tag::GEO_DOUBLE_PARAMS, Val::Double(doubles)));
-            }
-            if !ascii.is_empty() {
-                main_extra.push((tag::GEO_ASCII_PARAMS, Val::Ascii(ascii)));
-            }
-        }
-    }
-    if !items.is_empty() {
-        main_extra.push((
-            tag::GDAL_METADATA,
-            Val::Ascii(geo::format_gdal_metadata(&items)),
-        ));
-    }
-    let nodata_val = nodata.map(|v| Val::Ascii(geo::format_nodata(v)));
-
-    // Ghost header.
-    let body = "LAYOUT=IFDS_BEFORE_DATA\nBLOCK_ORDER=ROW_MAJOR\nBLOCK_LEADER=SIZE_AS_UINT4\n\
-                BLOCK_TRAILER=LAST_4_BYTES_REPEATED\nKNOWN_INCOMPATIBLE_EDITION=NO\n ";
-    let ghost = format!(
-        "GDAL_STRUCTURAL_METADATA_SIZE={:06} bytes\n{body}",
-        body.len()
-    );
-    let header_len: u64 = if bigtiff { 16 } else { 8 };
-    let mut first_ifd = header_len + ghost.len() as u64;
-    first_ifd += first_ifd % 2;
-
-    // Build the IFD entry lists with placeholder tile arrays to learn sizes.
-    let off_size: u64 = if bigtiff { 8 } else { 4 };
-    let arrays_inline = |n: u64| n * off_size <= if bigtiff { 8 } else { 4 };
-    let entries_for = |li: usize, offsets: Vec<u64>, counts: Vec<u64>| -> Vec<(u16, Val)> {
-        let l = &levels[li];
-        let mut e = common(l.width, l.height, li > 0);
-        let (ov, cv) = if bigtiff {
-            (Val::Long8(offsets), Val::Long8(counts))
-        } else {
-            (
-                Val::Long(offsets.iter().map(|&x| x as u32).collect()),
-                Val::Long(counts.iter().map(|&x| x as u32).collect()),
-            )
-        };
-        e.push((tag::TILE_OFFSETS, ov));
-        e.push((tag::TILE_BYTE_COUNTS, cv));
-        if li == 0 {
-            e.extend(main_extra.iter().map(|(t, v)| (*t, clone_val(v))));
-        }
-        if let Some(v) = &nodata_val {
-            e.push((tag::GDAL_NODATA, clone_val(v)));
-        }
-        e.sort_by_key(|(t, _)| *t);
-        e
-    };
-    // IFD sizes excluding out-of-line tile arrays: encode with empty (zero) arrays whose size
-    // is fixed, but the arrays are placed after all IFDs, so encode with them inline-free.
-    let n_levels = levels.len();
-    let mut ifd_sizes = Vec::with_capacity(n_levels);
-    for (li, level) in levels.iter().enumerate() {
-        let n = level.tiles.len() as u64;
-        let e = entries_for(li, vec![0; n as usize], vec![0; n as usize]);
-        let mut size = encode_ifd(&e, 0, bigtiff, 0).len() as u64;
-        if !arrays_inline(n) {
-            let arr = n * off_size;
-            size -= arr + arr % 2;
-            size -= arr + arr % 2;
-        }
-        ifd_sizes.push(size);
-    }
-    let mut ifd_at = Vec::with_capacity(n_levels);
-    let mut pos = first_ifd;
-    for s in &ifd_sizes {
-        ifd_at.push(pos);
-        pos += s;
-    }
-    // Tile arrays after all IFDs, in IFD order.
-    let mut arrays_at = Vec::with_capacity(n_levels);
-    for l in &levels {
-        let n = l.tiles.len() as u64;
-        if arrays_inline(n) {
-            arrays_at.push(None);
-        } else {
-            arrays_at.push(Some((pos, pos + n * off_size)));
-            pos += 2 * n * off_size;
-        }
-    }
-    // Data: smallest overview first, full resolution last; leader + tile + trailer.
-    let data_start = pos;
-    let mut tile_offsets: Vec<Vec<u64>> = vec![Vec::new(); n_levels];
-    let mut cursor = data_start;
-    for li in (0..n_levels).rev() {
-        for t in &levels[li].tiles {
-            cursor += 4;
-            tile_offsets[li].push(cursor);
-            cursor += t.len() as u64 + 4;
-        }
-    }
-    if !bigtiff && cursor > u32::MAX as u64 {
-        return Err(CogError::request(
-            uri,
-            "too large for classic TIFF: use BigTIFF",
-        ));
-    }
-    // Now encode the IFDs for real.
-    let mut head = Vec::with_capacity((data_start) as usize);
-    if bigtiff {
-        head.extend_from_slice(b"II+\0");
-        head.extend_from_slice(&8u16.to_le_bytes());
-        head.extend_from_slice(&0u16.to_le_bytes());
-        head.extend_from_slice(&first_ifd.to_le_bytes());
-    } else {
-        head.extend_from_slice(b"II*\0");
-        head.extend_from_slice(&(first_ifd as u32).to_le_bytes());
-    }
-    head.extend_from_slice(ghost.as_bytes());
-    head.resize(first_ifd as usize, 0);
-    let mut arrays = Vec::new();
-    for li in 0..n_levels {
-        let counts: Vec<u64> = levels[li].tiles.iter().map(|t| t.len() as u64).collect();
-        let offsets = tile_offsets[li].clone();
-        let next = if li + 1 < n_levels { ifd_at[li + 1] } else { 0 };
-        let e = entries_for(li, offsets.clone(), counts.clone());
-        let bytes = match arrays_at[li] {
-            None => encode_ifd(&e, ifd_at[li], bigtiff, next),
-            Some((oa, ca)) => {
-                // Encode with the arrays, then move them out: point the two entries at the
-                // arrays region instead.
-                encode_ifd_with_external(&e, ifd_at[li], bigtiff, next, oa, ca)
-            }
-        };
-        debug_assert_eq!(bytes.len() as u64, ifd_sizes[li]);
-        head.extend_from_slice(&bytes);
-        if arrays_at[li].is_some() {
-            for v in offsets.iter().chain(counts.iter()) {
-                if bigtiff {
-                    arrays.extend_from_slice(&v.to_le_bytes());
-                } else {
-                    arrays.extend_from_slice(&(*v as u32).to_le_bytes());
-                }
-            }
-        }
-    }
-    head.extend_from_slice(&arrays);
-    if head.len() as u64 != data_start {
-        return Err(CogError::request(
-            uri,
-            format!(
-                "internal layout error: header {} != {data_start}",
-                head.len()
-            ),
-        ));
-    }
+    let head = header.layout(uri, &level_sizes, o.bigtiff)?;
     let mut parts = vec![Bytes::from(head)];
-    for li in (0..n_levels).rev() {
+    for li in (0..levels.len()).rev() {
         for t in &levels[li].tiles {
-            parts.push(Bytes::copy_from_slice(&(t.len() as u32).to_le_bytes()));
+            let (leader, trailer) = tile_frame(t);
+            parts.push(Bytes::copy_from_slice(&leader));
             parts.push(t.clone());
-            let n = t.len();
-            let trailer = if n >= 4 {
-                t.slice(n - 4..)
-            } else {
-                let mut b = t.to_vec();
-                b.resize(4, 0);
-                Bytes::from(b)
-            };
-            parts.push(trailer);
+            parts.push(Bytes::copy_from_slice(&trailer));
         }
     }
     Ok(parts)

@@ -403,3 +403,48 @@ fn folders_globs_and_lists_expand_to_the_same_inputs() {
         assert!(!Path::new(&format!("{d}/other")).exists());
     }
 }
+
+/// `--mosaic vrt|cog|none` (issue 14, item 4): a VRT over the tile COGs that GDAL reads as
+/// the COG mosaic's pixels; switching format replaces the product, and `none` leaves only
+/// the tiles.
+#[test]
+fn mosaics_as_cog_vrt_or_none_replace_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    sheets(d);
+    let out = format!("{d}/run");
+    let run = |mosaic: &str| {
+        let o = Command::new(BIN)
+            .args(["run", "water", "--output", &out, "--mosaic", mosaic])
+            .args(["--stations", &data("water/siam_data.csv")])
+            .args(["--date", "2022-05-15", "--windows", "1", "--input"])
+            .arg(format!("{d}/in"))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let (tif, vrt) = (format!("{out}/et0.tif"), format!("{out}/et0.vrt"));
+    let text = run("cog");
+    assert!(text.contains(&tif), "{text}");
+    let cog_mosaic = et0(&out);
+    let text = run("vrt");
+    assert!(text.contains(&vrt), "{text}");
+    assert!(
+        !Path::new(&tif).exists(),
+        "the COG mosaic was left beside the VRT"
+    );
+    let from_vrt = format!("{d}/from_vrt.tif");
+    let o = Command::new("gdal_translate")
+        .args(["-q", &vrt, &from_vrt])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let g: cog::Raster<f32> = cog::read_band(&Store::from_env(), &from_vrt, 1).unwrap();
+    assert_eq!(g.transform, cog_mosaic.transform);
+    assert!(g.data == cog_mosaic.data);
+    let text = run("none");
+    assert!(!text.contains("mosaic "), "{text}");
+    assert!(!Path::new(&vrt).exists() && !Path::new(&tif).exists());
+    assert!(Path::new(&format!("{out}/tiles/sheet2_et0.tif")).exists());
+}

@@ -22,7 +22,6 @@ pub mod inpaint;
 pub mod las_io;
 pub mod models;
 pub mod morph;
-pub mod mosaic;
 pub mod noise;
 pub mod points;
 pub mod products;

@@ -17,7 +17,6 @@ use crate::error::{Result, TerrainError};
 use crate::grid::Grid;
 use crate::las_io::{read_las, write_reclassified};
 use crate::models::{DemMethod, GroundSource, ModelOptions, ModelStats, classify, compute_models};
-use crate::mosaic::mosaic;
 use crate::noise::{ElmParams, OutlierMethod, OutlierParams};
 use crate::products::Product;
 use crate::smrf::SmrfParams;
@@ -151,12 +150,36 @@ pub struct AspectParams {
     pub raster: RasterOutput,
 }
 
-/// Parameters of a `mosaic` task.
+/// What a `mosaic` task writes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum MosaicFormat {
+    /// A float32 COG, written by bands of rows (memory independent of its height).
+    #[default]
+    Cog,
+    /// A GDAL VRT over the inputs, copying nothing (the inputs must stay where they are).
+    Vrt,
+}
+
+impl MosaicFormat {
+    /// The file extension of this format, with its dot.
+    pub fn extension(self) -> &'static str {
+        match self {
+            MosaicFormat::Cog => ".tif",
+            MosaicFormat::Vrt => ".vrt",
+        }
+    }
+}
+
+/// Parameters of a `mosaic` task: inputs on one pixel lattice (see [`cog::mosaic`]); where
+/// they overlap, the first with a value wins.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MosaicParams {
     pub inputs: Vec<String>,
     pub output: String,
+    #[serde(default)]
+    pub format: MosaicFormat,
     #[serde(default)]
     pub raster: RasterOutput,
 }
@@ -309,17 +332,23 @@ pub fn run_aspect(p: &AspectParams, ctx: &Ctx) -> Result<String> {
     Ok(p.output.clone())
 }
 
-/// Runs a `mosaic` task.
+/// Runs a `mosaic` task: a COG written by bands of rows, or a VRT over the inputs.
 pub fn run_mosaic(p: &MosaicParams, ctx: &Ctx) -> Result<String> {
-    let progress = ctx.progress("mosaic inputs", p.inputs.len() as u64);
-    let mut tiles = Vec::with_capacity(p.inputs.len());
-    for u in &p.inputs {
-        tiles.push((u.clone(), cog::read_band::<f32>(&ctx.store, u, 1)?));
-        progress.inc(1);
+    let m = cog::Mosaic::plan(&ctx.store, &p.inputs)?;
+    match p.format {
+        MosaicFormat::Cog => {
+            let progress = ctx.progress("mosaic rows", m.height);
+            m.write_cog(
+                &ctx.store,
+                &p.output,
+                crate::NODATA,
+                &p.raster.options(),
+                |n| progress.inc(n),
+            )?;
+            progress.finish();
+        }
+        MosaicFormat::Vrt => m.write_vrt(&ctx.store, &p.output, crate::NODATA)?,
     }
-    let m = mosaic(&tiles)?;
-    write_raster(ctx, &p.output, &m, &p.raster)?;
-    progress.finish();
     Ok(p.output.clone())
 }
 
@@ -387,6 +416,14 @@ impl TerrainParams {
                     validate::uri("input", i)?;
                 }
                 validate::uri("output", &p.output)?;
+                if (p.format == MosaicFormat::Vrt)
+                    != p.output.to_ascii_lowercase().ends_with(".vrt")
+                {
+                    return Err(TaskError::invalid_task(format!(
+                        "output {}: a VRT mosaic is named .vrt, and only a VRT mosaic is",
+                        p.output
+                    )));
+                }
                 let inputs: Vec<&str> = p.inputs.iter().map(String::as_str).collect();
                 validate::distinct_outputs(&inputs, &[&p.output])?;
                 p.raster.validate()
@@ -562,6 +599,7 @@ impl Stage for TerrainStage {
                     .expand(&ctx.store, &a.tiles)?
                     .uris(),
                 output: a.output,
+                format: a.format,
                 raster: a.raster.into(),
             }),
         };
@@ -994,9 +1032,12 @@ pub struct MosaicArgs {
     /// (`dem/*.tif`) or `@list.txt`.
     #[arg(required = true, num_args = 1..)]
     pub tiles: Vec<String>,
-    /// Output COG (never one of the inputs).
+    /// Output COG, or VRT with `--format vrt` (never one of the inputs).
     #[arg(long, short = 'o', required = true)]
     pub output: String,
+    /// cog: a float32 COG written by bands of rows; vrt: a GDAL VRT over the inputs.
+    #[arg(long, value_enum, default_value_t = MosaicFormat::Cog)]
+    pub format: MosaicFormat,
     #[command(flatten)]
     pub raster: RasterArgs,
 }

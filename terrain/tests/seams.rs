@@ -159,6 +159,7 @@ fn compare(options: &ModelOptions, buffer: f64) -> (Diffs, usize, lidar_partitio
             &MosaicParams {
                 inputs: per_product[name].clone(),
                 output: mosaic_uri.clone(),
+                format: Default::default(),
                 raster: RasterOutput::default(),
             },
             &ctx,

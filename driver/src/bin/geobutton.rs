@@ -78,6 +78,27 @@ enum ExecutorKind {
     Batch,
 }
 
+/// `--mosaic`: how tile products are assembled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum MosaicArg {
+    /// One COG per product, written by bands of rows (memory independent of its height).
+    Cog,
+    /// A GDAL VRT per product over the tile COGs (no copy).
+    Vrt,
+    /// No mosaic: the tiles are the products.
+    None,
+}
+
+impl MosaicArg {
+    fn format(self) -> Option<terrain::stage::MosaicFormat> {
+        match self {
+            MosaicArg::Cog => Some(terrain::stage::MosaicFormat::Cog),
+            MosaicArg::Vrt => Some(terrain::stage::MosaicFormat::Vrt),
+            MosaicArg::None => None,
+        }
+    }
+}
+
 #[derive(Args, Debug, Clone)]
 struct Common {
     /// Inputs: files or URIs; for the lidar and water pipelines also folders and S3 prefixes
@@ -173,6 +194,9 @@ enum PipelineCommand {
         /// EPSG of the coordinates when the files record no CRS.
         #[arg(long)]
         epsg: Option<u32>,
+        /// How each product's tiles are assembled: cog, vrt or none.
+        #[arg(long, value_enum, default_value_t = MosaicArg::Cog)]
+        mosaic: MosaicArg,
     },
     /// Two dates of red/NIR bands → NDVI windows → merge.
     Ndvi {
@@ -223,6 +247,9 @@ enum PipelineCommand {
         /// EPSG assumed for DTMs without a CRS.
         #[arg(long, default_value_t = 25830)]
         dtm_epsg: u32,
+        /// How the tiles' ET0/ETc are assembled (two tiles or more): cog, vrt or none.
+        #[arg(long, value_enum, default_value_t = MosaicArg::Cog)]
+        mosaic: MosaicArg,
     },
     /// CHM → chunks → merge: tree tops, crowns, biomass.
     Biomass {
@@ -373,6 +400,7 @@ fn pipeline(cmd: PipelineCommand, store: &Store) -> Result<(Common, Box<dyn Pipe
             resolution,
             products,
             epsg,
+            mosaic,
         } => {
             let inputs = expand_inputs(store, &common, &[".las", ".laz"])?;
             let mut p = LidarPipeline::new(inputs, &common.output);
@@ -380,6 +408,7 @@ fn pipeline(cmd: PipelineCommand, store: &Store) -> Result<(Common, Box<dyn Pipe
             p.target_mb = Some(target_mb);
             p.buffer_m = buffer;
             p.epsg = epsg;
+            p.mosaic = mosaic.format();
             p.models.resolution = resolution;
             p.models.products = products
                 .iter()
@@ -446,6 +475,7 @@ fn pipeline(cmd: PipelineCommand, store: &Store) -> Result<(Common, Box<dyn Pipe
             kc,
             windows,
             dtm_epsg,
+            mosaic,
         } => {
             let template: water::Params = serde_json::from_value(serde_json::json!({
                 "dtm": "", "stations": stations, "date": date, "plots": plots, "kc": kc,
@@ -453,7 +483,8 @@ fn pipeline(cmd: PipelineCommand, store: &Store) -> Result<(Common, Box<dyn Pipe
             }))
             .context("water parameters")?;
             let dtms = expand_inputs(store, &common, &[".tif", ".tiff", ".asc"])?;
-            let p = WaterPipeline::new(dtms, template, &common.output);
+            let mut p = WaterPipeline::new(dtms, template, &common.output);
+            p.mosaic = mosaic.format();
             (common, Box::new(p))
         }
         PipelineCommand::Biomass {

@@ -5,7 +5,8 @@
 //! 2. `terrain`: one `terrain` models task per partition tile: SMRF ground, DEM/DSM/CHM/FCC,
 //!    slope, aspect on core + buffer, cropped to the core, on grids snapped to the
 //!    resolution (`tiles/<tile>_<product>.tif`).
-//! 3. `mosaic`: one `terrain` mosaic task per product (`<product>.tif`): tiles on one pixel
+//! 3. `mosaic` (unless turned off): one `terrain` mosaic task per product (`<product>.tif`,
+//!    written by bands of rows, or `<product>.vrt` over the tiles): tiles on one pixel
 //!    lattice, no seams.
 
 use cloud::Store;
@@ -13,7 +14,8 @@ use lidar_partitioner::params::{Method, OutputFormat};
 use lidar_partitioner::{Manifest, PartitionStage, PartitionTask};
 use serde_json::Value;
 use terrain::stage::{
-    ModelsOutput, ModelsParams, MosaicParams, RasterOutput, TerrainOutput, TerrainParams,
+    ModelsOutput, ModelsParams, MosaicFormat, MosaicParams, RasterOutput, TerrainOutput,
+    TerrainParams,
 };
 use terrain::{ModelOptions, TerrainStage};
 
@@ -41,6 +43,8 @@ pub struct LidarPipeline {
     /// EPSG of the coordinates when the files record no CRS.
     pub epsg: Option<u32>,
     pub raster: RasterOutput,
+    /// How the products are mosaicked; `None`: not at all (the tiles are the products).
+    pub mosaic: Option<MosaicFormat>,
 }
 
 impl LidarPipeline {
@@ -58,6 +62,7 @@ impl LidarPipeline {
             models: ModelOptions::default(),
             epsg: None,
             raster: RasterOutput::default(),
+            mosaic: Some(MosaicFormat::Cog),
         }
     }
 }
@@ -92,6 +97,15 @@ impl LidarPipeline {
             raster: self.raster,
         }
     }
+
+    fn mosaic_params(&self, name: &str, inputs: Vec<String>, format: MosaicFormat) -> MosaicParams {
+        MosaicParams {
+            inputs,
+            output: cloud::uri::join(&self.out, &format!("{name}{}", format.extension())),
+            format,
+            raster: self.raster,
+        }
+    }
 }
 
 impl Pipeline for LidarPipeline {
@@ -103,7 +117,7 @@ impl Pipeline for LidarPipeline {
         serde_json::json!({
             "inputs": self.inputs, "out": self.out, "capacity": self.capacity,
             "target_mb": self.target_mb, "buffer_m": self.buffer_m, "method": self.method,
-            "models": self.models, "epsg": self.epsg,
+            "models": self.models, "epsg": self.epsg, "mosaic": self.mosaic,
         })
     }
 
@@ -123,13 +137,14 @@ impl Pipeline for LidarPipeline {
         TerrainParams::Models(self.models_params(first, "t"))
             .validate()
             .map_err(|e| invalid("terrain models", e))?;
-        TerrainParams::Mosaic(MosaicParams {
-            inputs: vec![first.clone()],
-            output: cloud::uri::join(&self.out, "dem.tif"),
-            raster: self.raster,
-        })
-        .validate()
-        .map_err(|e| invalid("mosaic", e))
+        match self.mosaic {
+            Some(format) => {
+                TerrainParams::Mosaic(self.mosaic_params("dem", vec![first.clone()], format))
+                    .validate()
+                    .map_err(|e| invalid("mosaic", e))
+            }
+            None => Ok(()),
+        }
     }
 
     fn plan_next(
@@ -185,6 +200,9 @@ impl Pipeline for LidarPipeline {
                 Ok(Some(Step::new("terrain", StageKind::Terrain, tasks)?))
             }
             2 => {
+                let Some(format) = self.mosaic else {
+                    return Ok(None);
+                };
                 let models = models_outputs(outcome("lidar", done, "terrain")?)?;
                 let tasks = self
                     .models
@@ -196,11 +214,8 @@ impl Pipeline for LidarPipeline {
                             .iter()
                             .filter_map(|m| m.products.get(name).cloned())
                             .collect();
-                        let params = TerrainParams::Mosaic(MosaicParams {
-                            inputs,
-                            output: cloud::uri::join(&self.out, &format!("{name}.tif")),
-                            raster: self.raster,
-                        });
+                        let params =
+                            TerrainParams::Mosaic(self.mosaic_params(name, inputs, format));
                         TaskSpec::new::<TerrainStage>(&format!("mosaic-{name}"), &params)
                     })
                     .collect::<Result<Vec<_>, _>>()?;
@@ -213,17 +228,27 @@ impl Pipeline for LidarPipeline {
     fn results(&self, _store: &Store, done: &[StepOutcome]) -> Result<Results, DriverError> {
         let manifests: Vec<Manifest> = outcome("lidar", done, "partition")?.outputs()?;
         let models = models_outputs(outcome("lidar", done, "terrain")?)?;
-        let mut products: Vec<Product> = self
-            .models
-            .products
-            .iter()
-            .map(|p| {
-                Product::new(
-                    &cloud::uri::join(&self.out, &format!("{}.tif", p.name())),
-                    format!("{} mosaic", p.name()),
-                )
-            })
-            .collect();
+        let mut products: Vec<Product> = match self.mosaic {
+            Some(format) => self
+                .models
+                .products
+                .iter()
+                .map(|p| {
+                    Product::new(
+                        &cloud::uri::join(
+                            &self.out,
+                            &format!("{}{}", p.name(), format.extension()),
+                        ),
+                        format!("{} mosaic", p.name()),
+                    )
+                })
+                .collect(),
+            None => models
+                .iter()
+                .flat_map(|m| m.products.iter())
+                .map(|(name, uri)| Product::new(uri, format!("{name} of one partition tile")))
+                .collect(),
+        };
         for m in &manifests {
             products.push(Product::new(
                 &m.manifest_uri,

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use cloud::Store;
 use serde_json::Value;
 use terrain::TerrainStage;
-use terrain::stage::{MosaicParams, RasterOutput, TerrainParams};
+use terrain::stage::{MosaicFormat, MosaicParams, RasterOutput, TerrainParams};
 use water::WaterStage;
 
 use super::{Pipeline, Product, Results, file_stem, id_part, outcome, unique_ids};
@@ -32,6 +32,8 @@ pub struct WaterPipeline {
     pub template: water::Params,
     /// Output root.
     pub out: String,
+    /// How tiles are mosaicked (two tiles or more); `None`: not at all.
+    pub mosaic: Option<MosaicFormat>,
 }
 
 impl WaterPipeline {
@@ -41,6 +43,7 @@ impl WaterPipeline {
             dtms,
             template,
             out: out.trim_end_matches('/').to_string(),
+            mosaic: Some(MosaicFormat::Cog),
         }
     }
 
@@ -68,7 +71,7 @@ impl Pipeline for WaterPipeline {
     }
 
     fn describe(&self) -> Value {
-        serde_json::json!({ "dtms": self.dtms, "template": self.template, "out": self.out })
+        serde_json::json!({ "dtms": self.dtms, "template": self.template, "out": self.out, "mosaic": self.mosaic })
     }
 
     fn validate(&self) -> Result<(), DriverError> {
@@ -144,16 +147,18 @@ impl Pipeline for WaterPipeline {
                     .collect::<Result<Vec<_>, _>>()?;
                 Ok(Some(Step::new("tiles", StageKind::Water, tasks)?))
             }
-            1 if self.dtms.len() > 1 => {
+            1 if self.dtms.len() > 1 && self.mosaic.is_some() => {
+                let format = self.mosaic.unwrap_or_default();
                 let tiles: Vec<water::Output> = outcome("water", done, "tiles")?.outputs()?;
                 let mut tasks = vec![mosaic_task(
                     "et0",
                     tiles.iter().map(|t| t.et0.clone()).collect(),
                     &self.out,
+                    format,
                 )?];
                 let etc: Vec<String> = tiles.iter().filter_map(|t| t.etc.clone()).collect();
                 if !etc.is_empty() {
-                    tasks.push(mosaic_task("etc", etc, &self.out)?);
+                    tasks.push(mosaic_task("etc", etc, &self.out, format)?);
                 }
                 Ok(Some(Step::new("mosaic", StageKind::Terrain, tasks)?))
             }
@@ -164,14 +169,15 @@ impl Pipeline for WaterPipeline {
     fn results(&self, store: &Store, done: &[StepOutcome]) -> Result<Results, DriverError> {
         let tiles: Vec<water::Output> = outcome("water", done, "tiles")?.outputs()?;
         let mut products = Vec::new();
-        if self.dtms.len() > 1 {
+        if let Some(format) = self.mosaic.filter(|_| self.dtms.len() > 1) {
+            let ext = format.extension();
             products.push(Product::new(
-                &cloud::uri::join(&self.out, "et0.tif"),
+                &cloud::uri::join(&self.out, &format!("et0{ext}")),
                 "reference evapotranspiration ET0, mm/day, all tiles",
             ));
             if tiles.iter().any(|t| t.etc.is_some()) {
                 products.push(Product::new(
-                    &cloud::uri::join(&self.out, "etc.tif"),
+                    &cloud::uri::join(&self.out, &format!("etc{ext}")),
                     "crop evapotranspiration ETc, mm/day, all tiles",
                 ));
             }
@@ -225,10 +231,16 @@ impl Pipeline for WaterPipeline {
     }
 }
 
-fn mosaic_task(name: &str, inputs: Vec<String>, out: &str) -> Result<TaskSpec, DriverError> {
+fn mosaic_task(
+    name: &str,
+    inputs: Vec<String>,
+    out: &str,
+    format: MosaicFormat,
+) -> Result<TaskSpec, DriverError> {
     let p = TerrainParams::Mosaic(MosaicParams {
         inputs,
-        output: cloud::uri::join(out, &format!("{name}.tif")),
+        output: cloud::uri::join(out, &format!("{name}{}", format.extension())),
+        format,
         raster: RasterOutput::default(),
     });
     TaskSpec::new::<TerrainStage>(&format!("mosaic-{name}"), &p)
