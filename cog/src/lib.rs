@@ -23,6 +23,7 @@ pub mod geo;
 pub mod legend;
 pub mod mosaic;
 pub mod pixel;
+pub mod proj;
 pub mod raster;
 pub mod reader;
 pub mod rows;

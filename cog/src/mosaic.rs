@@ -331,6 +331,55 @@ impl Mosaic {
     }
 }
 
+/// The grid of a VRT written by [`Mosaic::write_vrt`]: (width, height, geotransform, CRS).
+pub fn read_vrt_grid(store: &Store, uri: &str) -> Result<(u64, u64, GeoTransform, Crs), CogError> {
+    let bytes = store
+        .get_capped(uri, cloud::MAX_JSON_BYTES)
+        .map_err(|e| CogError::store(uri, e))?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| CogError::invalid(uri, "not UTF-8 text"))?;
+    parse_vrt_grid(text).ok_or_else(|| {
+        CogError::invalid(
+            uri,
+            "not a VRT with rasterXSize, rasterYSize and a GeoTransform",
+        )
+    })
+}
+
+fn parse_vrt_grid(text: &str) -> Option<(u64, u64, GeoTransform, Crs)> {
+    let attr = |name: &str| -> Option<u64> {
+        let at = text.find(&format!("{name}=\""))? + name.len() + 2;
+        text[at..].split('"').next()?.parse().ok()
+    };
+    let element = |name: &str| -> Option<&str> {
+        let open = text.find(&format!("<{name}"))?;
+        let start = open + text[open..].find('>')? + 1;
+        let end = start + text[start..].find(&format!("</{name}>"))?;
+        Some(&text[start..end])
+    };
+    let g: Vec<f64> = element("GeoTransform")?
+        .split(',')
+        .map(|v| v.trim().parse::<f64>())
+        .collect::<Result<_, _>>()
+        .ok()?;
+    let g: [f64; 6] = g.try_into().ok()?;
+    let crs = element("SRS")
+        .map(|w| {
+            let wkt = w
+                .replace("&quot;", "\"")
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&amp;", "&");
+            crate::asc::crs_from_wkt(&wkt)
+        })
+        .unwrap_or_default();
+    Some((
+        attr("rasterXSize")?,
+        attr("rasterYSize")?,
+        GeoTransform(g),
+        crs,
+    ))
+}
+
 /// How a VRT in `dir` names `uri`: relative when it lies beside or below, GDAL's virtual
 /// file system paths for remote objects, absolute otherwise.
 fn vrt_path(uri: &str, dir: &str) -> (String, bool) {
@@ -436,5 +485,20 @@ mod tests {
         );
         assert!(vrt_path("elsewhere/a.tif", "out").0.starts_with('/'));
         assert_eq!(xml_escape("a<b&\"c\">"), "a&lt;b&amp;&quot;c&quot;&gt;");
+    }
+
+    #[test]
+    fn a_written_vrt_reads_back_its_grid() {
+        let mut m = Mosaic::place(&[grid("a.tif", 0.0, 10.0, 3, 2, Crs::epsg(25830))]).unwrap();
+        m.crs = Crs {
+            epsg: Some(25830),
+            wkt: m.crs.wkt_text(),
+        };
+        let text = m.vrt_xml("m.vrt", -9999.0);
+        let (w, h, g, crs) = parse_vrt_grid(&text).unwrap();
+        assert_eq!((w, h), (3, 2));
+        assert_eq!(g, m.transform);
+        assert_eq!(crs.epsg, Some(25830), "{text}");
+        assert_eq!(parse_vrt_grid("<VRTDataset/>"), None);
     }
 }

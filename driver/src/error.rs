@@ -32,6 +32,9 @@ pub enum DriverError {
         service: &'static str,
         message: String,
     },
+    /// A product could not be read back (the STAC catalog reads the rasters' grids).
+    #[error(transparent)]
+    Raster(#[from] cog::CogError),
     /// Encoding a report, a plot or a manifest failed.
     #[error("{what}: {message}")]
     Encode { what: String, message: String },

@@ -16,7 +16,7 @@
 //!   [`exec::batch::BatchExecutor`] (one array job per step, DescribeJobs polling).
 //! - [`run`]: runs a pipeline with an executor, resuming from the tasks' status objects;
 //!   [`report`] and [`plot`]: `report.json`, the timeline and duration histogram PNGs and the
-//!   cost estimate; [`demo`]: the synthetic scene of `geobutton demo`; [`deploy`]: the AWS
+//!   cost estimate; [`stac`]: the STAC collection of every run's products; [`demo`]: the synthetic scene of `geobutton demo`; [`deploy`]: the AWS
 //!   resources (`geobutton deploy`).
 
 pub mod demo;
@@ -28,6 +28,7 @@ pub mod plan;
 pub mod plot;
 pub mod report;
 pub mod run;
+pub mod stac;
 pub mod stage;
 
 pub use error::DriverError;

@@ -364,13 +364,24 @@ pub fn run_pipeline(
         }
         write_record(store, &config.output, &record)?;
     }
-    let results = pipeline.results(store, &record.steps)?;
+    let mut results = pipeline.results(store, &record.steps)?;
     // Only an earlier run of the same pipeline: another pipeline's products in the same
     // location are not this run's to remove.
     if let Some(previous) = previous.as_ref().filter(|p| p.pipeline == record.pipeline) {
         remove_dropped_tasks(store, &config.output, previous, &record);
     }
     record.end = Some(Utc::now());
+    let stac = crate::stac::write_catalog(
+        store,
+        &config.output,
+        &record.pipeline,
+        &results.products,
+        (record.start, record.end.unwrap_or_else(Utc::now)),
+    )?;
+    results.products.push(crate::pipeline::Product::new(
+        &stac,
+        "STAC collection of this run's products (pystac, QGIS)",
+    ));
     write_record(store, &config.output, &record)?;
     let report = write_report(store, &config, &record, Some(results.clone()))?;
     Ok(RunSummary {

@@ -443,8 +443,64 @@ fn mosaics_as_cog_vrt_or_none_replace_each_other() {
     let g: cog::Raster<f32> = cog::read_band(&Store::from_env(), &from_vrt, 1).unwrap();
     assert_eq!(g.transform, cog_mosaic.transform);
     assert!(g.data == cog_mosaic.data);
+    // The run's STAC collection, as pystac reads it: the VRT mosaic and the tiles as items
+    // in EPSG:25830 with footprints near Murcia, every asset href resolving to a file.
+    let stac = pystac_items(&format!("{out}/stac/collection.json"));
+    assert!(stac.contains("item et0 25830 "), "{stac}");
+    assert!(stac.contains("item tiles-sheet2_et0 25830 "), "{stac}");
+    assert!(
+        stac.contains("asset plots") || !stac.contains("missing"),
+        "{stac}"
+    );
+    let et0_bbox: Vec<f64> = stac
+        .lines()
+        .find(|l| l.starts_with("item et0 "))
+        .unwrap()
+        .split(' ')
+        .skip(3)
+        .map(|v| v.parse().unwrap())
+        .collect();
+    // Sheets from x 640 000 to 658 000, y 4 196 000 to 4 200 000 (EPSG:25830): the box of
+    // their corners by `gdaltransform -s_srs EPSG:25830 -t_srs EPSG:4326` (GDAL 3.6.2).
+    let want = [
+        -1.40761271406175,
+        37.8978172866689,
+        -1.20208741579347,
+        37.9368026796851,
+    ];
+    for (g, w) in et0_bbox.iter().zip(want) {
+        assert!((g - w).abs() < 1e-6, "{et0_bbox:?}");
+    }
     let text = run("none");
     assert!(!text.contains("mosaic "), "{text}");
     assert!(!Path::new(&vrt).exists() && !Path::new(&tif).exists());
     assert!(Path::new(&format!("{out}/tiles/sheet2_et0.tif")).exists());
+    let stac = pystac_items(&format!("{out}/stac/collection.json"));
+    assert!(!stac.contains("item et0 "), "{stac}");
+    assert!(!Path::new(&format!("{out}/stac/et0/et0.json")).exists());
+}
+
+/// `item <id> <proj:epsg> <w> <s> <e> <n>` per item of the STAC collection at `path`, as
+/// pystac reads it, after checking that every asset's href resolves to an existing file.
+fn pystac_items(path: &str) -> String {
+    let code = r#"
+import os, sys, pystac
+from pystac.extensions.projection import ProjectionExtension
+c = pystac.Collection.from_file(sys.argv[1])
+assert c.extent.spatial.bboxes[0][0] < c.extent.spatial.bboxes[0][2]
+for k, a in c.assets.items():
+    assert os.path.exists(a.get_absolute_href()), a.get_absolute_href()
+for it in c.get_items():
+    assert it.get_collection().id == c.id
+    a = it.assets['data']
+    assert os.path.exists(a.get_absolute_href()), a.get_absolute_href()
+    assert 'data' in a.roles
+    print('item', it.id, ProjectionExtension.ext(it).epsg, *it.bbox)
+"#;
+    let o = Command::new("python3")
+        .args(["-c", code, path])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
 }

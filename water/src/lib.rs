@@ -15,7 +15,7 @@ pub mod fao56;
 pub mod grid;
 pub mod interp;
 pub mod map;
-pub mod proj;
+pub use cog::proj;
 pub mod solar;
 pub mod stage;
 pub mod stations;

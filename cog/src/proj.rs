@@ -1,8 +1,12 @@
 //! Geographic coordinates of projected pixels: inverse transverse Mercator for the UTM CRSs
 //! the Spanish and other national DTMs use (EPSG 258zz ETRS89, 326zz/327zz WGS 84, 230zz
-//! ED50), and plain geographic EPSG:4326/4258. Latitude drives FAO-56 Ra per pixel.
+//! ED50), and plain geographic EPSG:4326/4258. Latitude drives FAO-56 Ra per pixel (water);
+//! longitude and latitude bound the STAC items of a run's products (driver).
+//!
+//! Coordinates stay on their own datum: ETRS89 and WGS 84 agree to about a metre, ED50
+//! differs by about 100 m.
 
-use cog::Crs;
+use crate::raster::Crs;
 
 /// A reference ellipsoid: semi-major axis (m) and inverse flattening.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -43,7 +47,7 @@ pub enum Projection {
 /// The CRS is not one this crate can compute latitudes for.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unsupported CRS {0}: latitude per pixel needs a UTM CRS (EPSG 258zz, 326zz, 327zz, 230zz) or EPSG:4326/4258"
+    "unsupported CRS {0}: geographic coordinates need a UTM CRS (EPSG 258zz, 326zz, 327zz, 230zz) or EPSG:4326/4258"
 )]
 pub struct UnsupportedCrs(pub String);
 
