@@ -349,3 +349,35 @@ fn overlapping_dtm_tiles_count_each_plot_cell_once() {
     let area: f64 = across[col("area_m2")].parse().unwrap();
     assert!((covered - area).abs() < 1e-6);
 }
+
+/// Neighbouring inputs are found from the headers' bounds (issue 14, item 3): CNIG tiles
+/// that touch or overlap within the buffer lend each other points; a tile 1.5 km away does
+/// not. Each partition task then names its neighbours (and fingerprints them as inputs).
+#[test]
+fn neighbouring_inputs_are_found_from_their_headers() {
+    let inputs: Vec<String> = ["out_-1_-8", "out_-1_-7", "out_2_-8", "out_2_-7"]
+        .iter()
+        .map(|n| data(&format!("cnig/murcia_tiles/{n}.laz")))
+        .collect();
+    let lists =
+        driver::pipeline::lidar::find_neighbours(&Store::from_env(), &inputs, 37.0).unwrap();
+    assert_eq!(lists, vec![vec![1], vec![0], vec![3], vec![2]]);
+    let mut p = LidarPipeline::new(inputs.clone(), "/nonexistent/out");
+    assert_eq!(
+        p.buffer_m, 37.0,
+        "the seamless buffer of the default models"
+    );
+    let step = driver::Pipeline::plan_next(&mut p, &Store::from_env(), &[])
+        .unwrap()
+        .unwrap();
+    let first: lidar_partitioner::PartitionTask =
+        serde_json::from_value(step.tasks[0].task["params"].clone()).unwrap();
+    assert_eq!(first.neighbours, vec![inputs[1].clone()]);
+    p.neighbours = false;
+    let step = driver::Pipeline::plan_next(&mut p, &Store::from_env(), &[])
+        .unwrap()
+        .unwrap();
+    let first: lidar_partitioner::PartitionTask =
+        serde_json::from_value(step.tasks[0].task["params"].clone()).unwrap();
+    assert!(first.neighbours.is_empty());
+}

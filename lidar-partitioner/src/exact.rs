@@ -124,6 +124,142 @@ pub(crate) fn load(file: &LasFile, ctx: &Ctx) -> Result<(Columns, RawBox, [i32; 
     Ok((Columns { xy, rest, rl }, bbox, zr))
 }
 
+/// Appends to `cols` the points of the `neighbours` files (indices from `cols.xy.len()` on)
+/// that lie within `buffer` of the input's box `bbox`, in the input's coordinate integers;
+/// points equal, record for record, to an input point or to one already appended (files
+/// that overlap) are kept once. Returns how many were appended.
+///
+/// A neighbour must have the input's point format and record length, its scale, and offsets
+/// a whole number of scale steps from the input's, so that its points are re-expressed
+/// exactly; otherwise it is an error naming it.
+pub(crate) fn load_neighbours(
+    ctx: &Ctx,
+    file: &LasFile,
+    cols: &mut Columns,
+    bbox: RawBox,
+    neighbours: &[String],
+    buffer: f64,
+) -> Result<usize> {
+    let h = file.header();
+    let region = Grown::new(&bbox, buffer, h);
+    let n_main = cols.xy.len();
+    let rec = h.record_len() as usize;
+    let lo = [
+        h.scaled(0, bbox.min[0]) - buffer,
+        h.scaled(1, bbox.min[1]) - buffer,
+    ];
+    let hi = [
+        h.scaled(0, bbox.max[0]) + buffer,
+        h.scaled(1, bbox.max[1]) + buffer,
+    ];
+    // Full records of the appended points, to keep overlapping neighbours' points once.
+    let mut seen: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
+    // Input points by position, built on the first neighbour point inside the input's box.
+    let mut main_at: Option<std::collections::HashMap<[i32; 2], Vec<u32>>> = None;
+    for uri in neighbours {
+        let nb = LasFile::open(&ctx.store, uri)?;
+        let nh = nb.header();
+        if nh.point_format().id() != h.point_format().id() || nh.record_len() != h.record_len() {
+            return Err(PartitionError::input(
+                uri,
+                format!(
+                    "point format {} with {}-byte records differs from {}'s ({}, {} bytes): it cannot lend its points to that file's buffers",
+                    nh.point_format().id(),
+                    nh.record_len(),
+                    file.uri(),
+                    h.point_format().id(),
+                    h.record_len()
+                ),
+            ));
+        }
+        // Outside the buffered box: nothing to read.
+        let (nmin, nmax) = (nh.min(), nh.max());
+        if nmax[0] < lo[0] || nmin[0] > hi[0] || nmax[1] < lo[1] || nmin[1] > hi[1] {
+            continue;
+        }
+        let mut shift = [0i64; 3];
+        for (a, shift) in shift.iter_mut().enumerate() {
+            let steps = (nh.offset()[a] - h.offset()[a]) / h.scale()[a];
+            if nh.scale()[a] != h.scale()[a] || (steps - steps.round()).abs() > 1e-6 {
+                return Err(PartitionError::input(
+                    uri,
+                    format!(
+                        "scale {:?} / offset {:?} cannot express {}'s points exactly (scale {:?}, offset {:?})",
+                        nh.scale(),
+                        nh.offset(),
+                        file.uri(),
+                        h.scale(),
+                        h.offset()
+                    ),
+                ));
+            }
+            *shift = steps.round() as i64;
+        }
+        let batches = nb.batches(LAS_BATCH_POINTS);
+        let progress = ctx.progress("read neighbour", nb.point_count());
+        let kept: Vec<Vec<u8>> = batches
+            .par_iter()
+            .map(|b| {
+                let mut buf = crate::pool::Buf::new(b.count as usize * rec);
+                nb.read_batch(b, &mut buf)?;
+                let mut out = Vec::new();
+                for r in buf.chunks_exact(rec) {
+                    let moved = [0usize, 4, 8].map(|at| i64::from(le_i32(r, at)));
+                    let mut q = [0i32; 3];
+                    let mut fits = true;
+                    for a in 0..3 {
+                        match i32::try_from(moved[a] + shift[a]) {
+                            Ok(v) => q[a] = v,
+                            Err(_) => fits = false,
+                        }
+                    }
+                    if !fits || !region.contains([q[0], q[1]]) {
+                        continue;
+                    }
+                    let mut v = r.to_vec();
+                    for a in 0..3 {
+                        v[4 * a..4 * a + 4].copy_from_slice(&q[a].to_le_bytes());
+                    }
+                    out.push(v);
+                }
+                progress.inc(b.count);
+                Ok::<_, PartitionError>(out)
+            })
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .flatten()
+            .collect();
+        progress.finish();
+        for v in kept {
+            let p = [le_i32(&v, 0), le_i32(&v, 4)];
+            if bbox.contains(p) {
+                let index = main_at.get_or_insert_with(|| {
+                    let mut m: std::collections::HashMap<[i32; 2], Vec<u32>> =
+                        std::collections::HashMap::new();
+                    for (i, q) in cols.xy[..n_main].iter().enumerate() {
+                        m.entry(*q).or_default().push(i as u32);
+                    }
+                    m
+                });
+                let rl = cols.rl;
+                let duplicate = index.get(&p).is_some_and(|is| {
+                    is.iter()
+                        .any(|&i| cols.rest[i as usize * rl..(i as usize + 1) * rl] == v[8..])
+                });
+                if duplicate {
+                    continue;
+                }
+            }
+            if !seen.insert(v.clone()) {
+                continue;
+            }
+            cols.xy.push(p);
+            cols.rest.extend_from_slice(&v[8..]);
+        }
+    }
+    Ok(cols.xy.len() - n_main)
+}
+
 /// The records of one tile: selected indices (buffer ones flagged) gathered from columns.
 struct ExactTile<'a> {
     cols: &'a Columns,
@@ -185,6 +321,7 @@ fn selection(
     nbrs: &[u32],
     grown: &Grown,
     xy: &[[i32; 2]],
+    lent: std::ops::Range<u32>,
 ) -> (Vec<u32>, usize) {
     let (a, b) = leaves.ranges[t];
     let core = &leaves.order[a..b];
@@ -197,6 +334,8 @@ fn selection(
                 .filter(|&i| grown.contains(xy[i as usize])),
         );
     }
+    // Points lent by neighbouring files.
+    buf.extend(lent.filter(|&i| grown.contains(xy[i as usize])));
     let n = xy.len();
     let total = core.len() + buf.len();
     let nbuf = buf.len();
@@ -243,22 +382,45 @@ pub(crate) fn run(
     method: Method,
     capacity: u64,
     buffer: f64,
+    neighbour_files: &[String],
 ) -> Result<(Vec<TileInfo>, Bounds)> {
     let h: &Header = file.header();
     let started = std::time::Instant::now();
-    let (cols, bbox, zr) = load(file, ctx)?;
+    let (mut cols, bbox, zr) = load(file, ctx)?;
     tracing::debug!(seconds = started.elapsed().as_secs_f64(), cpu = ?cpu_seconds(), "loaded");
-    let n = cols.xy.len() as u64;
+    let n_main = cols.xy.len();
+    let lent = load_neighbours(ctx, file, &mut cols, bbox, neighbour_files, buffer)?;
+    if lent > 0 {
+        tracing::info!(
+            points = lent,
+            files = neighbour_files.len(),
+            "buffer points from neighbouring files"
+        );
+    }
+    let lent = u32::try_from(n_main)
+        .ok()
+        .zip(u32::try_from(n_main + lent).ok())
+        .map(|(a, b)| a..b)
+        .ok_or_else(|| {
+            PartitionError::input(
+                file.uri(),
+                "too many points with the neighbours' for the exact method",
+            )
+        })?;
+    let n = n_main as u64;
     let tf = Tf {
         scale: [h.scale()[0], h.scale()[1]],
         offset: [h.offset()[0], h.offset()[1]],
     };
     let clock = std::time::Instant::now();
     let leaves = match method {
-        Method::Density => {
-            crate::split::density(&cols.xy, bbox, &crate::split::boundaries(n, capacity), &tf)?
-        }
-        Method::Grid => crate::split::grid(&cols.xy, bbox, n.div_ceil(capacity), &tf)?,
+        Method::Density => crate::split::density(
+            &cols.xy[..n_main],
+            bbox,
+            &crate::split::boundaries(n, capacity),
+            &tf,
+        )?,
+        Method::Grid => crate::split::grid(&cols.xy[..n_main], bbox, n.div_ceil(capacity), &tf)?,
     };
     tracing::debug!(tiles = leaves.ranges.len(), seconds = clock.elapsed().as_secs_f64(), cpu = ?cpu_seconds(), "split");
     let input_bounds = Bounds {
@@ -307,7 +469,15 @@ pub(crate) fn run(
     let fmt = h.point_format();
     let progress = ctx.progress("write", k as u64);
     let write_tile = |t: usize| -> Result<TileInfo> {
-        let (sel, nbuf) = selection(t, &leaves, &cands, &nbrs[t], &grown[t], &cols.xy);
+        let (sel, nbuf) = selection(
+            t,
+            &leaves,
+            &cands,
+            &nbrs[t],
+            &grown[t],
+            &cols.xy,
+            lent.clone(),
+        );
         let src = ExactTile {
             cols: &cols,
             sel: &sel,

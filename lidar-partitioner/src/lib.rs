@@ -121,6 +121,15 @@ pub fn partition_with(ctx: &Ctx, input: &str, output: &str, params: &Params) -> 
         .map(|m| m << 20)
         .or_else(environment_budget);
     let mode = if n > u64::from(i32::MAX as u32) || budget.is_some_and(|b| need > b) {
+        if !params.neighbours.is_empty() {
+            return Err(PartitionError::ResourceLimit {
+                uri: input.to_string(),
+                message: format!(
+                    "buffers from neighbouring files need the exact method, which needs about {} MiB here, more than the budget: give more memory",
+                    need >> 20
+                ),
+            });
+        }
         Mode::Bounded
     } else {
         if budget.is_none()
@@ -160,7 +169,15 @@ pub fn partition_with(ctx: &Ctx, input: &str, output: &str, params: &Params) -> 
         "partitioning"
     );
     let result = match mode {
-        Mode::Exact => exact::run(ctx, &file, &plan, params.method, capacity, params.buffer_m),
+        Mode::Exact => exact::run(
+            ctx,
+            &file,
+            &plan,
+            params.method,
+            capacity,
+            params.buffer_m,
+            &params.neighbours,
+        ),
         Mode::Bounded => bounded::run(
             ctx,
             &file,

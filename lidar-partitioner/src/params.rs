@@ -63,6 +63,12 @@ pub struct Params {
     /// tile. An input that records another CRS is an error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub epsg: Option<u32>,
+    /// Files next to the input (same point format, scale and offset lattice) whose points
+    /// within `buffer_m` of the input join its tiles' buffers (withheld), as lidR's
+    /// LAScatalog does: tiles along the input's border then see what lies across it, and a
+    /// run over adjacent files equals one over their merge. Never core points.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub neighbours: Vec<String>,
 }
 
 impl Params {
@@ -77,6 +83,7 @@ impl Params {
             format: OutputFormat::Same,
             max_memory_mb: None,
             epsg: None,
+            neighbours: Vec::new(),
         }
     }
 

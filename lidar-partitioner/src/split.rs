@@ -43,6 +43,11 @@ impl RawBox {
         self.max[1] = self.max[1].max(p[1]);
     }
 
+    #[inline]
+    pub fn contains(&self, p: [i32; 2]) -> bool {
+        p[0] >= self.min[0] && p[0] <= self.max[0] && p[1] >= self.min[1] && p[1] <= self.max[1]
+    }
+
     pub fn merge(mut self, o: &RawBox) -> RawBox {
         for a in 0..2 {
             self.min[a] = self.min[a].min(o.min[a]);

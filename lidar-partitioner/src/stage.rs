@@ -42,6 +42,9 @@ pub struct PartitionTask {
     /// See [`Params::epsg`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub epsg: Option<u32>,
+    /// See [`Params::neighbours`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub neighbours: Vec<String>,
 }
 
 impl PartitionTask {
@@ -55,6 +58,7 @@ impl PartitionTask {
             format: self.format,
             max_memory_mb: self.max_memory_mb,
             epsg: self.epsg,
+            neighbours: self.neighbours.clone(),
         }
     }
 }
@@ -91,6 +95,10 @@ pub struct Cli {
     /// EPSG code of the coordinates when the input records no CRS (written into the tiles).
     #[arg(long)]
     pub epsg: Option<u32>,
+    /// A neighbouring file whose points within the buffer join the tiles' buffers
+    /// (repeatable; same point format and coordinate lattice).
+    #[arg(long)]
+    pub neighbour: Vec<String>,
     /// Print partitions.json on standard output instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -108,6 +116,7 @@ impl From<&Cli> for PartitionTask {
             format: c.format,
             max_memory_mb: c.max_memory_mb,
             epsg: c.epsg,
+            neighbours: c.neighbour.clone(),
         }
     }
 }
@@ -118,6 +127,19 @@ impl PartitionTask {
         use cloud::validate;
         validate::uri("input", &self.input)?;
         validate::location("output", &self.output)?;
+        validate::count(
+            "number of neighbours",
+            self.neighbours.len(),
+            0..=MAX_NEIGHBOURS,
+        )?;
+        for n in &self.neighbours {
+            validate::uri("neighbour", n)?;
+            if n == &self.input {
+                return Err(TaskError::invalid_task(format!(
+                    "neighbour {n} is the input itself"
+                )));
+            }
+        }
         self.params()
             .validate()
             .map_err(|e| TaskError::invalid_task(e.to_string()))?;
@@ -145,6 +167,10 @@ impl PartitionTask {
 /// region into every tile).
 pub const MAX_BUFFER_M: f64 = 10_000.0;
 
+/// Most neighbouring files one task reads (a file has 8 neighbours on a sheet grid; more
+/// means a region's worth of files in every task).
+pub const MAX_NEIGHBOURS: usize = 64;
+
 /// Most core points per tile accepted: 2³¹ (a tile's records must fit one allocation).
 pub const MAX_CAPACITY: u64 = 1 << 31;
 
@@ -164,7 +190,9 @@ impl Stage for PartitionStage {
     }
 
     fn input_uris(params: &PartitionTask) -> Vec<String> {
-        vec![params.input.clone()]
+        let mut v = vec![params.input.clone()];
+        v.extend(params.neighbours.iter().cloned());
+        v
     }
 
     fn run(params: &PartitionTask, ctx: &Ctx) -> Result<Manifest, TaskError> {

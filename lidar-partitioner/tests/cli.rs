@@ -224,3 +224,79 @@ fn epsg_labels_tiles_of_inputs_without_a_crs_and_never_relabels() {
     assert!(e.contains("EPSG:25831") && e.contains("EPSG:25830"), "{e}");
     assert!(!out.join("partitions.json").exists());
 }
+
+/// Issue 14, item 3: `--neighbour` files lend their points within the buffer, as withheld
+/// buffer points, never core; where files overlap, a point both hold is kept once. Checked
+/// with laspy: two halves of a CNIG tile overlapping by 20 m, one tile per half.
+#[test]
+fn neighbours_lend_buffer_points_once_and_never_core() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let tile = data("cnig/murcia_tiles/out_-1_-8.laz");
+    let py = r#"
+import sys, laspy, numpy as np
+las = laspy.read(sys.argv[1]); d = sys.argv[2]
+xm = np.median(las.x)
+a, b = las.x < xm + 10, las.x >= xm - 10
+for name, m in [("a", a), ("b", b)]:
+    part = laspy.LasData(las.header); part.points = las.points[m].copy(); part.write(f"{d}/{name}.las")
+# What a's tile must hold with a 30 m buffer: a's points, and b's within 30 m of a's box
+# (those a holds too counted once).
+ax, ay = las.x[a], las.y[a]
+zone = b & (las.x >= ax.min() - 30) & (las.x <= ax.max() + 30) & (las.y >= ay.min() - 30) & (las.y <= ay.max() + 30)
+print(a.sum(), (zone & ~a).sum())
+bad = laspy.LasData(laspy.LasHeader(point_format=las.header.point_format, version=las.header.version))
+bad.header.scales = np.array([0.005, 0.005, 0.005]); bad.header.offsets = las.header.offsets
+bad.points = laspy.ScaleAwarePointRecord.zeros(int(b.sum()), header=bad.header)
+bad.x, bad.y, bad.z = np.asarray(las.x[b]), np.asarray(las.y[b]), np.asarray(las.z[b])
+bad.write(f"{d}/other_scale.las")
+"#;
+    let o = Command::new("python3")
+        .args(["-c", py, tile.to_str().unwrap(), d])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let counts: Vec<u64> = String::from_utf8_lossy(&o.stdout)
+        .split_whitespace()
+        .map(|v| v.parse().unwrap())
+        .collect();
+    let (own, lent) = (counts[0], counts[1]);
+    assert!(lent > 1000, "{lent}");
+    let run = |neighbour: &str, out: &str| {
+        bin()
+            .args([&format!("{d}/a.las"), out, "--capacity", "10000000"])
+            .args(["--buffer", "30", "--json", "--neighbour", neighbour])
+            .output()
+            .unwrap()
+    };
+    let o = run(&format!("{d}/b.las"), &format!("{d}/out"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let m: Manifest = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(m.tiles.len(), 1);
+    assert_eq!(m.tiles[0].core_points, own);
+    assert_eq!(m.tiles[0].buffer_points, lent);
+    // The tile as laspy reads it: the lent points are withheld, a's own are not.
+    let check = r#"
+import sys, laspy, numpy as np
+t = laspy.read(sys.argv[1])
+print(len(t.points), int(np.asarray(t.withheld).sum()))
+"#;
+    let o = Command::new("python3")
+        .args(["-c", check, &m.tiles[0].uri])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        format!("{} {lent}", own + lent)
+    );
+    // A neighbour on another coordinate lattice: an error naming it, nothing written.
+    let o = run(&format!("{d}/other_scale.las"), &format!("{d}/bad"));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        e.contains("other_scale.las") && (e.contains("scale") || e.contains("point format")),
+        "{e}"
+    );
+    assert!(!std::path::Path::new(&format!("{d}/bad/partitions.json")).exists());
+}

@@ -76,7 +76,7 @@ fn a_narrow_buffer_differs_only_near_partition_edges() {
     let (diffs, total, manifest) = compare(&options, options.smrf.window);
     let dem = &diffs["dem"];
     eprintln!("buffer = window: {} of {total} DEM cells differ", dem.len());
-    for &(x, y) in dem {
+    for &(x, y, _) in dem {
         let near = manifest.tiles.iter().any(|t| {
             let b = &t.core_bbox;
             let inside = |v: f64, lo: f64, hi: f64| v >= lo - reach && v <= hi + reach;
@@ -91,8 +91,9 @@ fn a_narrow_buffer_differs_only_near_partition_edges() {
     }
 }
 
-/// Per product, the centres of the cells where the mosaic differs from the whole tile.
-type Diffs = BTreeMap<String, Vec<(f64, f64)>>;
+/// Per product, the cells where the mosaic differs from the whole tile: centre x, y and |Δ|
+/// (infinite where one has a value and the other none).
+type Diffs = BTreeMap<String, Vec<(f64, f64, f32)>>;
 
 fn seams(options: ModelOptions) {
     let buffer = 2.0 * options.smrf.window + 3.0 * options.smrf.cell + 2.0;
@@ -103,20 +104,39 @@ fn seams(options: ModelOptions) {
 }
 
 /// Partitions the tile with `buffer`, computes the models of the whole tile and of each
-/// partition, mosaics the partitions, and returns per product the centres of the cells
-/// that differ, the number of cells, and the manifest.
+/// partition, mosaics the partitions, and returns per product the cells that differ, the
+/// number of cells, and the manifest.
 fn compare(options: &ModelOptions, buffer: f64) -> (Diffs, usize, lidar_partitioner::Manifest) {
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().to_str().unwrap().to_string();
-    let ctx = ctx();
-    let manifest = lidar_partitioner::partition(
-        TILE,
-        &format!("{d}/parts"),
-        &lidar_partitioner::Params::capacity(45_000, buffer),
-    )
-    .unwrap();
+    let d = dir.path().to_str().unwrap();
+    let (diffs, total, mut manifests) =
+        compare_files(d, options, &[(TILE.to_string(), Vec::new())], buffer);
+    let manifest = manifests.remove(0);
     assert!(manifest.tiles.len() >= 4, "{} tiles", manifest.tiles.len());
+    (diffs, total, manifest)
+}
 
+/// Partitions each file (with the points of its neighbours within `buffer`), computes the
+/// models of every partition, mosaics them, and compares with the models of the whole tile
+/// [`TILE`]: per product the cells that differ, the number of cells, the manifests.
+fn compare_files(
+    d: &str,
+    options: &ModelOptions,
+    files: &[(String, Vec<String>)],
+    buffer: f64,
+) -> (Diffs, usize, Vec<lidar_partitioner::Manifest>) {
+    let ctx = ctx();
+    let manifests: Vec<lidar_partitioner::Manifest> = files
+        .iter()
+        .enumerate()
+        .map(|(i, (file, neighbours))| {
+            let params = lidar_partitioner::Params {
+                neighbours: neighbours.clone(),
+                ..lidar_partitioner::Params::capacity(45_000, buffer)
+            };
+            lidar_partitioner::partition(file, &format!("{d}/parts{i}"), &params).unwrap()
+        })
+        .collect();
     let whole = run_models(
         &ModelsParams {
             input: TILE.to_string(),
@@ -131,23 +151,25 @@ fn compare(options: &ModelOptions, buffer: f64) -> (Diffs, usize, lidar_partitio
     )
     .unwrap();
     let mut per_product: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for t in &manifest.tiles {
-        let out = run_models(
-            &ModelsParams {
-                input: t.uri.clone(),
-                output: format!("{d}/tiles"),
-                name: Some(format!("t{}", t.index)),
-                epsg: Some(25830),
-                options: options.clone(),
-                ground_output: None,
-                raster: RasterOutput::default(),
-            },
-            &ctx,
-        )
-        .unwrap();
-        assert_eq!(out.stats.buffer_points, t.buffer_points);
-        for (p, u) in out.products {
-            per_product.entry(p).or_default().push(u);
+    for (i, manifest) in manifests.iter().enumerate() {
+        for t in &manifest.tiles {
+            let out = run_models(
+                &ModelsParams {
+                    input: t.uri.clone(),
+                    output: format!("{d}/tiles"),
+                    name: Some(format!("f{i}t{}", t.index)),
+                    epsg: Some(25830),
+                    options: options.clone(),
+                    ground_output: None,
+                    raster: RasterOutput::default(),
+                },
+                &ctx,
+            )
+            .unwrap();
+            assert_eq!(out.stats.buffer_points, t.buffer_points);
+            for (p, u) in out.products {
+                per_product.entry(p).or_default().push(u);
+            }
         }
     }
     let mut diffs = BTreeMap::new();
@@ -178,7 +200,12 @@ fn compare(options: &ModelOptions, buffer: f64) -> (Diffs, usize, lidar_partitio
                 same += 1;
             } else {
                 let (x, y) = m.transform.apply(c as f64 + 0.5, r as f64 + 0.5);
-                differ.push((x, y));
+                let delta = if mv == -9999.0 || wv == -9999.0 {
+                    f32::INFINITY
+                } else {
+                    (mv - wv).abs()
+                };
+                differ.push((x, y, delta));
             }
             valid += (mv != -9999.0) as usize;
         }
@@ -190,5 +217,91 @@ fn compare(options: &ModelOptions, buffer: f64) -> (Diffs, usize, lidar_partitio
         total = m.data.len();
         diffs.insert(name.to_string(), differ);
     }
-    (diffs, total, manifest)
+    (diffs, total, manifests)
+}
+
+/// Issue 14, item 3: the tile cut into four files along its x and y medians (laspy), each
+/// partitioned with the points of the other three within the buffer, gives the models of
+/// the whole tile, bit for bit, seams included; each partitioned alone, it does not.
+#[test]
+fn adjacent_files_with_their_neighbours_equal_the_merged_tile() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let split = r#"
+import sys, laspy, numpy as np
+las = laspy.read(sys.argv[1])
+xm, ym = np.median(las.x), np.median(las.y)
+for k, m in enumerate([(las.x < xm) & (las.y < ym), (las.x >= xm) & (las.y < ym),
+                       (las.x < xm) & (las.y >= ym), (las.x >= xm) & (las.y >= ym)]):
+    part = laspy.LasData(las.header)
+    part.points = las.points[m].copy()
+    part.write(f"{sys.argv[2]}/part{k}.las")
+"#;
+    let o = std::process::Command::new("python3")
+        .args(["-c", split, TILE, d])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let parts: Vec<String> = (0..4).map(|k| format!("{d}/part{k}.las")).collect();
+    let options = ModelOptions {
+        resolution: 2.0,
+        smrf: SmrfParams {
+            cell: 2.0,
+            ..Default::default()
+        },
+        products: vec![Product::Dem, Product::Slope],
+        ..Default::default()
+    };
+    let buffer = 2.0 * options.smrf.window + 3.0 * options.smrf.cell + 2.0;
+    let with: Vec<(String, Vec<String>)> = parts
+        .iter()
+        .map(|p| {
+            (
+                p.clone(),
+                parts.iter().filter(|q| *q != p).cloned().collect(),
+            )
+        })
+        .collect();
+    let (diffs, total, manifests) = compare_files(&format!("{d}/with"), &options, &with, buffer);
+    for m in &manifests {
+        // Every file's points are core once; the neighbours' only buffer.
+        let core: u64 = m.tiles.iter().map(|t| t.core_points).sum();
+        assert_eq!(core, m.input.points);
+    }
+    // Away from the outer border: cells whose centre lies in one of the files' boxes (where
+    // a file's points stop short of the tile's box, the whole tile's grid reaches beyond).
+    let inside = |x: f64, y: f64| {
+        manifests.iter().any(|m| {
+            let b = &m.input.bounds;
+            x >= b.min[0] && x <= b.max[0] && y >= b.min[1] && y <= b.max[1]
+        })
+    };
+    for (name, dd) in &diffs {
+        let interior: Vec<_> = dd.iter().filter(|c| inside(c.0, c.1)).collect();
+        eprintln!(
+            "with neighbours, {name}: {} of {total} cells differ, {} inside the files' boxes",
+            dd.len(),
+            interior.len()
+        );
+        assert!(interior.is_empty(), "{name}: {interior:?}");
+    }
+    let alone: Vec<(String, Vec<String>)> = parts.iter().map(|p| (p.clone(), Vec::new())).collect();
+    let (diffs, _, _) = compare_files(&format!("{d}/alone"), &options, &alone, buffer);
+    let max = |name: &str| {
+        diffs[name]
+            .iter()
+            .filter(|c| inside(c.0, c.1))
+            .map(|c| c.2)
+            .filter(|v| v.is_finite())
+            .fold(0.0f32, f32::max)
+    };
+    let count = |name: &str| diffs[name].iter().filter(|c| inside(c.0, c.1)).count();
+    eprintln!(
+        "files alone: {} DEM cells differ (max |Δ| {} m), {} slope cells (max |Δ| {}°)",
+        count("dem"),
+        max("dem"),
+        count("slope"),
+        max("slope")
+    );
+    assert!(count("dem") > 0 && count("slope") > 0);
 }

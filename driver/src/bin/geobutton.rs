@@ -178,9 +178,14 @@ enum PipelineCommand {
         /// Target size of a partition tile's core points, MB (when no --capacity).
         #[arg(long, default_value_t = 50.0)]
         target_mb: f64,
-        /// Buffer around each partition tile, m.
-        #[arg(long, default_value_t = 20.0)]
-        buffer: f64,
+        /// Buffer around each partition tile, m (default: what the models reach, 2·SMRF
+        /// window + 3 cells + 2 cells: 37 m at 1 m).
+        #[arg(long)]
+        buffer: Option<f64>,
+        /// Partition each input alone, without the points of neighbouring inputs in its
+        /// buffers (seams along file borders).
+        #[arg(long)]
+        no_neighbours: bool,
         /// Raster resolution, m.
         #[arg(long, default_value_t = 1.0)]
         resolution: f64,
@@ -397,6 +402,7 @@ fn pipeline(cmd: PipelineCommand, store: &Store) -> Result<(Common, Box<dyn Pipe
             capacity,
             target_mb,
             buffer,
+            no_neighbours,
             resolution,
             products,
             epsg,
@@ -406,7 +412,7 @@ fn pipeline(cmd: PipelineCommand, store: &Store) -> Result<(Common, Box<dyn Pipe
             let mut p = LidarPipeline::new(inputs, &common.output);
             p.capacity = capacity;
             p.target_mb = Some(target_mb);
-            p.buffer_m = buffer;
+            p.neighbours = !no_neighbours;
             p.epsg = epsg;
             p.mosaic = mosaic.format();
             p.models.resolution = resolution;
@@ -415,6 +421,8 @@ fn pipeline(cmd: PipelineCommand, store: &Store) -> Result<(Common, Box<dyn Pipe
                 .map(|s| terrain::Product::parse(s))
                 .collect::<Result<_, _>>()
                 .context("--products")?;
+            p.buffer_m =
+                buffer.unwrap_or_else(|| driver::pipeline::lidar::seamless_buffer(&p.models));
             (common, Box::new(p))
         }
         PipelineCommand::Ndvi {

@@ -1,7 +1,9 @@
 //! The `lidar` pipeline: point clouds → terrain models.
 //!
 //! 1. `partition`: one `lidar-partitioner` task per input LAS/LAZ: balanced tiles with a
-//!    buffer of withheld neighbour points (`partitions/<stem>/`).
+//!    buffer of withheld neighbour points (`partitions/<stem>/`), taken across the input's
+//!    border from the neighbouring inputs too (found from the headers' bounds when the run is
+//!    planned), so that a run over adjacent files equals a run over their merge.
 //! 2. `terrain`: one `terrain` models task per partition tile: SMRF ground, DEM/DSM/CHM/FCC,
 //!    slope, aspect on core + buffer, cropped to the core, on grids snapped to the
 //!    resolution (`tiles/<tile>_<product>.tif`).
@@ -45,31 +47,53 @@ pub struct LidarPipeline {
     pub raster: RasterOutput,
     /// How the products are mosaicked; `None`: not at all (the tiles are the products).
     pub mosaic: Option<MosaicFormat>,
+    /// Partition buffers take the points of neighbouring inputs (default true).
+    pub neighbours: bool,
+    /// Each input's neighbours (indices into `inputs`), found when the run is planned.
+    neighbour_lists: Vec<Vec<usize>>,
+}
+
+/// The buffer with which partitioned models equal the models of the whole data: SMRF's
+/// reach (twice its largest window) plus three cells, and two output cells for the
+/// snapping of tile grids (what the seam tests show), in metres.
+pub fn seamless_buffer(models: &ModelOptions) -> f64 {
+    let cell = models.smrf.cell.max(models.resolution);
+    2.0 * models.smrf.window + 3.0 * cell + 2.0 * models.resolution
 }
 
 impl LidarPipeline {
-    /// Defaults: capacity or target as given, 20 m buffer, density method, all products at
-    /// 1 m.
+    /// Defaults: 50 MB partition tiles, the [`seamless_buffer`] of the default models (37 m),
+    /// density method, all products at 1 m, neighbouring inputs in the buffers, COG mosaics.
     pub fn new(inputs: Vec<String>, out: &str) -> LidarPipeline {
         LidarPipeline {
             inputs,
             out: out.trim_end_matches('/').to_string(),
             capacity: None,
             target_mb: Some(50.0),
-            buffer_m: 20.0,
+            buffer_m: seamless_buffer(&ModelOptions::default()),
             method: Method::Density,
             format: OutputFormat::Same,
             models: ModelOptions::default(),
             epsg: None,
             raster: RasterOutput::default(),
             mosaic: Some(MosaicFormat::Cog),
+            neighbours: true,
+            neighbour_lists: Vec::new(),
         }
     }
 }
 
 impl LidarPipeline {
     fn partition_task(&self, input: &str, stem: &str) -> PartitionTask {
+        let neighbours = self
+            .inputs
+            .iter()
+            .position(|i| i == input)
+            .and_then(|k| self.neighbour_lists.get(k))
+            .map(|l| l.iter().map(|&j| self.inputs[j].clone()).collect())
+            .unwrap_or_default();
         PartitionTask {
+            neighbours,
             input: input.to_string(),
             output: cloud::uri::join(&self.out, &format!("partitions/{stem}")),
             capacity: self.capacity,
@@ -118,6 +142,7 @@ impl Pipeline for LidarPipeline {
             "inputs": self.inputs, "out": self.out, "capacity": self.capacity,
             "target_mb": self.target_mb, "buffer_m": self.buffer_m, "method": self.method,
             "models": self.models, "epsg": self.epsg, "mosaic": self.mosaic,
+            "neighbours": self.neighbours,
         })
     }
 
@@ -128,15 +153,16 @@ impl Pipeline for LidarPipeline {
         let invalid = |what: &str, e: cloud::TaskError| {
             DriverError::Invalid(format!("lidar: {what}: {}", e.message))
         };
+        // The models first: the default buffer derives from them. The later steps' settings
+        // are checked on stand-in tasks before anything runs.
+        TerrainParams::Models(self.models_params(first, "t"))
+            .validate()
+            .map_err(|e| invalid("terrain models", e))?;
         for input in &self.inputs {
             self.partition_task(input, "p")
                 .validate()
                 .map_err(|e| invalid("partition", e))?;
         }
-        // The later steps' settings, checked on stand-in tasks before anything runs.
-        TerrainParams::Models(self.models_params(first, "t"))
-            .validate()
-            .map_err(|e| invalid("terrain models", e))?;
         match self.mosaic {
             Some(format) => {
                 TerrainParams::Mosaic(self.mosaic_params("dem", vec![first.clone()], format))
@@ -149,12 +175,24 @@ impl Pipeline for LidarPipeline {
 
     fn plan_next(
         &mut self,
-        _store: &Store,
+        store: &Store,
         done: &[StepOutcome],
     ) -> Result<Option<Step>, DriverError> {
         match done.len() {
             0 => {
                 self.validate()?;
+                let seamless = seamless_buffer(&self.models);
+                if self.buffer_m < seamless {
+                    tracing::warn!(
+                        "a buffer of {} m is less than the {seamless} m these models reach: cells within that distance of partition and file borders may differ from a run over the whole data",
+                        self.buffer_m
+                    );
+                }
+                self.neighbour_lists = if self.neighbours && self.inputs.len() > 1 {
+                    find_neighbours(store, &self.inputs, self.buffer_m)?
+                } else {
+                    Vec::new()
+                };
                 let stems = unique_ids(
                     &self
                         .inputs
@@ -269,6 +307,41 @@ impl Pipeline for LidarPipeline {
             }),
         })
     }
+}
+
+/// For each input, the other inputs whose header bounds come within `buffer` (CRS units)
+/// of its own: the files whose points its partition buffers need. Headers are read
+/// concurrently (one small read each).
+pub fn find_neighbours(
+    store: &Store,
+    inputs: &[String],
+    buffer: f64,
+) -> Result<Vec<Vec<usize>>, DriverError> {
+    use rayon::prelude::*;
+    let boxes: Vec<([f64; 3], [f64; 3])> = inputs
+        .par_iter()
+        .map(|u| {
+            let f = lidar_partitioner::LasFile::open(store, u)
+                .map_err(|e| DriverError::plan("lidar", e))?;
+            Ok((f.header().min(), f.header().max()))
+        })
+        .collect::<Result<_, DriverError>>()?;
+    Ok((0..inputs.len())
+        .map(|i| {
+            let (lo, hi) = boxes[i];
+            (0..inputs.len())
+                .filter(|&j| {
+                    let (a, b) = boxes[j];
+                    j != i
+                        && inputs[j] != inputs[i]
+                        && a[0] <= hi[0] + buffer
+                        && b[0] >= lo[0] - buffer
+                        && a[1] <= hi[1] + buffer
+                        && b[1] >= lo[1] - buffer
+                })
+                .collect()
+        })
+        .collect())
 }
 
 fn models_outputs(step: &StepOutcome) -> Result<Vec<ModelsOutput>, DriverError> {
