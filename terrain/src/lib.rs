@@ -14,6 +14,7 @@
 //! Coordinates are in the point cloud's CRS (projected, metres); outputs are float32 COGs
 //! with nodata −9999.
 
+pub mod bands;
 pub mod derivatives;
 pub mod error;
 pub mod grid;

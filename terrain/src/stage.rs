@@ -317,18 +317,33 @@ pub fn run_ground(p: &GroundParams, ctx: &Ctx) -> Result<GroundOutput> {
 
 /// Runs a `slope` task.
 pub fn run_slope(p: &SlopeParams, ctx: &Ctx) -> Result<String> {
-    let dem = cog::read_band::<f32>(&ctx.store, &p.input, 1)?;
-    check_units(&dem.crs, p.scale_given.then_some(p.options.scale), &p.input)?;
-    let out = slope(&dem, &p.options)?;
-    write_raster(ctx, &p.output, &out, &p.raster)?;
+    let reader = cog::CogReader::open(&ctx.store, &p.input)?;
+    check_units(
+        &reader.info().crs,
+        p.scale_given.then_some(p.options.scale),
+        &p.input,
+    )?;
+    crate::bands::derive_by_bands(
+        &ctx.store,
+        &reader,
+        &p.output,
+        Some(crate::derivatives::DERIVATIVE_NODATA),
+        &p.raster.options(),
+        |band| slope(band, &p.options),
+    )?;
     Ok(p.output.clone())
 }
 
 /// Runs an `aspect` task.
 pub fn run_aspect(p: &AspectParams, ctx: &Ctx) -> Result<String> {
-    let dem = cog::read_band::<f32>(&ctx.store, &p.input, 1)?;
-    let out = aspect(&dem, &p.options)?;
-    write_raster(ctx, &p.output, &out, &p.raster)?;
+    crate::bands::derive_by_bands(
+        &ctx.store,
+        &cog::CogReader::open(&ctx.store, &p.input)?,
+        &p.output,
+        (!p.options.zero_for_flat).then_some(crate::derivatives::DERIVATIVE_NODATA),
+        &p.raster.options(),
+        |band| aspect(band, &p.options),
+    )?;
     Ok(p.output.clone())
 }
 
