@@ -54,6 +54,8 @@ pub struct DeployConfig {
     pub batch_definition_template: String,
     pub batch_vcpus: f32,
     pub batch_memory_mb: u32,
+    /// The bucket exists (perhaps owned by another team or made by hand): do not create it.
+    pub existing_bucket: bool,
 }
 
 impl Default for DeployConfig {
@@ -76,6 +78,7 @@ impl Default for DeployConfig {
             batch_definition_template: crate::exec::batch::DEFAULT_DEFINITION_TEMPLATE.into(),
             batch_vcpus: 1.0,
             batch_memory_mb: 4096,
+            existing_bucket: false,
         }
     }
 }
@@ -144,15 +147,16 @@ pub fn plan(c: &DeployConfig) -> Result<Vec<Action>, DriverError> {
             c.architecture
         )));
     }
-    let mut out = vec![
-        Action::CreateBucket {
+    let mut out = Vec::new();
+    if !c.existing_bucket {
+        out.push(Action::CreateBucket {
             bucket: c.bucket.clone(),
-        },
-        Action::PutObject {
-            uri: format!("s3://{}/{}/README.txt", c.bucket, c.prefix),
-            bytes: layout_readme(c).len(),
-        },
-    ];
+        });
+    }
+    out.push(Action::PutObject {
+        uri: format!("s3://{}/{}/README.txt", c.bucket, c.prefix),
+        bytes: layout_readme(c).len(),
+    });
     if let Some(role) = &c.lambda_role_arn {
         for &stage in &c.stages {
             for &m in &c.memories {
@@ -221,7 +225,20 @@ pub fn apply(c: &DeployConfig, actions: &[Action]) -> Result<Vec<String>, Driver
         for a in &actions {
             match a {
                 Action::CreateBucket { bucket } => {
-                    match s3.create_bucket().bucket(bucket).send().await {
+                    // Outside us-east-1, S3 refuses a CreateBucket without the region's
+                    // location constraint (IllegalLocationConstraintException).
+                    let region = sdk.region().map(|r| r.to_string());
+                    let mut request = s3.create_bucket().bucket(bucket);
+                    if let Some(r) = region.as_deref().filter(|r| *r != "us-east-1") {
+                        request = request.create_bucket_configuration(
+                            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                                .location_constraint(
+                                    aws_sdk_s3::types::BucketLocationConstraint::from(r),
+                                )
+                                .build(),
+                        );
+                    }
+                    match request.send().await {
                         Ok(_) => done.push(format!("created bucket {bucket}")),
                         Err(e)
                             if e.as_service_error()

@@ -293,3 +293,71 @@ fn demo_writes_valid_cogs_pngs_and_reports() {
     }
     assert!(worst < 0.3, "DEM off the synthetic ground by {worst} m");
 }
+
+/// Issue 15, item 1: `deploy --apply` creates its bucket in the region asked for, as S3
+/// requires outside us-east-1 (moto refuses a CreateBucket without the location constraint
+/// there, as AWS does); a bucket already ours is no error; `--existing-bucket` creates
+/// nothing. Checked through GetBucketLocation.
+#[test]
+fn deploy_creates_its_bucket_in_its_region() {
+    let ep = cloud::testing::s3_endpoint();
+    let deploy = |bucket: &str, region: &str, extra: &[&str]| {
+        Command::new(BIN)
+            .args(["deploy", "--apply", "--bucket", bucket, "--endpoint", &ep])
+            .args(["--region", region])
+            .args(extra)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .output()
+            .unwrap()
+    };
+    let location = |bucket: &str| {
+        let py = r#"
+import sys, boto3
+s3 = boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1",
+                  aws_access_key_id="testing", aws_secret_access_key="testing")
+print(s3.get_bucket_location(Bucket=sys.argv[2]).get("LocationConstraint"))
+"#;
+        let o = Command::new("python3")
+            .args(["-c", py, &ep, bucket])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    let suffix = format!("{:08x}", rand_suffix());
+    for region in ["eu-west-1", "eu-south-2"] {
+        let bucket = format!("gb-deploy-{region}-{suffix}");
+        for attempt in 0..2 {
+            let o = deploy(&bucket, region, &[]);
+            let text = String::from_utf8_lossy(&o.stdout);
+            assert!(
+                o.status.success(),
+                "{region} attempt {attempt}: {text}{}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            let says = if attempt == 0 {
+                "created bucket"
+            } else {
+                "exists"
+            };
+            assert!(text.contains(says), "{text}");
+        }
+        assert_eq!(location(&bucket), region);
+    }
+    // An existing bucket: nothing created; a missing one is then an error naming it.
+    let missing = format!("gb-deploy-missing-{suffix}");
+    let o = deploy(&missing, "eu-west-1", &["--existing-bucket"]);
+    assert!(!o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains(&missing), "{e}");
+}
+
+fn rand_suffix() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos()
+        ^ std::process::id()
+}

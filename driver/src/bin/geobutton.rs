@@ -305,6 +305,9 @@ struct DeployArgs {
     apply: bool,
     #[arg(long)]
     bucket: String,
+    /// The bucket exists already (made by hand, or another team's): do not create it.
+    #[arg(long)]
+    existing_bucket: bool,
     #[arg(long, default_value = "geobutton")]
     prefix: String,
     #[arg(long)]
@@ -695,6 +698,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 batch_execution_role_arn: a.batch_execution_role.clone(),
                 batch_vcpus: a.batch_vcpus,
                 batch_memory_mb: a.batch_memory,
+                existing_bucket: a.existing_bucket,
                 ..Default::default()
             };
             let actions = driver::deploy::plan(&config)?;
