@@ -193,6 +193,66 @@ pub fn plan(c: &DeployConfig) -> Result<Vec<Action>, DriverError> {
     Ok(out)
 }
 
+/// Longest wait for a created or updated function to become ready.
+pub const FUNCTION_READY_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Waits until function `name` is `Active` with its last update `Successful`: AWS creates
+/// and updates functions asynchronously, and invoking one that is still `Pending` (or whose
+/// update is `InProgress`) fails. Polls GetFunctionConfiguration (1 s, then up to 5 s
+/// apart) until `wait` has passed; `Failed` is an error with AWS's reason.
+async fn wait_until_ready(
+    lambda: &aws_sdk_lambda::Client,
+    name: &str,
+    wait: std::time::Duration,
+) -> Result<String, DriverError> {
+    use aws_sdk_lambda::types::{LastUpdateStatus, State};
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut pause = std::time::Duration::from_secs(1);
+    loop {
+        let c = lambda
+            .get_function_configuration()
+            .function_name(name)
+            .send()
+            .await
+            .map_err(|e| {
+                aws(
+                    "lambda",
+                    format!(
+                        "GetFunctionConfiguration {name}: {}",
+                        aws_sdk_lambda::error::DisplayErrorContext(&e)
+                    ),
+                )
+            })?;
+        let (state, update) = (c.state(), c.last_update_status());
+        if state == Some(&State::Failed) || update == Some(&LastUpdateStatus::Failed) {
+            return Err(aws(
+                "lambda",
+                format!(
+                    "function {name} failed to become ready: {}",
+                    c.state_reason()
+                        .or(c.last_update_status_reason())
+                        .unwrap_or("no reason given")
+                ),
+            ));
+        }
+        // AWS reports both for every function; a missing one is waited for like Pending.
+        if state == Some(&State::Active) && update == Some(&LastUpdateStatus::Successful) {
+            return Ok(format!("function {name} active"));
+        }
+        if tokio::time::Instant::now() + pause > deadline {
+            return Err(aws(
+                "lambda",
+                format!(
+                    "function {name} not ready after {} s (state {state:?}, last update {update:?})",
+                    wait.as_secs()
+                ),
+            ));
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_secs(5));
+    }
+}
+
 async fn sdk_config(c: &DeployConfig) -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
     if let Some(r) = &c.region {
@@ -292,12 +352,24 @@ pub fn apply(c: &DeployConfig, actions: &[Action]) -> Result<Vec<String>, Driver
                         ))
                     })?;
                     let arch = Architecture::from(architecture.as_str());
-                    let exists = lambda
-                        .get_function()
-                        .function_name(name)
-                        .send()
-                        .await
-                        .is_ok();
+                    let exists = match lambda.get_function().function_name(name).send().await {
+                        Ok(_) => true,
+                        Err(e)
+                            if e.as_service_error()
+                                .is_some_and(|s| s.is_resource_not_found_exception()) =>
+                        {
+                            false
+                        }
+                        Err(e) => {
+                            return Err(aws(
+                                "lambda",
+                                format!(
+                                    "GetFunction {name}: {}",
+                                    aws_sdk_lambda::error::DisplayErrorContext(&e)
+                                ),
+                            ));
+                        }
+                    };
                     if exists {
                         lambda
                             .update_function_code()
@@ -343,6 +415,7 @@ pub fn apply(c: &DeployConfig, actions: &[Action]) -> Result<Vec<String>, Driver
                             "created function {name} ({memory_mb} MB, {architecture})"
                         ));
                     }
+                    done.push(wait_until_ready(&lambda, name, FUNCTION_READY_WAIT).await?);
                 }
                 Action::RegisterJobDefinition {
                     name,

@@ -193,6 +193,11 @@ fn batch_array_jobs_run_children_by_index_and_retry_lost_ones() {
         text.contains("registered job definition geobutton-terrain"),
         "{text}"
     );
+    // Deploy returns only when the functions are ready (State and LastUpdateStatus).
+    assert!(
+        text.contains("function geobutton-water-4096 active"),
+        "{text}"
+    );
     assert!(
         text.contains("wrote s3://geobutton-deploy/geobutton/README.txt"),
         "{text}"
