@@ -37,7 +37,7 @@ pub use mosaic::Mosaic;
 pub use pixel::{Pixel, SampleType};
 pub use raster::{Crs, GeoTransform, Raster, Window};
 pub use reader::{BandInfo, BlockInfo, CogInfo, CogReader, OpenOptions, grid_of};
-pub use rows::CogRowWriter;
+pub use rows::{CogRowWriter, RowWriter, StripRowWriter};
 pub use writer::{CogWriteOptions, Resampling, write_cog};
 
 /// The `.prj` beside a table of coordinates: `trees.csv` → `trees.prj` (the ESRI

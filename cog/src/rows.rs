@@ -250,6 +250,209 @@ impl<T: Pixel> CogRowWriter<T> {
     }
 }
 
+/// What a [`StripRowWriter`]'s uploading thread receives.
+enum Chunk {
+    Data(Vec<u8>),
+    End,
+}
+
+/// The bytes a [`StripRowWriter`] sends, as a `Read` for [`Store::put_reader`]: ends at
+/// [`Chunk::End`], and fails (so that no partial file is published) when the writer went
+/// away without it.
+struct ChunkChannel {
+    rx: std::sync::mpsc::Receiver<Chunk>,
+    cur: Vec<u8>,
+    pos: usize,
+    ended: bool,
+}
+
+impl Read for ChunkChannel {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos == self.cur.len() {
+            if self.ended {
+                return Ok(0);
+            }
+            match self.rx.recv() {
+                Ok(Chunk::Data(d)) => {
+                    self.cur = d;
+                    self.pos = 0;
+                }
+                Ok(Chunk::End) => self.ended = true,
+                Err(_) => {
+                    return Err(std::io::Error::other(
+                        "the raster writer stopped before its last row",
+                    ));
+                }
+            }
+        }
+        let n = buf.len().min(self.cur.len() - self.pos);
+        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Writes a single-band, uncompressed, striped GeoTIFF (what `gdaldem` and GDAL's GTiff
+/// driver write by default) whose rows are given in order: the header goes first and every
+/// row straight after it to the store (atomically, on a thread of its own), so nothing is
+/// held but the rows in flight. Strips of about 8 KiB, as GDAL makes them.
+pub struct StripRowWriter<T: Pixel> {
+    uri: String,
+    width: usize,
+    height: usize,
+    received: usize,
+    tx: Option<std::sync::mpsc::SyncSender<Chunk>>,
+    upload: Option<std::thread::JoinHandle<Result<u64, cloud::StoreError>>>,
+    _pixel: std::marker::PhantomData<T>,
+}
+
+impl<T: Pixel> StripRowWriter<T> {
+    /// A writer of a `width`×`height` image to `uri` through `store`.
+    pub fn new(
+        store: &Store,
+        uri: &str,
+        (width, height): (u64, u64),
+        transform: &GeoTransform,
+        geokeys: &GeoKeys,
+        nodata: Option<f64>,
+    ) -> Result<Self, CogError> {
+        if width == 0 || height == 0 {
+            return Err(CogError::request(uri, "cannot write an empty raster"));
+        }
+        if width > u32::MAX as u64 || height > u32::MAX as u64 {
+            return Err(CogError::too_large(
+                uri,
+                format!("{width}×{height} pixels is more than a TIFF holds"),
+            ));
+        }
+        let options = CogWriteOptions {
+            compression: crate::Compression::None,
+            overviews: false,
+            ..Default::default()
+        };
+        let header = Header::new(uri, 1, T::TYPE, transform, geokeys, nodata, &options)?;
+        let row_bytes = width * T::TYPE.size() as u64;
+        let rows_per_strip = (8192 / row_bytes).max(1);
+        let head = header.strip_layout(uri, (width, height), rows_per_strip)?;
+        let (tx, rx) = std::sync::mpsc::sync_channel(16);
+        let (store, target) = (store.clone(), uri.to_string());
+        let upload = std::thread::Builder::new()
+            .name("strip-upload".into())
+            .spawn(move || {
+                let body = ChunkChannel {
+                    rx,
+                    cur: Vec::new(),
+                    pos: 0,
+                    ended: false,
+                };
+                store.put_reader(&target, std::io::Cursor::new(head).chain(body))
+            })
+            .map_err(|e| CogError::request(uri, format!("cannot start the upload: {e}")))?;
+        Ok(StripRowWriter {
+            uri: uri.to_string(),
+            width: width as usize,
+            height: height as usize,
+            received: 0,
+            tx: Some(tx),
+            upload: Some(upload),
+            _pixel: std::marker::PhantomData,
+        })
+    }
+
+    /// Appends the next rows (as wide as the image, not past its height).
+    pub fn push_rows(&mut self, rows: ArrayView2<'_, T>) -> Result<(), CogError> {
+        let (n, w) = rows.dim();
+        if w != self.width || self.received + n > self.height {
+            return Err(CogError::request(
+                &self.uri,
+                format!(
+                    "{n} rows of {w} pixels after {} for an image {}×{}",
+                    self.received, self.width, self.height
+                ),
+            ));
+        }
+        let rows = rows.as_standard_layout();
+        let flat = rows
+            .as_slice()
+            .ok_or_else(|| CogError::request(&self.uri, "rows are not contiguous"))?;
+        let mut bytes = vec![0u8; flat.len() * T::TYPE.size()];
+        T::write_le_slice(flat, &mut bytes);
+        self.send(Chunk::Data(bytes))?;
+        self.received += n;
+        Ok(())
+    }
+
+    fn send(&mut self, chunk: Chunk) -> Result<(), CogError> {
+        let sent = self.tx.as_ref().is_some_and(|tx| tx.send(chunk).is_ok());
+        if sent {
+            return Ok(());
+        }
+        // The upload stopped: its error says why.
+        Err(self.join().err().unwrap_or_else(|| {
+            CogError::request(&self.uri, "the upload stopped before the last row")
+        }))
+    }
+
+    fn join(&mut self) -> Result<u64, CogError> {
+        self.tx = None;
+        match self.upload.take().map(|h| h.join()) {
+            Some(Ok(r)) => r.map_err(|e| CogError::store(&self.uri, e)),
+            Some(Err(_)) => Err(CogError::request(&self.uri, "the upload thread panicked")),
+            None => Err(CogError::request(&self.uri, "the upload already ended")),
+        }
+    }
+
+    /// Completes the file once every row was given; its size in bytes.
+    pub fn finish(mut self) -> Result<u64, CogError> {
+        if self.received != self.height {
+            return Err(CogError::request(
+                &self.uri,
+                format!(
+                    "{} of {} rows given; nothing written",
+                    self.received, self.height
+                ),
+            ));
+        }
+        self.send(Chunk::End)?;
+        self.join()
+    }
+}
+
+impl<T: Pixel> Drop for StripRowWriter<T> {
+    /// Abandoned before [`StripRowWriter::finish`]: the upload fails and publishes nothing.
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(h) = self.upload.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// A raster written by rows: as a COG ([`CogRowWriter`]) or as plain strips
+/// ([`StripRowWriter`]).
+pub enum RowWriter<T: Pixel> {
+    Cog(CogRowWriter<T>),
+    Strips(StripRowWriter<T>),
+}
+
+impl<T: Pixel> RowWriter<T> {
+    /// Appends the next rows.
+    pub fn push_rows(&mut self, rows: ArrayView2<'_, T>) -> Result<(), CogError> {
+        match self {
+            RowWriter::Cog(w) => w.push_rows(rows),
+            RowWriter::Strips(w) => w.push_rows(rows),
+        }
+    }
+
+    /// Completes the file; its size in bytes.
+    pub fn finish(self, store: &Store) -> Result<u64, CogError> {
+        match self {
+            RowWriter::Cog(w) => w.finish(store),
+            RowWriter::Strips(w) => w.finish(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -315,6 +518,59 @@ mod tests {
                 assert!(got == want, "{w}×{h} bs {bs} in bands of {band}");
             }
         }
+    }
+
+    /// The striped writer's file reads back (ours and GDAL's reader agree on it elsewhere);
+    /// abandoned, it publishes nothing.
+    #[test]
+    fn strips_read_back_and_abandoned_ones_leave_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::from_env();
+        let r = image(301, 77);
+        let out = dir.path().join("s.tif");
+        let out = out.to_str().unwrap();
+        let geokeys = GeoKeys::from_crs(&r.crs, false);
+        let new = || {
+            StripRowWriter::<f32>::new(
+                &store,
+                out,
+                (301, 77),
+                &r.transform,
+                &geokeys,
+                Some(-9999.0),
+            )
+            .unwrap()
+        };
+        let mut w = new();
+        w.push_rows(r.data.slice(s![0..40, ..])).unwrap();
+        w.push_rows(r.data.slice(s![40.., ..])).unwrap();
+        w.finish().unwrap();
+        let back = crate::read_band::<f32>(&store, out, 1).unwrap();
+        assert_eq!(back.transform, r.transform);
+        assert_eq!(back.crs.epsg, Some(25830));
+        assert_eq!(back.nodata, Some(-9999.0));
+        assert!(
+            back.data
+                .iter()
+                .zip(r.data.iter())
+                .all(|(a, b)| a.to_bits() == b.to_bits())
+        );
+        let info = crate::CogReader::open(&store, out).unwrap().info().clone();
+        assert!(!info.tiled);
+        assert_eq!(info.compression, "NONE");
+        std::fs::remove_file(out).unwrap();
+        let mut w = new();
+        w.push_rows(r.data.slice(s![0..40, ..])).unwrap();
+        let e = w.finish().unwrap_err();
+        assert!(e.to_string().contains("40 of 77 rows"), "{e}");
+        let mut w = new();
+        w.push_rows(r.data.slice(s![0..40, ..])).unwrap();
+        drop(w);
+        assert!(!std::path::Path::new(out).exists());
+        assert!(
+            std::fs::read_dir(dir.path()).unwrap().next().is_none(),
+            "temporary files left"
+        );
     }
 
     #[test]

@@ -827,6 +827,93 @@ impl Header {
     }
 }
 
+impl Header {
+    /// The bytes before the pixels of a striped, uncompressed, single-image TIFF of
+    /// `width`×`height` pixels, `rows_per_strip` rows per strip: TIFF header and IFD (strip
+    /// arrays included); the strips follow, contiguous and in order. BigTIFF when the pixels
+    /// pass 4 GB.
+    pub(crate) fn strip_layout(
+        &self,
+        uri: &str,
+        (width, height): (u64, u64),
+        rows_per_strip: u64,
+    ) -> Result<Vec<u8>, CogError> {
+        let row_bytes = width * self.spp as u64 * self.sample.size() as u64;
+        let strips = height.div_ceil(rows_per_strip);
+        let counts: Vec<u64> = (0..strips)
+            .map(|k| (height - k * rows_per_strip).min(rows_per_strip) * row_bytes)
+            .collect();
+        let data: u64 = counts.iter().sum();
+        let bigtiff = data > 4_000_000_000;
+        let array = |v: Vec<u64>| {
+            if bigtiff {
+                Val::Long8(v)
+            } else {
+                Val::Long(v.iter().map(|&x| x as u32).collect())
+            }
+        };
+        let entries = |offsets: Vec<u64>| {
+            let spp = self.spp;
+            let mut e: Vec<(u16, Val)> = vec![
+                (tag::IMAGE_WIDTH, size_val(width)),
+                (tag::IMAGE_LENGTH, size_val(height)),
+                (
+                    tag::BITS_PER_SAMPLE,
+                    Val::Short(vec![(self.sample.size() * 8) as u16; spp]),
+                ),
+                (tag::COMPRESSION, Val::Short(vec![1])),
+                (tag::PHOTOMETRIC, Val::Short(vec![self.photometric])),
+                (tag::STRIP_OFFSETS, array(offsets)),
+                (tag::SAMPLES_PER_PIXEL, Val::Short(vec![spp as u16])),
+                (tag::ROWS_PER_STRIP, size_val(rows_per_strip)),
+                (tag::STRIP_BYTE_COUNTS, array(counts.clone())),
+                (tag::PLANAR_CONFIG, Val::Short(vec![1])),
+                (
+                    tag::SAMPLE_FORMAT,
+                    Val::Short(vec![self.sample.tiff_sample_format(); spp]),
+                ),
+            ];
+            e.extend(self.main_extra.iter().map(|(t, v)| (*t, clone_val(v))));
+            if let Some(v) = &self.nodata {
+                e.push((tag::GDAL_NODATA, clone_val(v)));
+            }
+            e.sort_by_key(|(t, _)| *t);
+            e
+        };
+        let first_ifd: u64 = if bigtiff { 16 } else { 8 };
+        let size =
+            encode_ifd(&entries(vec![0; strips as usize]), first_ifd, bigtiff, 0).len() as u64;
+        let data_start = first_ifd + size;
+        let mut offsets = Vec::with_capacity(strips as usize);
+        let mut at = data_start;
+        for c in &counts {
+            offsets.push(at);
+            at += c;
+        }
+        if !bigtiff && at > u32::MAX as u64 {
+            return Err(CogError::request(uri, "too large for classic TIFF"));
+        }
+        let mut head = Vec::with_capacity(data_start as usize);
+        if bigtiff {
+            head.extend_from_slice(b"II+\0");
+            head.extend_from_slice(&8u16.to_le_bytes());
+            head.extend_from_slice(&0u16.to_le_bytes());
+            head.extend_from_slice(&first_ifd.to_le_bytes());
+        } else {
+            head.extend_from_slice(b"II*\0");
+            head.extend_from_slice(&(first_ifd as u32).to_le_bytes());
+        }
+        head.extend_from_slice(&encode_ifd(&entries(offsets), first_ifd, bigtiff, 0));
+        if head.len() as u64 != data_start {
+            return Err(CogError::request(
+                uri,
+                "internal layout error: strip header size",
+            ));
+        }
+        Ok(head)
+    }
+}
+
 /// The leader (4-byte little-endian size) and trailer (the last 4 bytes, zero-padded) GDAL's
 /// COG layout puts around each tile.
 pub(crate) fn tile_frame(tile: &[u8]) -> ([u8; 4], [u8; 4]) {

@@ -3,13 +3,13 @@
 //! [`for_each_band`] reads the DEM a band of rows at a time (whole blocks of the file, each
 //! decoded once) and hands each band with one halo row above and below (where the image has
 //! them) to a 3×3 computation; [`derive_by_bands`] keeps the band's own rows of the result
-//! and streams them into a [`CogRowWriter`]. The halo rows are what the 3×3 window of a
+//! and streams them into a [`RowWriter`] (a COG, or plain strips). The halo rows are what the 3×3 window of a
 //! band's first and last rows reads, so the output equals the whole-image computation
 //! bit for bit, while memory holds about five bands (two read, one assembled, the writer's
 //! two) instead of the image and its result.
 
 use cloud::Store;
-use cog::{CogReader, CogRowWriter, CogWriteOptions, Raster, Window};
+use cog::{CogReader, Raster, RowWriter, Window};
 use ndarray::{Array2, Axis, s};
 
 use crate::error::{Result, TerrainError};
@@ -68,25 +68,14 @@ pub fn for_each_band(
     }
 }
 
-/// Writes `derive(band)` of the DEM `reader` reads to `output` as a COG, by bands of rows
-/// (see the module documentation); `nodata` is the output's nodata value.
+/// Writes `derive(band)` of the DEM `reader` reads into `writer`, by bands of rows (see
+/// the module documentation), and completes the file.
 pub fn derive_by_bands(
     store: &Store,
     reader: &CogReader,
-    output: &str,
-    nodata: Option<f32>,
-    options: &CogWriteOptions,
+    mut writer: RowWriter<f32>,
     derive: impl Fn(&Raster<f32>) -> Result<Raster<f32>>,
 ) -> Result<()> {
-    let info = reader.info();
-    let mut writer = CogRowWriter::<f32>::new(
-        output,
-        (info.width, info.height),
-        &info.geotransform,
-        &cog::geo::GeoKeys::from_crs(&info.crs, false),
-        nodata.map(f64::from),
-        options,
-    )?;
     for_each_band(reader, |band, first, rows| {
         let out = derive(band)?;
         writer.push_rows(out.data.slice(s![first..first + rows, ..]))?;

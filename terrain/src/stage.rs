@@ -21,6 +21,17 @@ use crate::noise::{ElmParams, OutlierMethod, OutlierParams};
 use crate::products::Product;
 use crate::smrf::SmrfParams;
 
+/// How rasters are laid out in their files.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    /// Cloud-Optimized GeoTIFF: tiles, compression, overviews.
+    #[default]
+    Cog,
+    /// Plain GeoTIFF strips, uncompressed, no overviews: what `gdaldem` writes by default.
+    Strips,
+}
+
 /// How rasters are written (defaults: DEFLATE, 512 tiles, overviews — a COG).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -28,6 +39,7 @@ pub struct RasterOutput {
     pub compression: Compression,
     pub blocksize: u32,
     pub overviews: bool,
+    pub layout: Layout,
 }
 
 impl Default for RasterOutput {
@@ -36,6 +48,7 @@ impl Default for RasterOutput {
             compression: Compression::Deflate,
             blocksize: 512,
             overviews: true,
+            layout: Layout::Cog,
         }
     }
 }
@@ -60,6 +73,38 @@ impl RasterOutput {
             overviews: self.overviews,
             ..Default::default()
         }
+    }
+
+    /// A writer by rows of a float32 raster of `info`'s grid and CRS at `uri`, in this
+    /// layout.
+    pub fn row_writer(
+        &self,
+        store: &cloud::Store,
+        uri: &str,
+        info: &cog::CogInfo,
+        nodata: Option<f32>,
+    ) -> Result<cog::RowWriter<f32>> {
+        let size = (info.width, info.height);
+        let geokeys = cog::geo::GeoKeys::from_crs(&info.crs, false);
+        let nodata = nodata.map(f64::from);
+        Ok(match self.layout {
+            Layout::Cog => cog::RowWriter::Cog(cog::CogRowWriter::new(
+                uri,
+                size,
+                &info.geotransform,
+                &geokeys,
+                nodata,
+                &self.options(),
+            )?),
+            Layout::Strips => cog::RowWriter::Strips(cog::StripRowWriter::new(
+                store,
+                uri,
+                size,
+                &info.geotransform,
+                &geokeys,
+                nodata,
+            )?),
+        })
     }
 }
 
@@ -150,6 +195,24 @@ pub struct AspectParams {
     pub raster: RasterOutput,
 }
 
+/// Parameters of a `slope-aspect` task: both products of one DEM in one pass over it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlopeAspectParams {
+    pub input: String,
+    pub slope_output: String,
+    pub aspect_output: String,
+    #[serde(default)]
+    pub slope: SlopeOptions,
+    #[serde(default)]
+    pub aspect: AspectOptions,
+    /// True when `slope.scale` was chosen for the data (required for geographic CRSs).
+    #[serde(default)]
+    pub scale_given: bool,
+    #[serde(default)]
+    pub raster: RasterOutput,
+}
+
 /// What a `mosaic` task writes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -194,6 +257,7 @@ pub enum TerrainParams {
     Ground(GroundParams),
     Slope(SlopeParams),
     Aspect(AspectParams),
+    SlopeAspect(SlopeAspectParams),
     Mosaic(MosaicParams),
 }
 
@@ -206,6 +270,10 @@ pub enum TerrainOutput {
     /// The raster written (slope, aspect, mosaic).
     Raster {
         output: String,
+    },
+    /// The rasters written (slope-aspect).
+    Rasters {
+        outputs: Vec<String>,
     },
 }
 
@@ -231,7 +299,21 @@ fn is_laz(path: &str) -> bool {
 }
 
 fn write_raster(ctx: &Ctx, uri: &str, r: &Raster<f32>, out: &RasterOutput) -> Result<()> {
-    cog::write_cog(&ctx.store, uri, r, &out.options())?;
+    match out.layout {
+        Layout::Cog => cog::write_cog(&ctx.store, uri, r, &out.options())?,
+        Layout::Strips => {
+            let mut w = cog::StripRowWriter::<f32>::new(
+                &ctx.store,
+                uri,
+                (r.width() as u64, r.height() as u64),
+                &r.transform,
+                &cog::geo::GeoKeys::from_crs(&r.crs, false),
+                r.nodata.map(f64::from),
+            )?;
+            w.push_rows(r.data.view())?;
+            w.finish()?;
+        }
+    }
     Ok(())
 }
 
@@ -323,28 +405,51 @@ pub fn run_slope(p: &SlopeParams, ctx: &Ctx) -> Result<String> {
         p.scale_given.then_some(p.options.scale),
         &p.input,
     )?;
-    crate::bands::derive_by_bands(
+    let writer = p.raster.row_writer(
         &ctx.store,
-        &reader,
         &p.output,
+        reader.info(),
         Some(crate::derivatives::DERIVATIVE_NODATA),
-        &p.raster.options(),
-        |band| slope(band, &p.options),
     )?;
+    crate::bands::derive_by_bands(&ctx.store, &reader, writer, |band| slope(band, &p.options))?;
     Ok(p.output.clone())
 }
 
 /// Runs an `aspect` task.
 pub fn run_aspect(p: &AspectParams, ctx: &Ctx) -> Result<String> {
-    crate::bands::derive_by_bands(
+    let reader = cog::CogReader::open(&ctx.store, &p.input)?;
+    let writer = p.raster.row_writer(
         &ctx.store,
-        &cog::CogReader::open(&ctx.store, &p.input)?,
         &p.output,
+        reader.info(),
         (!p.options.zero_for_flat).then_some(crate::derivatives::DERIVATIVE_NODATA),
-        &p.raster.options(),
-        |band| aspect(band, &p.options),
     )?;
+    crate::bands::derive_by_bands(&ctx.store, &reader, writer, |band| aspect(band, &p.options))?;
     Ok(p.output.clone())
+}
+
+/// Runs a `slope-aspect` task: one read of the DEM, by bands of rows, for both products.
+pub fn run_slope_aspect(p: &SlopeAspectParams, ctx: &Ctx) -> Result<Vec<String>> {
+    use crate::derivatives::DERIVATIVE_NODATA;
+    let reader = cog::CogReader::open(&ctx.store, &p.input)?;
+    let info = reader.info();
+    check_units(&info.crs, p.scale_given.then_some(p.slope.scale), &p.input)?;
+    let writer =
+        |uri: &str, nodata: Option<f32>| p.raster.row_writer(&ctx.store, uri, info, nodata);
+    let mut ws = writer(&p.slope_output, Some(DERIVATIVE_NODATA))?;
+    let mut wa = writer(
+        &p.aspect_output,
+        (!p.aspect.zero_for_flat).then_some(DERIVATIVE_NODATA),
+    )?;
+    crate::bands::for_each_band(&reader, |band, first, rows| {
+        let (s, a) = rayon::join(|| slope(band, &p.slope), || aspect(band, &p.aspect));
+        ws.push_rows(s?.data.slice(ndarray::s![first..first + rows, ..]))?;
+        wa.push_rows(a?.data.slice(ndarray::s![first..first + rows, ..]))?;
+        Ok(())
+    })?;
+    ws.finish(&ctx.store)?;
+    wa.finish(&ctx.store)?;
+    Ok(vec![p.slope_output.clone(), p.aspect_output.clone()])
 }
 
 /// Runs a `mosaic` task: a COG written by bands of rows, or a VRT over the inputs.
@@ -418,6 +523,20 @@ impl TerrainParams {
                 validate::distinct_outputs(&[&p.input], &[&p.output])?;
                 p.raster.validate()
             }
+            TerrainParams::SlopeAspect(p) => {
+                validate::uri("input", &p.input)?;
+                validate::uri("slope_output", &p.slope_output)?;
+                validate::uri("aspect_output", &p.aspect_output)?;
+                validate::number("scale", p.slope.scale, 1e-9..=1e12)?;
+                if p.slope_output == p.aspect_output {
+                    return Err(TaskError::invalid_task(format!(
+                        "slope and aspect both go to {}",
+                        p.slope_output
+                    )));
+                }
+                validate::distinct_outputs(&[&p.input], &[&p.slope_output, &p.aspect_output])?;
+                p.raster.validate()
+            }
             TerrainParams::Mosaic(p) => {
                 if p.inputs.is_empty() {
                     return Err(TaskError::invalid_task("mosaic: no input raster"));
@@ -439,6 +558,11 @@ impl TerrainParams {
                         p.output
                     )));
                 }
+                if p.raster.layout != Layout::Cog {
+                    return Err(TaskError::invalid_task(
+                        "a mosaic is written as a COG or a VRT (--format), not in strips",
+                    ));
+                }
                 let inputs: Vec<&str> = p.inputs.iter().map(String::as_str).collect();
                 validate::distinct_outputs(&inputs, &[&p.output])?;
                 p.raster.validate()
@@ -453,6 +577,7 @@ impl TerrainParams {
             TerrainParams::Ground(p) => vec![p.input.clone()],
             TerrainParams::Slope(p) => vec![p.input.clone()],
             TerrainParams::Aspect(p) => vec![p.input.clone()],
+            TerrainParams::SlopeAspect(p) => vec![p.input.clone()],
             TerrainParams::Mosaic(p) => p.inputs.clone(),
         }
     }
@@ -534,6 +659,7 @@ impl Stage for TerrainStage {
             TerrainParams::Ground(p) => uri::parent(&p.output),
             TerrainParams::Slope(p) => uri::parent(&p.output),
             TerrainParams::Aspect(p) => uri::parent(&p.output),
+            TerrainParams::SlopeAspect(p) => uri::parent(&p.slope_output),
             TerrainParams::Mosaic(p) => uri::parent(&p.output),
         }
     }
@@ -548,6 +674,9 @@ impl Stage for TerrainStage {
             TerrainParams::Aspect(p) => TerrainOutput::Raster {
                 output: run_aspect(p, ctx)?,
             },
+            TerrainParams::SlopeAspect(p) => TerrainOutput::Rasters {
+                outputs: run_slope_aspect(p, ctx)?,
+            },
             TerrainParams::Mosaic(p) => TerrainOutput::Raster {
                 output: run_mosaic(p, ctx)?,
             },
@@ -558,7 +687,7 @@ impl Stage for TerrainStage {
         match output {
             TerrainOutput::Models(m) => m.stats.warnings.clone(),
             TerrainOutput::Ground(g) => g.stats.warnings.clone(),
-            TerrainOutput::Raster { .. } => Vec::new(),
+            TerrainOutput::Raster { .. } | TerrainOutput::Rasters { .. } => Vec::new(),
         }
     }
 
@@ -572,6 +701,7 @@ impl Stage for TerrainStage {
                 .collect(),
             TerrainOutput::Ground(g) => vec![g.output.clone()],
             TerrainOutput::Raster { output } => vec![output.clone()],
+            TerrainOutput::Rasters { outputs } => outputs.clone(),
         }
     }
 
@@ -609,6 +739,25 @@ impl Stage for TerrainStage {
                 },
                 raster: a.raster.into(),
             }),
+            Command::SlopeAspect(a) => TerrainParams::SlopeAspect(SlopeAspectParams {
+                input: a.dem,
+                slope_output: a.slope,
+                aspect_output: a.aspect,
+                slope: SlopeOptions {
+                    alg: a.alg.into(),
+                    percent: a.percent,
+                    scale: a.scale.unwrap_or(1.0),
+                    compute_edges: !a.no_edges,
+                },
+                aspect: AspectOptions {
+                    alg: a.alg.into(),
+                    zero_for_flat: a.zero_for_flat,
+                    trigonometric: a.trigonometric,
+                    compute_edges: !a.no_edges,
+                },
+                scale_given: a.scale.is_some(),
+                raster: a.raster.into(),
+            }),
             Command::Mosaic(a) => TerrainParams::Mosaic(MosaicParams {
                 inputs: cloud::Expansion::new(&[".tif", ".tiff"])
                     .expand(&ctx.store, &a.tiles)?
@@ -621,6 +770,7 @@ impl Stage for TerrainStage {
         params.validate()?;
         match Self::run(&params, ctx)? {
             TerrainOutput::Raster { output } => eprintln!("wrote {output}"),
+            TerrainOutput::Rasters { outputs } => eprintln!("wrote {}", outputs.join(", ")),
             TerrainOutput::Models(m) => print_json(&m),
             TerrainOutput::Ground(g) => print_json(&g),
         }
@@ -655,6 +805,8 @@ pub enum Command {
     Slope(SlopeArgs),
     /// Aspect of a DEM, identical to `gdaldem aspect -alg Horn -compute_edges`.
     Aspect(AspectArgs),
+    /// Slope and aspect of a DEM in one pass over it (each as `slope` and `aspect` give it).
+    SlopeAspect(SlopeAspectArgs),
     /// Mosaics rasters on one pixel lattice: `terrain mosaic TILE... -o OUT.tif`.
     Mosaic(MosaicArgs),
 }
@@ -801,6 +953,10 @@ pub struct RasterArgs {
     /// Do not build overviews.
     #[arg(long)]
     pub no_overviews: bool,
+    /// cog: tiled, compressed, with overviews; strips: plain uncompressed GeoTIFF strips
+    /// (gdaldem's default output, to compare like for like).
+    #[arg(long, value_enum, default_value_t = Layout::Cog)]
+    pub layout: Layout,
 }
 
 /// Compression of written rasters.
@@ -823,6 +979,7 @@ impl From<RasterArgs> for RasterOutput {
             },
             blocksize: a.blocksize,
             overviews: !a.no_overviews,
+            layout: a.layout,
         }
     }
 }
@@ -1034,6 +1191,37 @@ pub struct AspectArgs {
     pub trigonometric: bool,
     #[arg(long, value_enum, default_value_t = AlgArg::Horn)]
     pub alg: AlgArg,
+    /// Leave the edge pixels nodata (gdaldem without -compute_edges).
+    #[arg(long)]
+    pub no_edges: bool,
+    #[command(flatten)]
+    pub raster: RasterArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SlopeAspectArgs {
+    /// Input DEM.
+    pub dem: String,
+    /// Output slope GeoTIFF.
+    #[arg(long)]
+    pub slope: String,
+    /// Output aspect GeoTIFF.
+    #[arg(long)]
+    pub aspect: String,
+    /// Slope in percent instead of degrees (gdaldem -p).
+    #[arg(long)]
+    pub percent: bool,
+    /// Horizontal units per vertical unit (gdaldem -s); required for geographic CRSs.
+    #[arg(long)]
+    pub scale: Option<f64>,
+    #[arg(long, value_enum, default_value_t = AlgArg::Horn)]
+    pub alg: AlgArg,
+    /// Aspect 0 for flat pixels, and no nodata value (gdaldem -zero_for_flat).
+    #[arg(long)]
+    pub zero_for_flat: bool,
+    /// Aspect in degrees counter-clockwise from east (gdaldem -trigonometric).
+    #[arg(long)]
+    pub trigonometric: bool,
     /// Leave the edge pixels nodata (gdaldem without -compute_edges).
     #[arg(long)]
     pub no_edges: bool,

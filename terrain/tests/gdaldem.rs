@@ -325,4 +325,20 @@ fn banded_slope_and_aspect_equal_the_whole_image_and_gdaldem() {
     gdaldem(&["aspect", "-q", "-compute_edges", &dem_path, &ga]);
     compare(&got_s, &read(&gs), "banded slope vs gdaldem", 0.0);
     compare(&got_a, &read(&ga), "banded aspect vs gdaldem", 0.0);
+    // Plain strips, like gdaldem's own output: the same pixels, the same georeferencing.
+    let strips = format!("{d}/slope_strips.tif");
+    terrain(&["slope", &dem_path, &strips, "--layout", "strips"]);
+    let st = read(&strips);
+    assert!(same(&st, &got_s) && st.transform == got_s.transform && st.nodata == got_s.nodata);
+    let info = cog::CogReader::open(&store, &strips)
+        .unwrap()
+        .info()
+        .clone();
+    assert!(!info.tiled && info.compression == "NONE" && info.overviews.is_empty());
+    assert_eq!(info.crs.epsg, Some(25830));
+    // Both in one pass: the same files, byte for byte.
+    let (s2, a2) = (format!("{d}/slope2.tif"), format!("{d}/aspect2.tif"));
+    terrain(&["slope-aspect", &dem_path, "--slope", &s2, "--aspect", &a2]);
+    assert!(std::fs::read(&s2).unwrap() == std::fs::read(&s_path).unwrap());
+    assert!(std::fs::read(&a2).unwrap() == std::fs::read(&a_path).unwrap());
 }
