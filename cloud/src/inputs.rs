@@ -16,8 +16,9 @@
 //!
 //! The result keeps the order of the specs, each expansion sorted by URI, every URI once.
 //! A spec that matches nothing is an error naming it; so is a run of more than
-//! [`MAX_INPUTS`] inputs. Objects under the run's own output location are never inputs (a
-//! rerun must not read what the previous run wrote).
+//! [`MAX_INPUTS`] inputs. Folders, prefixes and globs never give objects under the run's own
+//! output location (a rerun must not read what the previous run wrote); one whose every
+//! match lies there is an error. Files named one by one are taken as they are.
 
 use std::collections::HashSet;
 
@@ -45,6 +46,11 @@ pub enum InputError {
     /// A glob that cannot be expanded (a wildcard in an S3 bucket name, an HTTP URL).
     #[error("cannot expand {spec}: {reason}")]
     BadGlob { spec: String, reason: String },
+    /// Everything a folder, prefix or glob matched lies under the run's output location.
+    #[error(
+        "everything {spec} matches lies under the output {output}: choose an output outside the inputs"
+    )]
+    UnderOutput { spec: String, output: String },
     /// A line of an `@list` file is not usable.
     #[error("{uri}: line {line}: {reason}")]
     ListFile {
@@ -110,7 +116,7 @@ pub struct Expansion<'a> {
     /// Extensions (with the dot, any case: `.laz`) that directories and prefixes give;
     /// empty = every file. Globs and explicit files are not filtered.
     pub extensions: &'a [&'a str],
-    /// The run's output location: nothing under it is an input.
+    /// The run's output location: folders, prefixes and globs give nothing under it.
     pub exclude: Option<&'a str>,
 }
 
@@ -152,9 +158,6 @@ impl<'a> Expansion<'a> {
         let sizes = sizes_of(store, &named)?;
         let mut set = InputSet::default();
         let mut seen = HashSet::new();
-        let exclude = self
-            .exclude
-            .map(|e| format!("{}/", e.trim_end_matches('/')));
         for (i, f) in found.into_iter().enumerate() {
             let meta = match f {
                 Found::Listed(m) => m,
@@ -163,12 +166,6 @@ impl<'a> Expansion<'a> {
                     size: sizes.get(&i).copied().unwrap_or(0),
                 },
             };
-            if exclude
-                .as_deref()
-                .is_some_and(|e| comparable(&meta.uri).starts_with(&comparable(e)))
-            {
-                continue;
-            }
             if seen.insert(comparable(&meta.uri)) {
                 set.objects.push(meta);
             } else {
@@ -244,7 +241,7 @@ impl<'a> Expansion<'a> {
         listed: Vec<ObjectMeta>,
         out: &mut Vec<Found>,
     ) -> Result<(), InputError> {
-        let before = out.len();
+        let (before, mut excluded) = (out.len(), 0);
         for m in listed {
             let Some(rel) = m.uri.strip_prefix(base) else {
                 continue;
@@ -252,15 +249,18 @@ impl<'a> Expansion<'a> {
             if rel.contains('/') || rel.starts_with('.') || !self.accepts(rel) {
                 continue;
             }
+            if self.excluded(&m.uri) {
+                excluded += 1;
+                continue;
+            }
             out.push(Found::Listed(m));
         }
-        if out.len() == before {
-            return Err(InputError::NoMatch {
-                spec: base.to_string(),
-                accepted: self.extensions.join(", "),
-            });
-        }
-        Ok(())
+        self.matched(
+            base,
+            out.len() - before,
+            excluded,
+            &self.extensions.join(", "),
+        )
     }
 
     fn expand_glob(
@@ -283,7 +283,7 @@ impl<'a> Expansion<'a> {
         }
         let listed_base = if base.is_empty() { "./" } else { base };
         Location::parse(listed_base)?;
-        let before = out.len();
+        let (before, mut excluded) = (out.len(), 0);
         for m in store.list(listed_base)? {
             let Some(rel) = m.uri.strip_prefix(listed_base) else {
                 continue;
@@ -296,15 +296,46 @@ impl<'a> Expansion<'a> {
             } else {
                 m.uri.clone()
             };
+            if self.excluded(&uri) {
+                excluded += 1;
+                continue;
+            }
             out.push(Found::Listed(ObjectMeta { uri, size: m.size }));
         }
-        if out.len() == before {
-            return Err(InputError::NoMatch {
+        self.matched(spec, out.len() - before, excluded, "")
+    }
+
+    /// Whether a listed object lies under the run's output (never when the output is the
+    /// working directory itself).
+    fn excluded(&self, uri: &str) -> bool {
+        let Some(out) = self.exclude else {
+            return false;
+        };
+        let out = comparable(out.trim_end_matches('/'));
+        !out.is_empty() && out != "." && comparable(uri).starts_with(&format!("{out}/"))
+    }
+
+    /// The outcome of a listing that gave `kept` inputs and left `excluded` out.
+    fn matched(
+        &self,
+        spec: &str,
+        kept: usize,
+        excluded: usize,
+        accepted: &str,
+    ) -> Result<(), InputError> {
+        if kept > 0 {
+            return Ok(());
+        }
+        if excluded > 0 {
+            return Err(InputError::UnderOutput {
                 spec: spec.to_string(),
-                accepted: String::new(),
+                output: self.exclude.unwrap_or_default().to_string(),
             });
         }
-        Ok(())
+        Err(InputError::NoMatch {
+            spec: spec.to_string(),
+            accepted: accepted.to_string(),
+        })
     }
 
     fn expand_list(

@@ -77,6 +77,14 @@ fn suite(store: &Store, root: &str) {
         .expand(store, &[at("tiles/**/*.laz")])
         .unwrap();
     assert_eq!(names(root, &set), ["tiles/a.laz"]);
+    // Everything a glob matches under the output: an error, not an empty run; a file named
+    // there one by one is taken.
+    let tiles_dir = at("tiles");
+    let out = Expansion::new(&[".laz"]).excluding(&tiles_dir);
+    let e = out.expand(store, &[at("tiles/*.laz")]).unwrap_err();
+    assert!(matches!(e, InputError::UnderOutput { .. }), "{e}");
+    let set = out.expand(store, &[at("tiles/a.laz")]).unwrap();
+    assert_eq!(names(root, &set), ["tiles/a.laz"]);
 
     // Nothing matched: an error naming the spec.
     let e = las.expand(store, &[at("tiles/*.copc.laz")]).unwrap_err();

@@ -156,13 +156,24 @@ pub fn write_catalog(
     let mut written = Vec::new();
     let mut union: Option<[f64; 4]> = None;
     let mut seen = std::collections::HashSet::new();
-    for p in products {
-        let raster = matches!(p.kind.as_str(), "cog" | "vrt");
+    // The rasters' grids, read concurrently (one header read each).
+    let grids: Vec<Option<RasterGrid>> = {
+        use rayon::prelude::*;
+        products
+            .par_iter()
+            .map(|p| {
+                matches!(p.kind.as_str(), "cog" | "vrt")
+                    .then(|| raster_grid(store, &p.uri))
+                    .transpose()
+            })
+            .collect::<Result<_, DriverError>>()?
+    };
+    for (p, grid) in products.iter().zip(grids) {
         let id = item_id(&p.uri, output);
         if !seen.insert(id.clone()) {
             continue;
         }
-        if !raster {
+        let Some(grid) = grid else {
             collection_assets.insert(
                 id,
                 json!({
@@ -173,8 +184,7 @@ pub fn write_catalog(
                 }),
             );
             continue;
-        }
-        let grid = raster_grid(store, &p.uri)?;
+        };
         let bbox = lon_lat_bbox(&grid);
         if let Some(b) = bbox {
             union = Some(match union {
