@@ -126,8 +126,8 @@ pub(crate) fn load(file: &LasFile, ctx: &Ctx) -> Result<(Columns, RawBox, [i32; 
 
 /// Appends to `cols` the points of the `neighbours` files (indices from `cols.xy.len()` on)
 /// that lie within `buffer` of the input's box `bbox`, in the input's coordinate integers;
-/// points equal, record for record, to an input point or to one already appended (files
-/// that overlap) are kept once. Returns how many were appended.
+/// a point equal, record for record, to an input point or to a point another neighbour lent
+/// (files that overlap) is kept once. Returns how many were appended.
 ///
 /// A neighbour must have the input's point format and record length, its scale, and offsets
 /// a whole number of scale steps from the input's, so that its points are re-expressed
@@ -152,8 +152,9 @@ pub(crate) fn load_neighbours(
         h.scaled(0, bbox.max[0]) + buffer,
         h.scaled(1, bbox.max[1]) + buffer,
     ];
-    // Full records of the appended points, to keep overlapping neighbours' points once.
-    let mut seen: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
+    // Full records appended from earlier neighbours, to keep a point that two overlapping
+    // neighbours both hold once (a file's own repeated points stay, as in a merge).
+    let mut earlier: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
     // Input points by position, built on the first neighbour point inside the input's box.
     let mut main_at: Option<std::collections::HashMap<[i32; 2], Vec<u32>>> = None;
     for uri in neighbours {
@@ -230,6 +231,7 @@ pub(crate) fn load_neighbours(
             .flatten()
             .collect();
         progress.finish();
+        let mut appended = Vec::new();
         for v in kept {
             let p = [le_i32(&v, 0), le_i32(&v, 4)];
             if bbox.contains(p) {
@@ -250,11 +252,15 @@ pub(crate) fn load_neighbours(
                     continue;
                 }
             }
-            if !seen.insert(v.clone()) {
+            if earlier.contains(&v) {
                 continue;
             }
             cols.xy.push(p);
             cols.rest.extend_from_slice(&v[8..]);
+            appended.push(v);
+        }
+        if neighbours.len() > 1 {
+            earlier.extend(appended);
         }
     }
     Ok(cols.xy.len() - n_main)
