@@ -1,8 +1,8 @@
 //! Slope and aspect of DEMs of any size, by bands of rows.
 //!
 //! [`for_each_band`] reads the DEM a band of rows at a time (whole blocks of the file, each
-//! decoded once) and hands each band with one halo row above and below (where the image has
-//! them) to a 3×3 computation; [`derive_by_bands`] keeps the band's own rows of the result
+//! decoded once, the next read while the current band is computed) and hands each band with
+//! one halo row above and below (where the image has them) to a 3×3 computation; [`derive_by_bands`] keeps the band's own rows of the result
 //! and streams them into a [`RowWriter`] (a COG, or plain strips). The halo rows are what the 3×3 window of a
 //! band's first and last rows reads, so the output equals the whole-image computation
 //! bit for bit, while memory holds about five bands (two read, one assembled, the writer's
@@ -18,9 +18,11 @@ use crate::error::{Result, TerrainError};
 const MIN_BAND_ROWS: u64 = 256;
 
 /// Calls `f(band, first, rows)` for consecutive bands of rows of band 1 of `reader`, top to
-/// bottom: `band` holds rows `first..first + rows` of the band's own rows after a halo row
-/// above (`first` = 1, except at the image's top) and before a halo row below (except at its
-/// bottom), with the georeferencing of its first row.
+/// bottom, reading the next block of rows while `f` works on the current band: `band` holds
+/// the output rows `first..first + rows` with the rows their 3×3 windows read around them
+/// (one above, except at the image's top; one below, except at its bottom), and the
+/// georeferencing of its first row. A band's last input row is its output's halo: that row
+/// is output with the next band.
 pub fn for_each_band(
     reader: &CogReader,
     mut f: impl FnMut(&Raster<f32>, usize, usize) -> Result<()>,
@@ -34,37 +36,41 @@ pub fn for_each_band(
     };
     let mut cur = read(0)?;
     let mut r0 = 0u64;
-    let mut above: Option<Array2<f32>> = None;
+    // The last two rows of the previous band (the first output row's halo and itself).
+    let mut carry: Option<Array2<f32>> = None;
     loop {
         let r1 = r0 + cur.height() as u64;
-        let next = if r1 < h { Some(read(r1)?) } else { None };
-        let top = usize::from(above.is_some());
-        let mut parts = Vec::with_capacity(3);
-        if let Some(a) = &above {
-            parts.push(a.view());
-        }
-        parts.push(cur.data.view());
-        if let Some(n) = &next {
-            parts.push(n.data.slice(s![0..1, ..]));
-        }
-        let data = ndarray::concatenate(Axis(0), &parts)
-            .map_err(|e| TerrainError::param(format!("internal: band assembly: {e}")))?;
+        let last = r1 == h;
+        let c = carry.as_ref().map_or(0, |a| a.nrows());
+        let data = match &carry {
+            Some(a) => ndarray::concatenate(Axis(0), &[a.view(), cur.data.view()])
+                .map_err(|e| TerrainError::param(format!("internal: band assembly: {e}")))?,
+            None => std::mem::take(&mut cur.data),
+        };
+        let start = r0 - c as u64;
+        let first = usize::from(c > 0);
+        let end = if last { h } else { r1 - 1 };
+        let rows = (end - (start + first as u64)) as usize;
         let band = Raster {
             data,
-            transform: info.geotransform.window(0, r0 - top as u64),
+            transform: info.geotransform.window(0, start),
             crs: cur.crs.clone(),
             nodata: cur.nodata,
         };
-        f(&band, top, cur.height())?;
-        let last = cur.height() - 1;
-        above = Some(cur.data.slice(s![last..last + 1, ..]).to_owned());
-        match next {
-            Some(n) => {
-                cur = n;
-                r0 = r1;
-            }
-            None => return Ok(()),
-        }
+        let (next, done) = std::thread::scope(|s| {
+            let next = (!last).then(|| s.spawn(|| read(r1)));
+            let done = f(&band, first, rows);
+            let next = next.map(|t| t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+            (next, done)
+        });
+        done?;
+        let Some(next) = next else {
+            return Ok(());
+        };
+        let n = band.data.nrows();
+        carry = Some(band.data.slice(s![n.saturating_sub(2).., ..]).to_owned());
+        cur = next?;
+        r0 = r1;
     }
 }
 
