@@ -26,6 +26,20 @@ use crate::writer::{
     source_rows, tile_frame,
 };
 
+/// A row writer's image must have pixels, and no more than a TIFF's 32-bit sizes hold.
+fn check_size(uri: &str, width: u64, height: u64) -> Result<(), CogError> {
+    if width == 0 || height == 0 {
+        return Err(CogError::request(uri, "cannot write an empty raster"));
+    }
+    if width > u32::MAX as u64 || height > u32::MAX as u64 {
+        return Err(CogError::too_large(
+            uri,
+            format!("{width}×{height} pixels is more than a TIFF holds"),
+        ));
+    }
+    Ok(())
+}
+
 /// One resolution level being written.
 struct LevelStream<T> {
     width: usize,
@@ -66,15 +80,7 @@ impl<T: Pixel> CogRowWriter<T> {
         nodata: Option<f64>,
         options: &CogWriteOptions,
     ) -> Result<Self, CogError> {
-        if width == 0 || height == 0 {
-            return Err(CogError::request(uri, "cannot write an empty raster"));
-        }
-        if width > u32::MAX as u64 || height > u32::MAX as u64 {
-            return Err(CogError::too_large(
-                uri,
-                format!("{width}×{height} pixels is more than a TIFF holds"),
-            ));
-        }
+        check_size(uri, width, height)?;
         let header = Header::new(uri, 1, T::TYPE, transform, geokeys, nodata, options)?;
         let bs = header.codec.bs as u64;
         let mut sizes = vec![(width, height)];
@@ -316,15 +322,7 @@ impl<T: Pixel> StripRowWriter<T> {
         geokeys: &GeoKeys,
         nodata: Option<f64>,
     ) -> Result<Self, CogError> {
-        if width == 0 || height == 0 {
-            return Err(CogError::request(uri, "cannot write an empty raster"));
-        }
-        if width > u32::MAX as u64 || height > u32::MAX as u64 {
-            return Err(CogError::too_large(
-                uri,
-                format!("{width}×{height} pixels is more than a TIFF holds"),
-            ));
-        }
+        check_size(uri, width, height)?;
         let options = CogWriteOptions {
             compression: crate::Compression::None,
             overviews: false,

@@ -779,16 +779,7 @@ impl Header {
                 "too large for classic TIFF: use BigTIFF",
             ));
         }
-        let mut head = Vec::with_capacity(data_start as usize);
-        if bigtiff {
-            head.extend_from_slice(b"II+\0");
-            head.extend_from_slice(&8u16.to_le_bytes());
-            head.extend_from_slice(&0u16.to_le_bytes());
-            head.extend_from_slice(&first_ifd.to_le_bytes());
-        } else {
-            head.extend_from_slice(b"II*\0");
-            head.extend_from_slice(&(first_ifd as u32).to_le_bytes());
-        }
+        let mut head = tiff_header(bigtiff, first_ifd, data_start as usize);
         head.extend_from_slice(ghost.as_bytes());
         head.resize(first_ifd as usize, 0);
         let mut arrays = Vec::new();
@@ -893,16 +884,7 @@ impl Header {
         if !bigtiff && at > u32::MAX as u64 {
             return Err(CogError::request(uri, "too large for classic TIFF"));
         }
-        let mut head = Vec::with_capacity(data_start as usize);
-        if bigtiff {
-            head.extend_from_slice(b"II+\0");
-            head.extend_from_slice(&8u16.to_le_bytes());
-            head.extend_from_slice(&0u16.to_le_bytes());
-            head.extend_from_slice(&first_ifd.to_le_bytes());
-        } else {
-            head.extend_from_slice(b"II*\0");
-            head.extend_from_slice(&(first_ifd as u32).to_le_bytes());
-        }
+        let mut head = tiff_header(bigtiff, first_ifd, data_start as usize);
         head.extend_from_slice(&encode_ifd(&entries(offsets), first_ifd, bigtiff, 0));
         if head.len() as u64 != data_start {
             return Err(CogError::request(
@@ -912,6 +894,22 @@ impl Header {
         }
         Ok(head)
     }
+}
+
+/// A little-endian TIFF (or BigTIFF) header pointing at the first IFD at `first_ifd`, in a
+/// buffer with room for `capacity` bytes.
+fn tiff_header(bigtiff: bool, first_ifd: u64, capacity: usize) -> Vec<u8> {
+    let mut head = Vec::with_capacity(capacity);
+    if bigtiff {
+        head.extend_from_slice(b"II+\0");
+        head.extend_from_slice(&8u16.to_le_bytes());
+        head.extend_from_slice(&0u16.to_le_bytes());
+        head.extend_from_slice(&first_ifd.to_le_bytes());
+    } else {
+        head.extend_from_slice(b"II*\0");
+        head.extend_from_slice(&(first_ifd as u32).to_le_bytes());
+    }
+    head
 }
 
 /// The leader (4-byte little-endian size) and trailer (the last 4 bytes, zero-padded) GDAL's
