@@ -6,9 +6,10 @@
 //!   `provided.al2023`, handler `bootstrap`, from the zips of
 //!   `cargo lambda build --release --output-format zip` (x86_64; `--arm64` where the
 //!   aarch64 target is installed), timeout 900 s;
-//! - one AWS Batch job definition per stage, `geobutton-{stage}`, running the stage binary
-//!   of a container image (the children get `GEOBUTTON_MANIFEST` and
-//!   `AWS_BATCH_JOB_ARRAY_INDEX`). The compute environment and job queue are the account's
+//! - one AWS Batch job definition per stage, `geobutton-{stage}`, with the command
+//!   `[STAGE]` for the image the repository's `Dockerfile` builds, whose ENTRYPOINT
+//!   (`docker/geobutton-entry`) runs the stage binary named first (the children get
+//!   `GEOBUTTON_MANIFEST` and `AWS_BATCH_JOB_ARRAY_INDEX`). The compute environment and job queue are the account's
 //!   (Fargate or EC2); see `docs/deploy.md`.
 //!
 //! [`plan`] lists what would be done (`--dry-run` prints it); [`apply`] does it, creating

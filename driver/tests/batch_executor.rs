@@ -3,13 +3,16 @@
 //! SubmitJob records the job and its children and marks them SUCCEEDED without running
 //! anything — there is no Docker here). The tests play the compute environment: for every
 //! job the executor submits they read it back with DescribeJobs and run its children as
-//! local processes of the real `water` binary, with `AWS_BATCH_JOB_ARRAY_INDEX` and the
-//! job's own `GEOBUTTON_MANIFEST` (or its command, for a one-task job), over the manifest on
-//! the loopback S3 server. The resources (job definitions, Lambda functions, layout bucket)
+//! local processes started as ECS starts them from the project's `Dockerfile` (argv = the
+//! image's ENTRYPOINT + the job's command override, else the job definition's command;
+//! `common::ecs`), running the real stage binaries with `AWS_BATCH_JOB_ARRAY_INDEX` and the
+//! job's own `GEOBUTTON_MANIFEST`, over the manifest on the loopback S3 server. The resources (job definitions, Lambda functions, layout bucket)
 //! come from `geobutton deploy --apply` against the same moto server.
 #![allow(clippy::unwrap_used)]
 
 mod common;
+
+use common::ecs;
 
 use std::collections::HashMap;
 use std::process::{Command, Stdio};
@@ -62,21 +65,39 @@ fn start_moto() -> (ChildGuard, String) {
     (ChildGuard(child), format!("http://127.0.0.1:{port}"))
 }
 
-/// Runs the children of `job` as local processes, except the indices in `skip`.
+/// Every child started: its argv and exit status.
+type Runs = Mutex<Vec<(Vec<String>, Option<i32>)>>;
+
+/// Runs the children of `job` as local processes in `image`, except the indices in `skip`.
 fn run_children(
     client: &aws_sdk_batch::Client,
-    bins: &HashMap<String, std::path::PathBuf>,
+    image: &ecs::Image,
     job: &SubmittedJob,
     skip: &[usize],
+    runs: &Runs,
 ) {
-    let stage = job.request.job_definition.trim_start_matches("geobutton-");
-    let bin = &bins[stage];
     let id = job.job_id.clone();
     let c = client.clone();
     let described =
         cloud::runtime::block_on(async move { c.describe_jobs().jobs(id).send().await.unwrap() });
     let d = &described.jobs()[0];
     let container = d.container().unwrap();
+    // The job definition's command, as `deploy` registered it.
+    let arn = d.job_definition().unwrap().to_string();
+    let c = client.clone();
+    let definitions = cloud::runtime::block_on(async move {
+        c.describe_job_definitions()
+            .job_definitions(arn)
+            .send()
+            .await
+            .unwrap()
+    });
+    let definition: Vec<String> = definitions.job_definitions()[0]
+        .container_properties()
+        .unwrap()
+        .command()
+        .to_vec();
+    let argv = image.argv(&definition, job.request.command.as_deref());
     let env: HashMap<String, String> = container
         .environment()
         .iter()
@@ -106,25 +127,18 @@ fn run_children(
         if skip.contains(&i) {
             continue; // this container was reclaimed before it could write anything
         }
-        let mut cmd = Command::new(bin);
+        let mut cmd = image.command(&argv);
         s3_env(&mut cmd);
         for (k, v) in &env {
             cmd.env(k, v);
         }
-        match child {
-            Some(index) => {
-                cmd.env("AWS_BATCH_JOB_ARRAY_INDEX", index.to_string());
-            }
-            None => {
-                assert_eq!(
-                    container.command(),
-                    ["batch", "--manifest", job.manifest.as_str(), "--index", "0"]
-                );
-                cmd.args(container.command());
-            }
+        if let Some(index) = child {
+            cmd.env("AWS_BATCH_JOB_ARRAY_INDEX", index.to_string());
         }
         let out = cmd.output().unwrap();
-        let _ = out; // failures are reported through the task's status
+        // Failures are reported through the task's status; one that never started is
+        // reported by its exit status alone.
+        runs.lock().unwrap().push((argv.clone(), out.status.code()));
     }
 }
 
@@ -240,12 +254,17 @@ fn batch_array_jobs_run_children_by_index_and_retry_lost_ones() {
     });
     let client = aws_sdk_batch::Client::new(&sdk);
     let submitted: Arc<Mutex<Vec<SubmittedJob>>> = Arc::default();
+    let runs: Arc<Runs> = Arc::default();
+    let image = Arc::new(ecs::Image::from_dockerfile(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../Dockerfile"),
+        &bins,
+    ));
     let hook = {
-        let (client, bins, submitted) = (client.clone(), bins.clone(), submitted.clone());
+        let (client, submitted, runs) = (client.clone(), submitted.clone(), runs.clone());
         Arc::new(move |job: &SubmittedJob| {
             let first = submitted.lock().unwrap().is_empty();
             // The first array job loses child 1.
-            run_children(&client, &bins, job, if first { &[1] } else { &[] });
+            run_children(&client, &image, job, if first { &[1] } else { &[] }, &runs);
             submitted.lock().unwrap().push(job.clone());
         })
     };
@@ -272,6 +291,29 @@ fn batch_array_jobs_run_children_by_index_and_retry_lost_ones() {
     let s = run_pipeline(&mut p, &batch, &store, &config).unwrap();
 
     let jobs = submitted.lock().unwrap().clone();
+    // Every child started through the image's ENTRYPOINT and exited 0: array children with
+    // the definition's command, one-task jobs with the override (stage first).
+    let runs = runs.lock().unwrap().clone();
+    let entry = "/usr/local/bin/geobutton-entry".to_string();
+    assert_eq!(runs.len(), 2 + 1 + 1, "{runs:?}");
+    for (argv, code) in &runs {
+        assert_eq!(argv[0], entry, "{argv:?}");
+        assert_eq!(*code, Some(0), "{argv:?}");
+    }
+    assert_eq!(runs[0].0, [entry.as_str(), "water"]);
+    assert_eq!(
+        runs[2].0,
+        [
+            entry.as_str(),
+            "water",
+            "batch",
+            "--manifest",
+            &jobs[1].manifest,
+            "--index",
+            "0"
+        ]
+    );
+    assert_eq!(runs[3].0[1], "terrain");
     // tiles: an array job of 3, then a retry job of the lost task (with more memory);
     // mosaic (et0 only: no plots) one task, a plain job of the terrain definition.
     assert_eq!(jobs[0].request.array_size, Some(3));

@@ -1,8 +1,10 @@
 //! The AWS Batch executor: one array job per step (per ≤ 10 000 tasks), whose children run
 //! the stage's container with `GEOBUTTON_MANIFEST` set; each child picks its task by
 //! `AWS_BATCH_JOB_ARRAY_INDEX` (the stage binaries' entry adapter does this). A step of one
-//! task is a plain job whose command is `batch --manifest URI --index 0` (variables starting
-//! with `AWS_BATCH` cannot be overridden).
+//! task is a plain job whose command is `STAGE batch --manifest URI --index 0` (variables
+//! starting with `AWS_BATCH` cannot be overridden). The command override replaces the job
+//! definition's whole command (`[STAGE]`, see `deploy`) and follows the image's ENTRYPOINT
+//! (`docker/geobutton-entry`, which dispatches on the stage name), exactly as ECS runs it.
 //!
 //! Only pending tasks are submitted: each attempt writes a manifest of just those tasks
 //! (`tasks/<step>.batch-<attempt>-<part>.jsonl`). `DescribeJobs` is polled until the job is
@@ -154,6 +156,7 @@ impl BatchConfig {
                 None,
                 vec![("GEOBUTTON_MANIFEST".to_string(), manifest.to_string())],
                 Some(vec![
+                    stage.name().to_string(),
                     "batch".to_string(),
                     "--manifest".to_string(),
                     manifest.to_string(),
@@ -569,7 +572,15 @@ mod tests {
         assert_eq!(r.array_size, None);
         assert_eq!(
             r.command.unwrap(),
-            ["batch", "--manifest", "s3://b/m.jsonl", "--index", "0"]
+            [
+                "water",
+                "batch",
+                "--manifest",
+                "s3://b/m.jsonl",
+                "--index",
+                "0"
+            ],
+            "the override replaces the whole command: the stage comes first"
         );
         assert_eq!(r.memory_mb, Some(8192));
         assert!(

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use cloud::{Ctx, ProgressMode, Store};
 use cog::Raster;
 
+pub mod ecs;
+
 /// `../shared/data/<rel>`.
 pub fn data(rel: &str) -> String {
     let p = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data")).join(rel);
