@@ -88,6 +88,9 @@ pub struct TaskReport {
     pub requests: u64,
     /// Attempts beyond the first.
     pub retries: u32,
+    /// Invocations the service throttled (not attempts: nothing ran).
+    #[serde(default)]
+    pub throttles: u32,
     /// Attempts this run made and their wall time, seconds (billed time).
     pub attempts: u32,
     pub attempt_seconds: f64,
@@ -108,6 +111,13 @@ pub struct StepReport {
     pub failed: usize,
     pub skipped: usize,
     pub retries: u32,
+    /// Invocations the service throttled, apart from failures (they ran nothing).
+    #[serde(default)]
+    pub throttles: u64,
+    /// How many invocations were in flight (Lambda: the ceiling after the account's limit,
+    /// the lowest after throttles).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_flight: Option<crate::exec::throttle::InFlightSummary>,
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
     pub wall_s: f64,
@@ -195,6 +205,7 @@ fn task_report(step: &StepOutcome, r: &crate::exec::TaskRecord) -> TaskReport {
         bytes_written: s.map_or(0, |s| s.bytes_written),
         requests: s.map_or(0, |s| s.requests),
         retries: r.retries(),
+        throttles: r.throttles,
         attempts: r.attempts.len() as u32,
         attempt_seconds,
         attempt_memory_mb: r.attempts.iter().map(|a| a.memory_mb).collect(),
@@ -269,6 +280,8 @@ pub fn build(
             failed: reports.iter().filter(|t| t.state != "ok").count(),
             skipped: reports.iter().filter(|t| t.skipped).count(),
             retries: reports.iter().map(|t| t.retries).sum(),
+            throttles: reports.iter().map(|t| u64::from(t.throttles)).sum(),
+            in_flight: st.in_flight,
             start: st.start,
             end: st.end,
             wall_s: (st.end - st.start).num_milliseconds().max(0) as f64 / 1000.0,
@@ -328,6 +341,24 @@ impl Report {
             for (why, n) in &st.rerun {
                 s.push_str(&format!("             {n} rerun: {why}\n"));
             }
+            if let Some(f) = &st.in_flight
+                && f.ceiling < f.requested
+            {
+                s.push_str(&format!(
+                    "             at most {} in flight (the account's unreserved concurrency; {} asked)\n",
+                    f.ceiling, f.requested
+                ));
+            }
+            if st.throttles > 0 {
+                let lowest = st
+                    .in_flight
+                    .map(|f| format!("; in flight went as low as {}", f.lowest))
+                    .unwrap_or_default();
+                s.push_str(&format!(
+                    "             {} invocations throttled and sent again (not failures{lowest})\n",
+                    st.throttles
+                ));
+            }
         }
         if !self.warnings.is_empty() {
             s.push_str(&format!("  {} warning(s):\n", self.warnings.len()));
@@ -384,6 +415,7 @@ mod tests {
             skipped: false,
             ran_because: None,
             attempts: vec![attempt(10, Some(1024)), attempt(5, Some(4096))],
+            throttles: 0,
             status: None,
         };
         let st = StepOutcome {
@@ -394,6 +426,7 @@ mod tests {
             start: t0,
             end: t0,
             records: vec![r.clone()],
+            in_flight: None,
         };
         let c = estimate_cost(std::slice::from_ref(&st), &CostOptions::default());
         // 10 s at 1 GB + 5 s at 4 GB = 30 GB-s; 2 requests.

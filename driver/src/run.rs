@@ -277,6 +277,7 @@ pub fn run_step(
         start: now,
         end: now,
         records: records.clone(),
+        in_flight: None,
     });
     write_record(store, &config.output, record)?;
     let progress = Arc::new(Progress::new(
@@ -716,6 +717,7 @@ pub fn plan_pipeline(
             start: now,
             end: now,
             records,
+            in_flight: None,
         });
     }
     if not_planned.is_some() && steps.last().is_some_and(|s| s.to_run == 0) {

@@ -13,6 +13,7 @@
 mod common;
 
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -20,6 +21,7 @@ use cloud::{ProgressMode, Store, testing};
 use common::{ChildGuard, free_port, s3_env, wait_for_port};
 use driver::exec::lambda::{LambdaConfig, LambdaExecutor};
 use driver::exec::local::LocalExecutor;
+use driver::exec::throttle::ThrottlePolicy;
 use driver::exec::{Failure, RetryPolicy};
 use driver::pipeline::water::WaterPipeline;
 use driver::run::{RunConfig, run_pipeline};
@@ -280,4 +282,213 @@ fn lambda_runs_equal_local_retry_a_hung_instance_and_report_failures() {
     assert_eq!(report.state, "failed in step tiles");
     assert!(!lambda.name().is_empty());
     drop(hung);
+}
+
+/// What the throttling proxy saw.
+#[derive(Debug, Default)]
+struct ProxyStats {
+    invokes: usize,
+    throttled: usize,
+    in_flight: usize,
+    max_in_flight: usize,
+    account_settings: usize,
+}
+
+/// A loopback proxy in front of the Lambda emulator that behaves as the service does under
+/// load: `GetAccountSettings` says the account has `unreserved` concurrency; an Invoke
+/// beyond that many in flight, and every `every`-th of the first `share_until` Invokes, is
+/// answered 429 `TooManyRequestsException` without running anything; the rest are
+/// forwarded (one request per connection, `Connection: close` both ways).
+fn throttling_proxy(
+    upstream: u16,
+    unreserved: usize,
+    every: usize,
+    share_until: usize,
+) -> (u16, Arc<Mutex<ProxyStats>>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let stats: Arc<Mutex<ProxyStats>> = Arc::default();
+    let shared = stats.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut client) = conn else { continue };
+            let stats = shared.clone();
+            std::thread::spawn(move || {
+                // The request: head, then Content-Length bytes of body.
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 8192];
+                let head_end = loop {
+                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break i + 4;
+                    }
+                    let n = client.read(&mut chunk).unwrap();
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                };
+                let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+                assert!(
+                    !head.to_ascii_lowercase().contains("transfer-encoding"),
+                    "{head}"
+                );
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case("content-length")
+                            .then(|| v.trim().parse().unwrap())
+                    })
+                    .unwrap_or(0);
+                while buf.len() < head_end + length {
+                    let n = client.read(&mut chunk).unwrap();
+                    assert!(n > 0, "request body cut short");
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+                let request_line = head.lines().next().unwrap().to_string();
+                let reply = |client: &mut std::net::TcpStream,
+                             status: &str,
+                             extra: &str,
+                             body: &str| {
+                    let _ = client.write_all(
+                        format!(
+                            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                            body.len()
+                        )
+                        .as_bytes(),
+                    );
+                };
+                if request_line.contains("/2016-08-19/account-settings") {
+                    stats.lock().unwrap().account_settings += 1;
+                    let body = format!(
+                        r#"{{"AccountLimit":{{"TotalCodeSize":80530636800,"CodeSizeUnzipped":262144000,"CodeSizeZipped":52428800,"ConcurrentExecutions":{},"UnreservedConcurrentExecutions":{unreserved}}},"AccountUsage":{{"TotalCodeSize":0,"FunctionCount":4}}}}"#,
+                        unreserved + 100
+                    );
+                    reply(&mut client, "200 OK", "", &body);
+                    return;
+                }
+                let invoke = request_line.contains("/invocations");
+                if invoke {
+                    let mut s = stats.lock().unwrap();
+                    s.invokes += 1;
+                    let share = s.invokes <= share_until && s.invokes % every == 1;
+                    if share || s.in_flight >= unreserved {
+                        s.throttled += 1;
+                        drop(s);
+                        reply(
+                            &mut client,
+                            "429 Too Many Requests",
+                            "x-amzn-ErrorType: TooManyRequestsException\r\n",
+                            r#"{"Reason":"ReservedFunctionConcurrentInvocationLimitExceeded","Type":"User","message":"Rate Exceeded."}"#,
+                        );
+                        return;
+                    }
+                    s.in_flight += 1;
+                    s.max_in_flight = s.max_in_flight.max(s.in_flight);
+                }
+                // Forward with `Connection: close`, read the answer to its end, relay it.
+                let mut up = std::net::TcpStream::connect(("127.0.0.1", upstream)).unwrap();
+                let mut forwarded: String = head
+                    .trim_end()
+                    .lines()
+                    .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
+                    .map(|l| format!("{l}\r\n"))
+                    .collect();
+                forwarded.push_str("Connection: close\r\n\r\n");
+                up.write_all(forwarded.as_bytes()).unwrap();
+                up.write_all(&buf[head_end..head_end + length]).unwrap();
+                let mut answer = Vec::new();
+                up.read_to_end(&mut answer).unwrap();
+                if invoke {
+                    stats.lock().unwrap().in_flight -= 1;
+                }
+                let end = answer
+                    .windows(4)
+                    .position(|w| w == b"\r\n\r\n")
+                    .map_or(answer.len(), |i| i + 4);
+                let mut relayed: String = String::from_utf8_lossy(&answer[..end])
+                    .trim_end()
+                    .lines()
+                    .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
+                    .map(|l| format!("{l}\r\n"))
+                    .collect();
+                relayed.push_str("Connection: close\r\n\r\n");
+                let _ = client.write_all(relayed.as_bytes());
+                let _ = client.write_all(&answer[end..]);
+            });
+        }
+    });
+    (port, stats)
+}
+
+#[test]
+fn throttled_invocations_wait_and_go_again_without_failing_tasks() {
+    common::aws_test_env();
+    let bins = common::stage_binaries(&["water", "terrain"]);
+    let inp = inputs();
+    let (_emulator, port) = start_emulator();
+    let _water: Vec<ChildGuard> = (0..3)
+        .map(|_| instance(&bins[0], port, FUNCTIONS[0]))
+        .collect();
+    let _mosaic = instance(&bins[1], port, FUNCTIONS[2]);
+    // The account has 2 of unreserved concurrency; the first invocations are throttled
+    // one in two, and any beyond 2 in flight is throttled as Lambda does.
+    let (proxy, stats) = throttling_proxy(port, 2, 2, 8);
+
+    let lambda = LambdaExecutor::new(LambdaConfig {
+        memory_mb: 1024,
+        concurrency: 8,
+        deadline: Duration::from_secs(60),
+        // One attempt: a throttle counted as a failed attempt would fail the run.
+        retry: RetryPolicy {
+            max_attempts: 1,
+            retry_memory_mb: None,
+        },
+        throttle: ThrottlePolicy {
+            initial_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_millis(400),
+            max_wait: Duration::from_secs(120),
+        },
+        endpoint: Some(format!("http://127.0.0.1:{proxy}")),
+        region: Some("us-east-1".into()),
+        ..LambdaConfig::default()
+    });
+    let out = format!("s3://{}/throttled", inp.bucket);
+    let mut p = WaterPipeline::new(inp.dtms.clone(), inp.template.clone(), &out);
+    let s = run_pipeline(&mut p, &lambda, &inp.store, &config(&out)).unwrap();
+
+    let seen = stats.lock().unwrap();
+    assert!(seen.throttled >= 4, "{seen:?}");
+    assert!(
+        seen.max_in_flight <= 2,
+        "the account's limit held: {seen:?}"
+    );
+    assert!(seen.account_settings >= 1, "{seen:?}");
+    let throttles: u64 = s.report.steps.iter().map(|st| st.throttles).sum();
+    assert_eq!(
+        throttles as usize, seen.throttled,
+        "every throttle reported"
+    );
+    for st in &s.report.steps {
+        assert_eq!((st.failed, st.retries), (0, 0), "{st:?}");
+        let f = st.in_flight.unwrap();
+        assert_eq!((f.requested, f.account_limit, f.ceiling), (8, Some(2), 2));
+    }
+    assert!(s.report.steps[0].throttles > 0);
+    assert!(s.report.steps[0].in_flight.unwrap().lowest < 2);
+    for t in &s.report.tasks {
+        assert_eq!(t.attempts, 1, "a throttle is not an attempt: {t:?}");
+    }
+    let text = s.report.summary_text();
+    assert!(
+        text.contains("invocations throttled and sent again"),
+        "{text}"
+    );
+    assert!(text.contains("at most 2 in flight"), "{text}");
+    assert!(inp.store.exists(&format!("{out}/et0.tif")).unwrap());
+    assert!(inp.store.exists(&format!("{out}/plots.csv")).unwrap());
+    // Lambda bills what ran: one request per task, none for the throttles.
+    let tasks = s.report.tasks.len() as u64;
+    assert_eq!(s.report.cost.lambda_requests, tasks);
 }

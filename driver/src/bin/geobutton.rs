@@ -17,6 +17,7 @@ use cloud::{ProgressMode, Store};
 use driver::exec::batch::{BatchConfig, BatchExecutor};
 use driver::exec::lambda::{LambdaConfig, LambdaExecutor};
 use driver::exec::local::LocalExecutor;
+use driver::exec::throttle::ThrottlePolicy;
 use driver::exec::{Executor, RetryPolicy, seconds};
 use driver::pipeline::Pipeline;
 use driver::pipeline::biomass::BiomassPipeline;
@@ -111,9 +112,13 @@ struct Common {
     output: String,
     #[arg(long, value_enum, default_value_t = ExecutorKind::Local)]
     executor: ExecutorKind,
-    /// Tasks running at once (local: 0 = one per core; lambda: invocations in flight).
+    /// Tasks running at once (local: 0 = one per core; lambda: invocations in flight, at
+    /// most the account's unreserved concurrency, lowered while Lambda throttles).
     #[arg(long)]
     concurrency: Option<usize>,
+    /// Lambda: longest a task waits on throttling (429) in all before it fails, seconds.
+    #[arg(long, default_value_t = 1800.0)]
+    throttle_wait: f64,
     /// Memory per task, MB (Lambda function size; Batch container override).
     #[arg(long)]
     memory: Option<u32>,
@@ -353,6 +358,12 @@ fn executor(c: &Common) -> Result<Box<dyn Executor>> {
     {
         bail!("--timeout must be a number of seconds in (0, 604800], not {t}");
     }
+    if !(c.throttle_wait.is_finite() && (0.0..=86_400.0).contains(&c.throttle_wait)) {
+        bail!(
+            "--throttle-wait must be a number of seconds in [0, 86400], not {}",
+            c.throttle_wait
+        );
+    }
     let timeout = |default: f64| seconds(c.timeout.unwrap_or(default));
     Ok(match c.executor {
         ExecutorKind::Local => Box::new(LocalExecutor {
@@ -366,6 +377,10 @@ fn executor(c: &Common) -> Result<Box<dyn Executor>> {
             concurrency: c.concurrency.unwrap_or(64),
             deadline: timeout(900.0),
             retry,
+            throttle: ThrottlePolicy {
+                max_wait: seconds(c.throttle_wait),
+                ..ThrottlePolicy::default()
+            },
             endpoint: c.lambda_endpoint.clone(),
             region: None,
             architecture: c.arch.clone(),

@@ -485,6 +485,7 @@ impl Submission for BatchSubmission {
             start,
             end: Utc::now(),
             records,
+            in_flight: None,
         })
     }
 }

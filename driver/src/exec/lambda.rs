@@ -5,7 +5,13 @@
 //!   `geobutton-terrain-2048`): Lambda memory is a property of the function, so "retry with
 //!   more memory" invokes the same binary deployed at a larger size (`geobutton deploy`
 //!   creates every size asked for).
-//! - At most `concurrency` invocations are in flight.
+//! - At most `concurrency` invocations are in flight, capped by the account's unreserved
+//!   concurrency (`GetAccountSettings`) and lowered while the service throttles
+//!   ([`super::throttle`]).
+//! - Throttling is not failure: a 429 (`TooManyRequestsException`) means nothing ran; the
+//!   invocation waits with jittered exponential backoff (up to a minute per wait,
+//!   `throttle.max_wait` in all) and goes again without using an attempt. Throttles are
+//!   counted per task and per step, apart from failures.
 //! - SDK retries are disabled: a failed invocation must not run again behind our back.
 //!   A response with `X-Amz-Function-Error`, an HTTP 500 from the service (what the
 //!   emulator and the service return for an unhandled function error), a transport error
@@ -21,6 +27,7 @@ use cloud::{Store, TaskError, TaskStatus};
 use futures::StreamExt;
 use serde_json::Value;
 
+use super::throttle::{InFlightLimit, ThrottlePolicy};
 use super::{
     Attempt, Executor, Failure, RetryPolicy, StepJob, StepOutcome, Submission, TaskObserver,
     TaskRecord, error_kind_named, status_failure,
@@ -39,11 +46,14 @@ pub struct LambdaConfig {
     pub function_template: String,
     /// Memory of the functions invoked first, MB.
     pub memory_mb: u32,
-    /// Invocations in flight at once.
+    /// Invocations in flight at once, at most (capped by the account's limit; lowered
+    /// while throttled).
     pub concurrency: usize,
     /// A task still running after this long counts as failed.
     pub deadline: Duration,
     pub retry: RetryPolicy,
+    /// How throttled invocations wait.
+    pub throttle: ThrottlePolicy,
     /// Lambda API endpoint (default: the AWS environment's, e.g. `AWS_ENDPOINT_URL_LAMBDA`).
     pub endpoint: Option<String>,
     /// Region (default: the AWS environment's).
@@ -60,6 +70,7 @@ impl Default for LambdaConfig {
             concurrency: 64,
             deadline: Duration::from_secs(900),
             retry: RetryPolicy::default(),
+            throttle: ThrottlePolicy::default(),
             endpoint: None,
             region: None,
             architecture: "x86_64".to_string(),
@@ -143,6 +154,8 @@ impl LambdaExecutor {
 enum Invoked {
     Status(Box<TaskStatus>),
     Failed(Failure),
+    /// 429: the service did not run the function.
+    Throttled(String),
 }
 
 /// Parses `{"errorType", "errorMessage"}` into a failure.
@@ -202,6 +215,14 @@ async fn invoke_once(
         }
         Err(e) => {
             if let Some(raw) = e.raw_response()
+                && raw.status().as_u16() == 429
+            {
+                let body = raw.body().bytes().unwrap_or_default();
+                return Invoked::Throttled(
+                    String::from_utf8_lossy(body).chars().take(300).collect(),
+                );
+            }
+            if let Some(raw) = e.raw_response()
                 && raw.status().as_u16() == 500
             {
                 let body = raw.body().bytes().unwrap_or_default();
@@ -223,9 +244,53 @@ async fn invoke_once(
     }
 }
 
+/// Invokes `function` until it is not throttled, waiting between throttles; a throttled
+/// invocation ran nothing and is not an attempt. Past `policy.max_wait` of waiting it gives
+/// up with [`Failure::Throttled`].
+async fn invoke_unthrottled(
+    client: &aws_sdk_lambda::Client,
+    limit: &Arc<InFlightLimit>,
+    config: &LambdaConfig,
+    function: &str,
+    payload: &[u8],
+    record: &mut TaskRecord,
+) -> (Invoked, chrono::DateTime<Utc>) {
+    let policy = config.throttle;
+    let mut waited = Duration::ZERO;
+    let mut throttles = 0u32;
+    loop {
+        let permit = limit.acquire().await;
+        let start = Utc::now();
+        match invoke_once(client, function, payload.to_vec(), config.deadline).await {
+            Invoked::Throttled(body) => {
+                permit.throttled();
+                throttles += 1;
+                record.throttles += 1;
+                let pause = policy.backoff(throttles);
+                if waited + pause > policy.max_wait {
+                    tracing::warn!(task = %record.id, %function, throttles, "still throttled: giving up");
+                    let failure = Failure::Throttled {
+                        throttles,
+                        waited_s: waited.as_secs_f64(),
+                    };
+                    return (Invoked::Failed(failure), start);
+                }
+                tracing::debug!(task = %record.id, %function, throttles, pause_s = pause.as_secs_f64(), body, "throttled");
+                tokio::time::sleep(pause).await;
+                waited += pause;
+            }
+            other => {
+                permit.answered();
+                return (other, start);
+            }
+        }
+    }
+}
+
 async fn run_task(
     client: aws_sdk_lambda::Client,
     config: Arc<LambdaConfig>,
+    limit: Arc<InFlightLimit>,
     stage: StageKind,
     manifest: String,
     force: bool,
@@ -236,21 +301,23 @@ async fn run_task(
         .into_bytes();
     for attempt in 1..=config.retry.max_attempts.max(1) {
         if attempt > 1 {
-            // Back off a little: throttling and transient service errors clear with time.
+            // Back off a little: transient service errors clear with time.
             let ms = (250u64 << (attempt - 2).min(6)).min(10_000);
             tokio::time::sleep(Duration::from_millis(ms)).await;
         }
         let memory = config.memory_for_attempt(attempt);
         let function = config.function_name(stage, memory);
-        let start = Utc::now();
         let clock = Instant::now();
-        let invoked = invoke_once(&client, &function, payload.clone(), config.deadline).await;
+        let (invoked, start) =
+            invoke_unthrottled(&client, &limit, &config, &function, &payload, &mut record).await;
         let (status, failure) = match invoked {
             Invoked::Status(s) => {
                 let failure = status_failure(&s);
                 (Some(*s), failure)
             }
             Invoked::Failed(f) => (None, Some(f)),
+            // (invoke_unthrottled waits throttles out or turns them into a failure)
+            Invoked::Throttled(body) => (None, Some(Failure::Invoke(format!("throttled: {body}")))),
         };
         tracing::debug!(task = %record.id, %function, seconds = clock.elapsed().as_secs_f64(), "invoked");
         let more_memory = config.memory_for_attempt(attempt + 1) > memory;
@@ -275,6 +342,27 @@ async fn run_task(
         }
     }
     record
+}
+
+/// The account's unreserved concurrency (what functions without reserved concurrency
+/// share), from `GetAccountSettings`; `None` when it cannot be read (permissions, an
+/// emulator without that API) within 10 s.
+async fn account_concurrency(client: &aws_sdk_lambda::Client) -> Option<usize> {
+    let call = client.get_account_settings().send();
+    match tokio::time::timeout(Duration::from_secs(10), call).await {
+        Ok(Ok(out)) => {
+            let limit = out.account_limit()?;
+            let n = limit
+                .unreserved_concurrent_executions()
+                .unwrap_or(limit.concurrent_executions());
+            (n > 0).then_some(n as usize)
+        }
+        Ok(Err(e)) => {
+            tracing::debug!(error = %aws_sdk_lambda::error::DisplayErrorContext(&e), "GetAccountSettings: the account's concurrency is not known");
+            None
+        }
+        Err(_) => None,
+    }
 }
 
 struct LambdaSubmission {
@@ -311,23 +399,41 @@ impl Executor for LambdaExecutor {
     ) -> Result<Box<dyn Submission>, DriverError> {
         let client = self.client.clone();
         let config = self.config.clone();
-        let concurrency = config.concurrency.max(1);
+        let requested = config.concurrency.max(1);
         let handle = cloud::runtime::io_runtime().spawn(async move {
             let start = Utc::now();
             let stage = job.step.stage;
             let mut records = job.records.clone();
             let pending: Vec<TaskRecord> = records.iter().filter(|r| !r.skipped).cloned().collect();
+            let account_limit = if pending.is_empty() {
+                None
+            } else {
+                account_concurrency(&client).await
+            };
+            let ceiling = match account_limit {
+                Some(a) if a < requested => {
+                    tracing::warn!(
+                        requested,
+                        account_limit = a,
+                        "the concurrency asked for is above the account's unreserved concurrency; using the account's"
+                    );
+                    a
+                }
+                _ => requested,
+            };
+            let limit = InFlightLimit::new(ceiling);
             let mut done = futures::stream::iter(pending.into_iter().map(|r| {
                 run_task(
                     client.clone(),
                     config.clone(),
+                    limit.clone(),
                     stage,
                     job.manifest.clone(),
                     job.force,
                     r,
                 )
             }))
-            .buffer_unordered(concurrency);
+            .buffer_unordered(ceiling);
             while let Some(r) = done.next().await {
                 observe(&r);
                 let i = r.index;
@@ -341,6 +447,7 @@ impl Executor for LambdaExecutor {
                 start,
                 end: Utc::now(),
                 records,
+                in_flight: Some(limit.summary(requested, account_limit)),
             }
         });
         Ok(Box::new(LambdaSubmission {

@@ -141,6 +141,7 @@ impl Executor for LocalExecutor {
                     start,
                     end: Utc::now(),
                     records,
+                    in_flight: None,
                 })
             })
             .map_err(|e| DriverError::Invalid(format!("cannot start the step thread: {e}")))?;

@@ -11,6 +11,7 @@
 pub mod batch;
 pub mod lambda;
 pub mod local;
+pub mod throttle;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,9 +57,13 @@ pub enum Failure {
     /// `Runtime.ExitError`, a Batch child that ended without writing its status).
     #[error("{error_type}: {message}")]
     Runtime { error_type: String, message: String },
-    /// The service could not be called (network, throttling, permissions).
+    /// The service could not be called (network, permissions).
     #[error("invoke failed: {0}")]
     Invoke(String),
+    /// The service kept answering "too many requests" past the throttling wait
+    /// ([`throttle::ThrottlePolicy::max_wait`]); nothing ran.
+    #[error("throttled {throttles} times; gave up after waiting {waited_s:.0} s")]
+    Throttled { throttles: u32, waited_s: f64 },
 }
 
 impl Failure {
@@ -76,6 +81,8 @@ impl Failure {
             Failure::Task(e) if more_memory => e.kind.is_retryable_with_more_memory(),
             Failure::Task(e) => e.kind.is_retryable(),
             Failure::Deadline { .. } | Failure::Runtime { .. } | Failure::Invoke(_) => true,
+            // The wait was bounded on purpose: another attempt would only wait again.
+            Failure::Throttled { .. } => false,
         }
     }
 
@@ -91,6 +98,7 @@ impl Failure {
             Failure::Deadline { .. } => "Deadline".to_string(),
             Failure::Runtime { error_type, .. } => error_type.clone(),
             Failure::Invoke(_) => "Invoke".to_string(),
+            Failure::Throttled { .. } => "Throttled".to_string(),
         }
     }
 }
@@ -133,6 +141,10 @@ pub struct TaskRecord {
     /// Attempts made by this run (empty when skipped).
     #[serde(default)]
     pub attempts: Vec<Attempt>,
+    /// Invocations of this run the service throttled: nothing ran, and they are not
+    /// attempts.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub throttles: u32,
     /// The task's status (from the response or its status object).
     #[serde(default)]
     pub status: Option<TaskStatus>,
@@ -149,6 +161,7 @@ impl TaskRecord {
             skipped: false,
             ran_because: None,
             attempts: Vec::new(),
+            throttles: 0,
             status: None,
         }
     }
@@ -174,6 +187,10 @@ impl TaskRecord {
     }
 }
 
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 /// The tasks of one step, as run by an executor.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepOutcome {
@@ -184,6 +201,9 @@ pub struct StepOutcome {
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
     pub records: Vec<TaskRecord>,
+    /// How many invocations were in flight, for executors that adapt it (Lambda).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_flight: Option<throttle::InFlightSummary>,
 }
 
 impl StepOutcome {
