@@ -270,6 +270,7 @@ pub fn run_task<S: Stage>(
         bytes_read: 0,
         bytes_written: 0,
         requests: 0,
+        throttled: 0,
         executor: options.executor.clone(),
         skipped: false,
         fingerprint: None,
@@ -353,6 +354,7 @@ pub fn run_task<S: Stage>(
     status.bytes_read = stats.bytes_read;
     status.bytes_written = stats.bytes_written;
     status.requests = stats.requests;
+    status.throttled = stats.throttled;
     status.ran_because = Some(rerun);
     match &status.error {
         None => tracing::info!(task = %task.id, duration_s = status.duration_s, "task ok"),

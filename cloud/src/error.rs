@@ -149,6 +149,18 @@ impl StoreError {
         }
     }
 
+    /// Whether the service throttled the request (HTTP 429 or 503, S3's `SlowDown`) and
+    /// kept doing so through the request's retries: worth waiting for, not a failure.
+    pub fn is_throttled(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Remote {
+                status: Some(429 | 503),
+                ..
+            }
+        ) || matches!(self, StoreError::Remote { message, .. } if message.contains("SlowDown"))
+    }
+
     /// A missing local file, saying whether its directory is missing too.
     pub fn not_found_local(op: Op, uri: &str) -> Self {
         let path = std::path::Path::new(uri.strip_prefix("file://").unwrap_or(uri));

@@ -41,8 +41,15 @@ pub struct StoreOptions {
     pub concurrency: usize,
     /// Part size of multipart uploads (at least 5 MiB); smaller objects use one PUT.
     pub part_size: usize,
-    /// Retries of throttled and transient failures.
+    /// Retries of throttled and transient failures, per request (the S3 SDK's and the
+    /// HTTP client's own loop).
     pub retry: RetryPolicy,
+    /// Throttling is not failure: a request still throttled after `retry` (S3 `SlowDown`,
+    /// HTTP 503/429) waits `throttle.backoff(n)` (jittered, growing to a minute) and goes
+    /// again, up to `throttle.max_attempts` rounds and never past the task's deadline; each
+    /// wait is counted in [`StoreStats::throttled`]. Whole-object and ranged reads, heads,
+    /// listings and deletes wait; a streamed upload cannot be replayed and fails instead.
+    pub throttle: RetryPolicy,
     /// TCP connect timeout for remote stores.
     pub connect_timeout: Duration,
     /// Time without receiving data after which a remote read fails (and may be retried).
@@ -75,6 +82,12 @@ impl Default for StoreOptions {
             concurrency: 8,
             part_size: 8 * 1024 * 1024,
             retry: RetryPolicy::default(),
+            // 1, 2, 4, … 60 s: about five minutes in all.
+            throttle: RetryPolicy {
+                max_attempts: 10,
+                initial_backoff: Duration::from_secs(1),
+                max_backoff: Duration::from_secs(60),
+            },
             connect_timeout: Duration::from_secs(5),
             read_timeout: Duration::from_secs(60),
             request_deadline: Duration::from_secs(300),
@@ -139,6 +152,9 @@ pub struct StoreStats {
     pub put_requests: u64,
     /// Bytes written by PUTs.
     pub bytes_written: u64,
+    /// Waits on a throttled service ([`StoreOptions::throttle`]): not failures.
+    #[serde(default)]
+    pub throttled: u64,
 }
 
 #[derive(Default)]
@@ -148,6 +164,7 @@ pub(crate) struct Counters {
     bytes_read: AtomicU64,
     put_requests: AtomicU64,
     bytes_written: AtomicU64,
+    throttled: AtomicU64,
 }
 
 impl Counters {
@@ -171,6 +188,7 @@ impl Counters {
             bytes_read: self.bytes_read.load(Ordering::Relaxed),
             put_requests: self.put_requests.load(Ordering::Relaxed),
             bytes_written: self.bytes_written.load(Ordering::Relaxed),
+            throttled: self.throttled.load(Ordering::Relaxed),
         }
     }
     fn reset(&self) {
@@ -180,6 +198,7 @@ impl Counters {
             &self.bytes_read,
             &self.put_requests,
             &self.bytes_written,
+            &self.throttled,
         ] {
             c.store(0, Ordering::Relaxed);
         }
@@ -310,6 +329,37 @@ impl Store {
         }
     }
 
+    /// `request()` again while the service throttles it, waiting between tries
+    /// ([`StoreOptions::throttle`]); other outcomes are returned as they are.
+    fn patient<T>(
+        &self,
+        op: Op,
+        uri: &str,
+        request: impl Fn() -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let policy = self.inner.options.throttle;
+        let mut round = 0u32;
+        loop {
+            match request() {
+                Err(e) if e.is_throttled() && round + 1 < policy.max_attempts.max(1) => {
+                    round += 1;
+                    let mut pause = policy.backoff(round);
+                    if let Some(d) = self.inner.deadline {
+                        pause = pause.min(d.saturating_duration_since(Instant::now()));
+                    }
+                    self.inner
+                        .counters
+                        .throttled
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(%uri, round, pause_s = pause.as_secs_f64(), "throttled ({e}); waiting");
+                    std::thread::sleep(pause);
+                    self.check_deadline(op, uri)?;
+                }
+                other => return other,
+            }
+        }
+    }
+
     fn record_write(&self, uri: &str) {
         if let Some(w) = &self.inner.written
             && let Ok(mut v) = w.lock()
@@ -347,15 +397,15 @@ impl Store {
         self.check_deadline(Op::Head, uri)?;
         match Location::parse(uri)? {
             Location::Local(path) => local::head(&self.inner.counters, uri, &path),
-            Location::S3 { bucket, key } => {
-                let inner = self.inner.clone();
-                let uri = uri.to_string();
+            Location::S3 { bucket, key } => self.patient(Op::Head, uri, || {
+                let (inner, uri) = (self.inner.clone(), uri.to_string());
+                let (bucket, key) = (bucket.clone(), key.clone());
                 block_on(async move { s3::head(&inner, &uri, &bucket, &key).await })
-            }
-            Location::Http(url) => {
-                let inner = self.inner.clone();
+            }),
+            Location::Http(url) => self.patient(Op::Head, uri, || {
+                let (inner, url) = (self.inner.clone(), url.clone());
                 block_on(async move { inner.http.head(&inner, &url).await })
-            }
+            }),
         }
     }
 
@@ -381,17 +431,17 @@ impl Store {
         let max_bytes = max_bytes.min(self.inner.options.max_get_bytes);
         match Location::parse(uri)? {
             Location::Local(path) => local::get(&self.inner.counters, uri, &path, max_bytes),
-            Location::S3 { bucket, key } => {
-                let inner = self.inner.clone();
-                let uri = uri.to_string();
+            Location::S3 { bucket, key } => self.patient(Op::Get, uri, || {
+                let (inner, uri) = (self.inner.clone(), uri.to_string());
+                let (bucket, key) = (bucket.clone(), key.clone());
                 block_on(async move {
                     s3::get(&inner, &uri, &bucket, &key, None, Some(max_bytes)).await
                 })
-            }
-            Location::Http(url) => {
-                let inner = self.inner.clone();
+            }),
+            Location::Http(url) => self.patient(Op::Get, uri, || {
+                let (inner, url) = (self.inner.clone(), url.clone());
                 block_on(async move { inner.http.get(&inner, &url, None, Some(max_bytes)).await })
-            }
+            }),
         }
     }
 
@@ -426,17 +476,15 @@ impl Store {
             Location::Local(path) => {
                 local::get_ranges(&self.inner.counters, uri, &path, &requests)?
             }
-            Location::S3 { bucket, key } => {
-                let inner = self.inner.clone();
-                let uri = uri.to_string();
-                block_on(
-                    async move { s3::get_ranges(&inner, &uri, &bucket, &key, requests).await },
-                )?
-            }
-            Location::Http(url) => {
-                let inner = self.inner.clone();
-                block_on(async move { http::get_ranges(&inner, &url, requests).await })?
-            }
+            Location::S3 { bucket, key } => self.patient(Op::GetRange, uri, || {
+                let (inner, uri) = (self.inner.clone(), uri.to_string());
+                let (bucket, key, requests) = (bucket.clone(), key.clone(), requests.clone());
+                block_on(async move { s3::get_ranges(&inner, &uri, &bucket, &key, requests).await })
+            })?,
+            Location::Http(url) => self.patient(Op::GetRange, uri, || {
+                let (inner, url, requests) = (self.inner.clone(), url.clone(), requests.clone());
+                block_on(async move { http::get_ranges(&inner, &url, requests).await })
+            })?,
         };
         Ok(ranges::assemble(wanted, &plan, &responses))
     }
@@ -481,11 +529,11 @@ impl Store {
         self.check_deadline(Op::List, prefix)?;
         match Location::parse(prefix)? {
             Location::Local(path) => local::list(&self.inner.counters, prefix, &path),
-            Location::S3 { bucket, key } => {
-                let inner = self.inner.clone();
-                let prefix = prefix.to_string();
+            Location::S3 { bucket, key } => self.patient(Op::List, prefix, || {
+                let (inner, prefix) = (self.inner.clone(), prefix.to_string());
+                let (bucket, key) = (bucket.clone(), key.clone());
                 block_on(async move { s3::list(&inner, &prefix, &bucket, &key).await })
-            }
+            }),
             Location::Http(_) => Err(StoreError::Unsupported {
                 op: Op::List,
                 uri: prefix.to_string(),
@@ -498,11 +546,11 @@ impl Store {
     pub fn delete(&self, uri: &str) -> Result<(), StoreError> {
         match Location::parse(uri)? {
             Location::Local(path) => local::delete(&self.inner.counters, uri, &path),
-            Location::S3 { bucket, key } => {
-                let inner = self.inner.clone();
-                let uri = uri.to_string();
+            Location::S3 { bucket, key } => self.patient(Op::Delete, uri, || {
+                let (inner, uri) = (self.inner.clone(), uri.to_string());
+                let (bucket, key) = (bucket.clone(), key.clone());
                 block_on(async move { s3::delete(&inner, &uri, &bucket, &key).await })
-            }
+            }),
             Location::Http(_) => Err(StoreError::Unsupported {
                 op: Op::Delete,
                 uri: uri.to_string(),

@@ -223,6 +223,9 @@ pub struct TaskStatus {
     pub bytes_written: u64,
     #[serde(default)]
     pub requests: u64,
+    /// Waits on a throttled storage service (S3 `SlowDown`): not failures.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub throttled: u64,
     /// Where it ran: `cli`, `local`, `lambda` or `batch`.
     pub executor: String,
     /// True in a response when the task was already done and was not run again.
@@ -255,6 +258,10 @@ pub fn validate_task_id(id: &str) -> Result<(), TaskError> {
             "task id {id:?} must be 1-128 characters of letters, digits, '.', '_' or '-'"
         )))
     }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[cfg(test)]

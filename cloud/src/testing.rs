@@ -71,3 +71,139 @@ pub fn create_bucket(store: &Store, name: &str) -> Result<(), StoreError> {
         }
     })
 }
+
+/// What an [`interpose`]d proxy does with a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Pass it to the upstream server and relay its answer.
+    Forward,
+    /// Answer it here: status line (`503 Slow Down`), extra header lines, body.
+    Answer {
+        status: String,
+        headers: Vec<(String, String)>,
+        body: String,
+    },
+}
+
+/// Called with each request line (`GET /bucket/key?… HTTP/1.1`): what to do with it.
+pub type Decide = Box<dyn Fn(&str) -> Verdict + Send + Sync>;
+/// Called with the request line when a forwarded request has been answered.
+pub type Answered = Box<dyn Fn(&str) + Send + Sync>;
+
+/// Starts an HTTP/1.1 proxy on 127.0.0.1 in front of the loopback server at
+/// `127.0.0.1:upstream`, that answers requests itself where `decide` says so (a throttling
+/// or failing service) and forwards the others; returns its port. One request per
+/// connection, `Connection: close` both ways; request bodies are read by `Content-Length`
+/// (a chunked request body is refused with 501). For tests only: it runs until the
+/// process ends.
+pub fn interpose(upstream: u16, decide: Decide, answered: Answered) -> std::io::Result<u16> {
+    use std::io::{Read, Write};
+    use std::sync::Arc;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    let hooks = Arc::new((decide, answered));
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut client) = conn else { continue };
+            let hooks = hooks.clone();
+            std::thread::spawn(move || {
+                let reply = |client: &mut std::net::TcpStream,
+                             status: &str,
+                             headers: &[(String, String)],
+                             body: &str| {
+                    let mut head = format!("HTTP/1.1 {status}\r\n");
+                    for (k, v) in headers {
+                        head.push_str(&format!("{k}: {v}\r\n"));
+                    }
+                    head.push_str(&format!(
+                        "Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    ));
+                    let _ = client.write_all(head.as_bytes());
+                };
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 16384];
+                let head_end = loop {
+                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break i + 4;
+                    }
+                    match client.read(&mut chunk) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                };
+                let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+                let header = |name: &str| {
+                    head.lines().find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.trim()
+                            .eq_ignore_ascii_case(name)
+                            .then(|| v.trim().to_string())
+                    })
+                };
+                if header("transfer-encoding").is_some() {
+                    reply(
+                        &mut client,
+                        "501 Not Implemented",
+                        &[],
+                        "chunked request bodies are not played",
+                    );
+                    return;
+                }
+                let length: usize = header("content-length")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                while buf.len() < head_end + length {
+                    match client.read(&mut chunk) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let line = head.lines().next().unwrap_or_default().to_string();
+                match (hooks.0)(&line) {
+                    Verdict::Answer {
+                        status,
+                        headers,
+                        body,
+                    } => {
+                        reply(&mut client, &status, &headers, &body);
+                        return;
+                    }
+                    Verdict::Forward => {}
+                }
+                let without_connection = |text: &str| -> String {
+                    let mut out: String = text
+                        .trim_end()
+                        .lines()
+                        .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
+                        .map(|l| format!("{l}\r\n"))
+                        .collect();
+                    out.push_str("Connection: close\r\n\r\n");
+                    out
+                };
+                let answer = (|| -> std::io::Result<Vec<u8>> {
+                    let mut up = std::net::TcpStream::connect(("127.0.0.1", upstream))?;
+                    up.write_all(without_connection(&head).as_bytes())?;
+                    up.write_all(&buf[head_end..head_end + length])?;
+                    let mut answer = Vec::new();
+                    up.read_to_end(&mut answer)?;
+                    Ok(answer)
+                })();
+                (hooks.1)(&line);
+                let Ok(answer) = answer else {
+                    reply(&mut client, "502 Bad Gateway", &[], "upstream failed");
+                    return;
+                };
+                let end = answer
+                    .windows(4)
+                    .position(|w| w == b"\r\n\r\n")
+                    .map_or(answer.len(), |i| i + 4);
+                let _ = client.write_all(
+                    without_connection(&String::from_utf8_lossy(&answer[..end])).as_bytes(),
+                );
+                let _ = client.write_all(&answer[end..]);
+            });
+        }
+    });
+    Ok(port)
+}

@@ -91,6 +91,9 @@ pub struct TaskReport {
     /// Invocations the service throttled (not attempts: nothing ran).
     #[serde(default)]
     pub throttles: u32,
+    /// Waits of the task on throttled storage (S3 `SlowDown`), from its status.
+    #[serde(default)]
+    pub storage_throttled: u64,
     /// Attempts this run made and their wall time, seconds (billed time).
     pub attempts: u32,
     pub attempt_seconds: f64,
@@ -114,6 +117,9 @@ pub struct StepReport {
     /// Invocations the service throttled, apart from failures (they ran nothing).
     #[serde(default)]
     pub throttles: u64,
+    /// Waits of the step's tasks on throttled storage (S3 `SlowDown`).
+    #[serde(default)]
+    pub storage_throttled: u64,
     /// How many invocations were in flight (Lambda: the ceiling after the account's limit,
     /// the lowest after throttles).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -206,6 +212,7 @@ fn task_report(step: &StepOutcome, r: &crate::exec::TaskRecord) -> TaskReport {
         requests: s.map_or(0, |s| s.requests),
         retries: r.retries(),
         throttles: r.throttles,
+        storage_throttled: s.map_or(0, |s| s.throttled),
         attempts: r.attempts.len() as u32,
         attempt_seconds,
         attempt_memory_mb: r.attempts.iter().map(|a| a.memory_mb).collect(),
@@ -281,6 +288,11 @@ pub fn build(
             skipped: reports.iter().filter(|t| t.skipped).count(),
             retries: reports.iter().map(|t| t.retries).sum(),
             throttles: reports.iter().map(|t| u64::from(t.throttles)).sum(),
+            storage_throttled: reports
+                .iter()
+                .filter(|t| !t.skipped)
+                .map(|t| t.storage_throttled)
+                .sum(),
             in_flight: st.in_flight,
             start: st.start,
             end: st.end,
@@ -357,6 +369,12 @@ impl Report {
                 s.push_str(&format!(
                     "             {} invocations throttled and sent again (not failures{lowest})\n",
                     st.throttles
+                ));
+            }
+            if st.storage_throttled > 0 {
+                s.push_str(&format!(
+                    "             {} waits on throttled storage (S3 SlowDown; not failures)\n",
+                    st.storage_throttled
                 ));
             }
         }

@@ -298,127 +298,60 @@ struct ProxyStats {
 /// load: `GetAccountSettings` says the account has `unreserved` concurrency; an Invoke
 /// beyond that many in flight, and every `every`-th of the first `share_until` Invokes, is
 /// answered 429 `TooManyRequestsException` without running anything; the rest are
-/// forwarded (one request per connection, `Connection: close` both ways).
+/// forwarded.
 fn throttling_proxy(
     upstream: u16,
     unreserved: usize,
     every: usize,
     share_until: usize,
 ) -> (u16, Arc<Mutex<ProxyStats>>) {
-    use std::io::{Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
+    use cloud::testing::Verdict;
     let stats: Arc<Mutex<ProxyStats>> = Arc::default();
-    let shared = stats.clone();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut client) = conn else { continue };
-            let stats = shared.clone();
-            std::thread::spawn(move || {
-                // The request: head, then Content-Length bytes of body.
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 8192];
-                let head_end = loop {
-                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        break i + 4;
-                    }
-                    let n = client.read(&mut chunk).unwrap();
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                };
-                let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-                assert!(
-                    !head.to_ascii_lowercase().contains("transfer-encoding"),
-                    "{head}"
-                );
-                let length: usize = head
-                    .lines()
-                    .find_map(|l| {
-                        let (k, v) = l.split_once(':')?;
-                        k.eq_ignore_ascii_case("content-length")
-                            .then(|| v.trim().parse().unwrap())
-                    })
-                    .unwrap_or(0);
-                while buf.len() < head_end + length {
-                    let n = client.read(&mut chunk).unwrap();
-                    assert!(n > 0, "request body cut short");
-                    buf.extend_from_slice(&chunk[..n]);
-                }
-                let request_line = head.lines().next().unwrap().to_string();
-                let reply = |client: &mut std::net::TcpStream,
-                             status: &str,
-                             extra: &str,
-                             body: &str| {
-                    let _ = client.write_all(
-                        format!(
-                            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                            body.len()
-                        )
-                        .as_bytes(),
-                    );
-                };
-                if request_line.contains("/2016-08-19/account-settings") {
-                    stats.lock().unwrap().account_settings += 1;
-                    let body = format!(
+    let json = vec![("Content-Type".to_string(), "application/json".to_string())];
+    let decide = {
+        let stats = stats.clone();
+        move |line: &str| {
+            let mut s = stats.lock().unwrap();
+            if line.contains("/2016-08-19/account-settings") {
+                s.account_settings += 1;
+                return Verdict::Answer {
+                    status: "200 OK".into(),
+                    headers: json.clone(),
+                    body: format!(
                         r#"{{"AccountLimit":{{"TotalCodeSize":80530636800,"CodeSizeUnzipped":262144000,"CodeSizeZipped":52428800,"ConcurrentExecutions":{},"UnreservedConcurrentExecutions":{unreserved}}},"AccountUsage":{{"TotalCodeSize":0,"FunctionCount":4}}}}"#,
                         unreserved + 100
-                    );
-                    reply(&mut client, "200 OK", "", &body);
-                    return;
-                }
-                let invoke = request_line.contains("/invocations");
-                if invoke {
-                    let mut s = stats.lock().unwrap();
-                    s.invokes += 1;
-                    let share = s.invokes <= share_until && s.invokes % every == 1;
-                    if share || s.in_flight >= unreserved {
-                        s.throttled += 1;
-                        drop(s);
-                        reply(
-                            &mut client,
-                            "429 Too Many Requests",
-                            "x-amzn-ErrorType: TooManyRequestsException\r\n",
-                            r#"{"Reason":"ReservedFunctionConcurrentInvocationLimitExceeded","Type":"User","message":"Rate Exceeded."}"#,
-                        );
-                        return;
-                    }
-                    s.in_flight += 1;
-                    s.max_in_flight = s.max_in_flight.max(s.in_flight);
-                }
-                // Forward with `Connection: close`, read the answer to its end, relay it.
-                let mut up = std::net::TcpStream::connect(("127.0.0.1", upstream)).unwrap();
-                let mut forwarded: String = head
-                    .trim_end()
-                    .lines()
-                    .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
-                    .map(|l| format!("{l}\r\n"))
-                    .collect();
-                forwarded.push_str("Connection: close\r\n\r\n");
-                up.write_all(forwarded.as_bytes()).unwrap();
-                up.write_all(&buf[head_end..head_end + length]).unwrap();
-                let mut answer = Vec::new();
-                up.read_to_end(&mut answer).unwrap();
-                if invoke {
-                    stats.lock().unwrap().in_flight -= 1;
-                }
-                let end = answer
-                    .windows(4)
-                    .position(|w| w == b"\r\n\r\n")
-                    .map_or(answer.len(), |i| i + 4);
-                let mut relayed: String = String::from_utf8_lossy(&answer[..end])
-                    .trim_end()
-                    .lines()
-                    .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
-                    .map(|l| format!("{l}\r\n"))
-                    .collect();
-                relayed.push_str("Connection: close\r\n\r\n");
-                let _ = client.write_all(relayed.as_bytes());
-                let _ = client.write_all(&answer[end..]);
-            });
+                    ),
+                };
+            }
+            if !line.contains("/invocations") {
+                return Verdict::Forward;
+            }
+            s.invokes += 1;
+            let share = s.invokes <= share_until && s.invokes % every == 1;
+            if share || s.in_flight >= unreserved {
+                s.throttled += 1;
+                let mut headers = json.clone();
+                headers.push(("x-amzn-ErrorType".into(), "TooManyRequestsException".into()));
+                return Verdict::Answer {
+                    status: "429 Too Many Requests".into(),
+                    headers,
+                    body: r#"{"Reason":"ReservedFunctionConcurrentInvocationLimitExceeded","Type":"User","message":"Rate Exceeded."}"#.into(),
+                };
+            }
+            s.in_flight += 1;
+            s.max_in_flight = s.max_in_flight.max(s.in_flight);
+            Verdict::Forward
         }
-    });
+    };
+    let answered = {
+        let stats = stats.clone();
+        move |line: &str| {
+            if line.contains("/invocations") {
+                stats.lock().unwrap().in_flight -= 1;
+            }
+        }
+    };
+    let port = cloud::testing::interpose(upstream, Box::new(decide), Box::new(answered)).unwrap();
     (port, stats)
 }
 
