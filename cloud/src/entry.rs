@@ -271,6 +271,7 @@ pub fn run_task<S: Stage>(
         bytes_written: 0,
         requests: 0,
         throttled: 0,
+        s3: Vec::new(),
         executor: options.executor.clone(),
         skipped: false,
         fingerprint: None,
@@ -355,6 +356,7 @@ pub fn run_task<S: Stage>(
     status.bytes_written = stats.bytes_written;
     status.requests = stats.requests;
     status.throttled = stats.throttled;
+    status.s3 = task_store.s3_traffic();
     status.ran_because = Some(rerun);
     match &status.error {
         None => tracing::info!(task = %task.id, duration_s = status.duration_s, "task ok"),
@@ -479,9 +481,20 @@ enum Builtin {
     },
 }
 
+/// The store of the environment, or the exit code of a variable it cannot take (named).
+fn env_store() -> Result<Store, ExitCode> {
+    Store::try_from_env().map_err(|problem| {
+        eprintln!("error: {problem}");
+        ExitCode::from(exit_code(ErrorKind::InvalidTask))
+    })
+}
+
 fn cli_main<S: Stage>() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
-    let ctx = Ctx::new(Store::from_env());
+    let ctx = match env_store() {
+        Ok(store) => Ctx::new(store),
+        Err(code) => return code,
+    };
     if matches!(args.get(1).map(String::as_str), Some("task" | "batch")) {
         let builtin = match Builtin::try_parse_from(
             std::iter::once(S::NAME.to_string()).chain(args[1..].iter().cloned()),
@@ -604,7 +617,10 @@ fn report(result: Result<TaskStatus, TaskError>) -> ExitCode {
 }
 
 fn batch_main<S: Stage>(manifest: &str, index: usize, executor: &str) -> ExitCode {
-    let ctx = Ctx::new(Store::from_env()).with_progress(ProgressMode::Log);
+    let ctx = match env_store() {
+        Ok(store) => Ctx::new(store).with_progress(ProgressMode::Log),
+        Err(code) => return code,
+    };
     let value = serde_json::json!({ "manifest": manifest, "index": index });
     // `GEOBUTTON_FORCE=1`: the driver's `--force` (run even if finished unchanged).
     let force = std::env::var("GEOBUTTON_FORCE").is_ok_and(|v| v == "1");
@@ -638,7 +654,10 @@ fn lambda_deadline(deadline_ms: u64) -> Option<Instant> {
 #[cfg(feature = "remote")]
 fn lambda_main<S: Stage>() -> ExitCode {
     use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
-    let store = Store::from_env();
+    let store = match env_store() {
+        Ok(store) => store,
+        Err(code) => return code,
+    };
     let handler = service_fn(move |event: LambdaEvent<Value>| {
         let store = store.clone();
         async move {

@@ -93,6 +93,19 @@ pub enum StoreError {
         message: String,
     },
 
+    /// S3 answered that the bucket is in another region than the request was signed for
+    /// (`PermanentRedirect`, `AuthorizationHeaderMalformed`). The store remembers the region
+    /// and asks again there; this is seen only when that failed too.
+    #[error("{op} {uri}: the bucket is in region {region}, not {asked}")]
+    WrongRegion {
+        op: Op,
+        uri: String,
+        /// The bucket's region, from the answer's `x-amz-bucket-region`.
+        region: Box<str>,
+        /// The region the request was signed for.
+        asked: Box<str>,
+    },
+
     /// A local path that is not a regular file: a directory, a device, a FIFO, a socket.
     #[error("{op} {uri}: {what}, not a regular file")]
     NotAFile {
@@ -143,6 +156,7 @@ impl StoreError {
             | StoreError::Remote { uri, .. }
             | StoreError::NotAFile { uri, .. }
             | StoreError::Refused { uri, .. }
+            | StoreError::WrongRegion { uri, .. }
             | StoreError::TooLarge { uri, .. }
             | StoreError::Deadline { uri, .. }
             | StoreError::Source { uri, .. } => uri,

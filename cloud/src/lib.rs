@@ -39,7 +39,8 @@ pub use inputs::{Expansion, InputError, InputSet};
 pub use progress::{Progress, ProgressMode};
 pub use retry::RetryPolicy;
 pub use store::{
-    MAX_JSON_BYTES, MIN_PART_SIZE, ObjectInfo, ObjectMeta, Store, StoreOptions, StoreStats,
+    MAX_JSON_BYTES, MIN_PART_SIZE, ObjectInfo, ObjectMeta, S3Traffic, Store, StoreOptions,
+    StoreStats,
 };
 pub use task::{Classify, ErrorKind, Task, TaskError, TaskState, TaskStatus};
 pub use uri::Location;

@@ -19,32 +19,97 @@ use tokio::sync::Mutex;
 use crate::error::{Op, StoreError};
 use crate::retry::is_retryable_status;
 use crate::runtime::{block_on, io_runtime};
-use crate::store::{Inner, ObjectInfo, ObjectMeta, read_full};
+use crate::store::{Inner, ObjectInfo, ObjectMeta, S3Class, read_full};
 
 /// Public buckets and their regions, used when no endpoint override is configured.
 const PUBLIC_BUCKET_REGIONS: &[(&str, &str)] = &[("sentinel-cogs", "us-west-2")];
 
-/// Lazily created S3 clients, one per (anonymous, region) pair.
+/// (anonymous, configured region) of a client.
+type ClientKey = (bool, Option<String>);
+
+/// Lazily created S3 clients, one per (anonymous, region) pair, and the buckets' regions
+/// learnt from S3's answers.
 #[derive(Default)]
 pub(crate) struct Clients {
-    clients: Mutex<HashMap<(bool, Option<String>), Client>>,
+    clients: Mutex<HashMap<ClientKey, (Client, String)>>,
+    /// Bucket → region, from `x-amz-bucket-region` in answers (redirects and refusals that
+    /// name the bucket's region): later requests to the bucket are signed for it.
+    regions: std::sync::Mutex<HashMap<String, String>>,
 }
 
-pub(crate) async fn client_for(inner: &Inner, bucket: &str) -> Client {
+impl Clients {
+    fn learnt(&self, bucket: &str) -> Option<String> {
+        self.regions.lock().ok()?.get(bucket).cloned()
+    }
+    fn learn(&self, bucket: &str, region: &str) {
+        if let Ok(mut m) = self.regions.lock() {
+            m.insert(bucket.to_string(), region.to_string());
+        }
+    }
+}
+
+/// A client for one bucket, with what its requests are counted as.
+#[derive(Clone)]
+pub(crate) struct Route {
+    pub(crate) client: Client,
+    /// The region the requests are signed for (the bucket's, unless S3 says otherwise).
+    pub(crate) region: String,
+    /// Signed requests: the requester pays ([`crate::S3Traffic::billed`]).
+    pub(crate) billed: bool,
+}
+
+impl Route {
+    /// Counts one request of `class` that moved no object data (HEAD, LIST, a refused GET).
+    pub(crate) fn count(&self, inner: &Inner, class: S3Class) {
+        inner.counters.request();
+        inner.counters.s3(&self.region, self.billed, class, 0, 0);
+    }
+    /// Counts one GET that received `bytes`.
+    pub(crate) fn got(&self, inner: &Inner, bytes: u64) {
+        inner.counters.get(bytes);
+        inner
+            .counters
+            .s3(&self.region, self.billed, S3Class::Get, bytes, 0);
+    }
+    /// Counts one PUT (or part) that sent `bytes`.
+    pub(crate) fn put(&self, inner: &Inner, bytes: u64) {
+        inner.counters.put(bytes);
+        inner
+            .counters
+            .s3(&self.region, self.billed, S3Class::Put, 0, bytes);
+    }
+}
+
+/// The region of `bucket` as far as known without asking: learnt from an earlier answer,
+/// else a public bucket's (without an endpoint override, where it wins over the configured
+/// region: a function in eu-west-1 reads `sentinel-cogs` in us-west-2), else the
+/// configured region.
+fn known_region(inner: &Inner, bucket: &str) -> Option<String> {
     let opts = &inner.options;
-    let anonymous = opts.no_sign_request || opts.anonymous_buckets.iter().any(|b| b == bucket);
-    let endpoint = opts.endpoint.clone();
-    let region = match (&endpoint, &opts.region) {
-        (_, Some(r)) => Some(r.clone()),
-        (None, None) => PUBLIC_BUCKET_REGIONS
+    inner.s3.learnt(bucket).or_else(|| {
+        let public = PUBLIC_BUCKET_REGIONS
             .iter()
             .find(|(b, _)| *b == bucket)
-            .map(|(_, r)| r.to_string()),
-        (Some(_), None) => None,
-    };
+            .map(|(_, r)| r.to_string());
+        match &opts.endpoint {
+            None => public.or_else(|| opts.region.clone()),
+            Some(_) => opts.region.clone(),
+        }
+    })
+}
+
+pub(crate) async fn client_for(inner: &Inner, bucket: &str) -> Route {
+    let opts = &inner.options;
+    let anonymous = opts.is_anonymous(bucket);
+    let endpoint = opts.endpoint.clone();
+    let region = known_region(inner, bucket);
     let mut clients = inner.s3.clients.lock().await;
-    if let Some(c) = clients.get(&(anonymous, region.clone())) {
-        return c.clone();
+    if let Some((c, r)) = clients.get(&(anonymous, region.clone())) {
+        return Route {
+            client: c.clone(),
+            region: r.clone(),
+            billed: !anonymous,
+        };
     }
     let retry = RetryConfig::standard()
         .with_max_attempts(opts.retry.max_attempts.max(1))
@@ -76,15 +141,60 @@ pub(crate) async fn client_for(inner: &Inner, bucket: &str) -> Client {
     }
     let sdk = loader.load().await;
     let mut builder = aws_sdk_s3::config::Builder::from(&sdk);
-    if sdk.region().is_none() {
-        builder = builder.region(Region::new("us-east-1"));
-    }
+    let signed_for = match sdk.region() {
+        Some(r) => r.to_string(),
+        None => {
+            builder = builder.region(Region::new("us-east-1"));
+            "us-east-1".to_string()
+        }
+    };
     if endpoint.is_some() {
         builder = builder.force_path_style(true);
     }
     let client = Client::from_conf(builder.build());
-    clients.insert((anonymous, region), client.clone());
-    client
+    clients.insert((anonymous, region), (client.clone(), signed_for.clone()));
+    Route {
+        client,
+        region: signed_for,
+        billed: !anonymous,
+    }
+}
+
+/// The region of `bucket`: known ([`known_region`] before the configured one), else
+/// asked with a HeadBucket, whose answer names the region even when it refuses.
+pub(crate) async fn bucket_region(inner: &Inner, bucket: &str) -> Result<String, StoreError> {
+    if let Some(r) = inner.s3.learnt(bucket) {
+        return Ok(r);
+    }
+    if inner.options.endpoint.is_none()
+        && let Some((_, r)) = PUBLIC_BUCKET_REGIONS.iter().find(|(b, _)| *b == bucket)
+    {
+        return Ok(r.to_string());
+    }
+    let uri = format!("s3://{bucket}");
+    bounded(inner, Op::Head, &uri, async {
+        let route = client_for(inner, bucket).await;
+        route.count(inner, S3Class::Get);
+        let resp = route.client.head_bucket().bucket(bucket).send().await;
+        match resp {
+            Ok(out) => {
+                let r = out
+                    .bucket_region()
+                    .map(str::to_string)
+                    .unwrap_or(route.region);
+                inner.s3.learn(bucket, &r);
+                Ok(r)
+            }
+            Err(e) => {
+                let e = map_err(inner, Op::Head, &uri, &route, e);
+                match inner.s3.learnt(bucket) {
+                    Some(r) => Ok(r),
+                    None => Err(e),
+                }
+            }
+        }
+    })
+    .await
 }
 
 fn bucket_of(uri: &str) -> &str {
@@ -104,6 +214,7 @@ fn map_err<E>(
     inner: &Inner,
     op: Op,
     uri: &str,
+    route: &Route,
     err: SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
 ) -> StoreError
 where
@@ -112,7 +223,25 @@ where
     let status = err.raw_response().map(|r| r.status().as_u16());
     let code = err.code().map(str::to_string);
     let uri = uri.to_string();
+    // S3 names a bucket's region in every answer about it, refusals included.
+    let bucket_region = err
+        .raw_response()
+        .and_then(|r| r.headers().get("x-amz-bucket-region"))
+        .map(str::to_string);
+    if let Some(r) = &bucket_region {
+        inner.s3.learn(bucket_of(&uri), r);
+    }
     match (status, code.as_deref()) {
+        (Some(301 | 307 | 400), _)
+            if bucket_region.as_ref().is_some_and(|r| *r != route.region) =>
+        {
+            StoreError::WrongRegion {
+                op,
+                region: bucket_region.unwrap_or_default().into(),
+                asked: route.region.as_str().into(),
+                uri,
+            }
+        }
         (_, Some("NoSuchBucket")) => StoreError::NotFound {
             op,
             what: format!("bucket {} does not exist", bucket_of(&uri)),
@@ -215,9 +344,10 @@ pub(crate) async fn head(
         });
     }
     bounded(inner, Op::Head, uri, async {
-        let client = client_for(inner, bucket).await;
-        inner.counters.request();
-        let resp = client
+        let route = client_for(inner, bucket).await;
+        route.count(inner, S3Class::Get);
+        let resp = route
+            .client
             .get_object()
             .bucket(bucket)
             .key(key)
@@ -243,22 +373,23 @@ pub(crate) async fn head(
                 })
             }
             Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 416) => {
-                inner.counters.request();
-                let out = client
+                route.count(inner, S3Class::Get);
+                let out = route
+                    .client
                     .head_object()
                     .bucket(bucket)
                     .key(key)
                     .set_request_payer(payer(inner))
                     .send()
                     .await
-                    .map_err(|e| map_err(inner, Op::Head, uri, e))?;
+                    .map_err(|e| map_err(inner, Op::Head, uri, &route, e))?;
                 Ok(ObjectInfo {
                     size: out.content_length().unwrap_or(0).max(0) as u64,
                     etag: out.e_tag().map(str::to_string),
                     modified_ns: None,
                 })
             }
-            Err(e) => Err(map_err(inner, Op::Head, uri, e)),
+            Err(e) => Err(map_err(inner, Op::Head, uri, &route, e)),
         }
     })
     .await
@@ -302,7 +433,7 @@ async fn get_unbounded(
     range: Option<Range<u64>>,
     max: Option<u64>,
 ) -> Result<Bytes, StoreError> {
-    let client = client_for(inner, bucket).await;
+    let route = client_for(inner, bucket).await;
     let op = if range.is_some() {
         Op::GetRange
     } else {
@@ -315,7 +446,8 @@ async fn get_unbounded(
         end: r.end,
         size,
     };
-    let resp = client
+    let resp = route
+        .client
         .get_object()
         .bucket(bucket)
         .key(key)
@@ -331,12 +463,11 @@ async fn get_unbounded(
         Ok(r) => r,
         Err(e) => {
             let status = e.raw_response().map(|r| r.status().as_u16());
+            route.count(inner, S3Class::Get);
             if let (Some(416), Some(r)) = (status, &range) {
-                inner.counters.request();
                 return Err(past_end(None, r));
             }
-            inner.counters.request();
-            return Err(map_err(inner, op, uri, e));
+            return Err(map_err(inner, op, uri, &route, e));
         }
     };
     let total = resp
@@ -346,7 +477,7 @@ async fn get_unbounded(
     if let (Some(limit), Some(len)) = (max, resp.content_length())
         && len.max(0) as u64 > limit
     {
-        inner.counters.request();
+        route.count(inner, S3Class::Get);
         return Err(StoreError::TooLarge {
             op,
             uri: uri.to_string(),
@@ -362,7 +493,7 @@ async fn get_unbounded(
         attempts: 1,
     })?;
     let bytes = body.into_bytes();
-    inner.counters.get(bytes.len() as u64);
+    route.got(inner, bytes.len() as u64);
     if let Some(r) = &range
         && bytes.len() as u64 != r.end - r.start
     {
@@ -393,8 +524,9 @@ pub(crate) async fn list(
     bucket: &str,
     key_prefix: &str,
 ) -> Result<Vec<ObjectMeta>, StoreError> {
-    let client = client_for(inner, bucket).await;
-    let mut pages = client
+    let route = client_for(inner, bucket).await;
+    let mut pages = route
+        .client
         .list_objects_v2()
         .bucket(bucket)
         .prefix(key_prefix)
@@ -403,8 +535,8 @@ pub(crate) async fn list(
         .send();
     let mut out = Vec::new();
     while let Some(page) = pages.next().await {
-        inner.counters.request();
-        let page = page.map_err(|e| map_err(inner, Op::List, prefix_uri, e))?;
+        route.count(inner, S3Class::Put);
+        let page = page.map_err(|e| map_err(inner, Op::List, prefix_uri, &route, e))?;
         for obj in page.contents() {
             if let Some(key) = obj.key() {
                 out.push(ObjectMeta {
@@ -424,16 +556,17 @@ pub(crate) async fn delete(
     bucket: &str,
     key: &str,
 ) -> Result<(), StoreError> {
-    let client = client_for(inner, bucket).await;
-    inner.counters.request();
-    client
+    let route = client_for(inner, bucket).await;
+    route.count(inner, S3Class::Free);
+    route
+        .client
         .delete_object()
         .bucket(bucket)
         .key(key)
         .set_request_payer(payer(inner))
         .send()
         .await
-        .map_err(|e| map_err(inner, Op::Delete, uri, e))?;
+        .map_err(|e| map_err(inner, Op::Delete, uri, &route, e))?;
     Ok(())
 }
 
@@ -444,19 +577,27 @@ async fn put_object(
     key: &str,
     data: Bytes,
 ) -> Result<(), StoreError> {
-    let client = client_for(inner, bucket).await;
     let len = data.len() as u64;
-    let result = client
-        .put_object()
-        .bucket(bucket)
-        .key(key)
-        .body(ByteStream::from(data))
-        .set_request_payer(payer(inner))
-        .send()
-        .await;
-    inner.counters.put(len);
-    result.map_err(|e| map_err(inner, Op::Put, uri, e))?;
-    Ok(())
+    let mut redirected = false;
+    loop {
+        let route = client_for(inner, bucket).await;
+        let result = route
+            .client
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(ByteStream::from(data.clone()))
+            .set_request_payer(payer(inner))
+            .send()
+            .await;
+        route.put(inner, len);
+        match result.map_err(|e| map_err(inner, Op::Put, uri, &route, e)) {
+            Ok(_) => return Ok(()),
+            // The bucket's region is now known: once more, there.
+            Err(StoreError::WrongRegion { .. }) if !redirected => redirected = true,
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Streams `reader` to S3: one PUT when it fits in a part, else a multipart upload with up to
@@ -494,17 +635,27 @@ pub(crate) fn put_reader(
         bucket.to_string(),
         key.to_string(),
     );
-    let (client, upload_id) = block_on(async move {
-        let client = client_for(&inner2, &b).await;
-        inner2.counters.request();
-        let created = client
-            .create_multipart_upload()
-            .bucket(&b)
-            .key(&k)
-            .set_request_payer(payer(&inner2))
-            .send()
-            .await
-            .map_err(|e| map_err(&inner2, Op::Put, &uri2, e))?;
+    let (route, upload_id) = block_on(async move {
+        let mut redirected = false;
+        let (route, created) = loop {
+            let route = client_for(&inner2, &b).await;
+            route.count(&inner2, S3Class::Put);
+            let created = route
+                .client
+                .create_multipart_upload()
+                .bucket(&b)
+                .key(&k)
+                .set_request_payer(payer(&inner2))
+                .send()
+                .await
+                .map_err(|e| map_err(&inner2, Op::Put, &uri2, &route, e));
+            match created {
+                Ok(c) => break (route, c),
+                // The bucket's region is now known: once more, there.
+                Err(StoreError::WrongRegion { .. }) if !redirected => redirected = true,
+                Err(e) => return Err(e),
+            }
+        };
         let id = created
             .upload_id()
             .map(str::to_string)
@@ -515,20 +666,21 @@ pub(crate) fn put_reader(
                 status: None,
                 attempts: 1,
             })?;
-        Ok::<_, StoreError>((client, id))
+        Ok::<_, StoreError>((route, id))
     })?;
 
     let abort = |err: StoreError| -> StoreError {
-        let (inner2, c, b, k, id) = (
+        let (inner2, r, b, k, id) = (
             inner.clone(),
-            client.clone(),
+            route.clone(),
             bucket.to_string(),
             key.to_string(),
             upload_id.clone(),
         );
         block_on(async move {
-            inner2.counters.request();
-            if let Err(e) = c
+            r.count(&inner2, S3Class::Free);
+            if let Err(e) = r
+                .client
                 .abort_multipart_upload()
                 .bucket(&b)
                 .key(&k)
@@ -567,9 +719,9 @@ pub(crate) fn put_reader(
     while let Some(chunk) = next_chunk.take() {
         part_number += 1;
         total += chunk.len() as u64;
-        let (inner2, c, b, k, id, uri2) = (
+        let (inner2, r, b, k, id, uri2) = (
             inner.clone(),
-            client.clone(),
+            route.clone(),
             bucket.to_string(),
             key.to_string(),
             upload_id.clone(),
@@ -577,7 +729,8 @@ pub(crate) fn put_reader(
         );
         let len = chunk.len() as u64;
         inflight.push_back(io_runtime().spawn(async move {
-            let out = c
+            let out = r
+                .client
                 .upload_part()
                 .bucket(&b)
                 .key(&k)
@@ -587,8 +740,8 @@ pub(crate) fn put_reader(
                 .set_request_payer(payer(&inner2))
                 .send()
                 .await;
-            inner2.counters.put(len);
-            let out = out.map_err(|e| map_err(&inner2, Op::Put, &uri2, e))?;
+            r.put(&inner2, len);
+            let out = out.map_err(|e| map_err(&inner2, Op::Put, &uri2, &r, e))?;
             Ok(CompletedPart::builder()
                 .set_e_tag(out.e_tag().map(str::to_string))
                 .part_number(part_number)
@@ -628,17 +781,18 @@ pub(crate) fn put_reader(
         }
     }
     parts.sort_by_key(|p| p.part_number());
-    let (inner2, c, b, k, id, uri2) = (
+    let (inner2, r, b, k, id, uri2) = (
         inner.clone(),
-        client.clone(),
+        route.clone(),
         bucket.to_string(),
         key.to_string(),
         upload_id.clone(),
         uri.to_string(),
     );
     let completed = block_on(async move {
-        inner2.counters.request();
-        c.complete_multipart_upload()
+        r.count(&inner2, S3Class::Put);
+        r.client
+            .complete_multipart_upload()
             .bucket(&b)
             .key(&k)
             .upload_id(&id)
@@ -650,7 +804,7 @@ pub(crate) fn put_reader(
             .set_request_payer(payer(&inner2))
             .send()
             .await
-            .map_err(|e| map_err(&inner2, Op::Put, &uri2, e))
+            .map_err(|e| map_err(&inner2, Op::Put, &uri2, &r, e))
     });
     match completed {
         Ok(_) => Ok(total),

@@ -97,18 +97,72 @@ impl Default for StoreOptions {
 }
 
 impl StoreOptions {
-    /// Defaults plus `AWS_ENDPOINT_URL_S3`/`AWS_ENDPOINT_URL`, `AWS_REGION`,
-    /// `GEOBUTTON_NO_SIGN_REQUEST=1` and `GEOBUTTON_REQUESTER_PAYS=1`.
+    /// Defaults plus `AWS_ENDPOINT_URL_S3`/`AWS_ENDPOINT_URL`, `AWS_REGION`, unsigned
+    /// requests (`AWS_NO_SIGN_REQUEST=YES`, GDAL's name, or `GEOBUTTON_NO_SIGN_REQUEST=1`)
+    /// and requester pays (`AWS_REQUEST_PAYER=requester`, GDAL's name, or
+    /// `GEOBUTTON_REQUESTER_PAYS=1`). A value these variables cannot take is logged and
+    /// ignored; [`StoreOptions::try_from_env`] refuses it instead.
     pub fn from_env() -> Self {
-        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        let flag = |k: &str| var(k).is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
-        StoreOptions {
+        Self::try_from_env().unwrap_or_else(|problem| {
+            tracing::warn!("{problem}; ignored");
+            Self::from_vars(|k| std::env::var(k).ok(), true)
+                .unwrap_or_else(|_| StoreOptions::default())
+        })
+    }
+
+    /// [`StoreOptions::from_env`], refusing a value the variables cannot take (e.g.
+    /// `AWS_REQUEST_PAYER=bucket-owner`) with a message naming the variable.
+    pub fn try_from_env() -> Result<Self, String> {
+        Self::from_vars(|k| std::env::var(k).ok(), false)
+    }
+
+    /// Whether requests to `bucket` go unsigned (everything with `no_sign_request`, else the
+    /// public buckets of `anonymous_buckets`): the bucket's owner pays for them.
+    pub fn is_anonymous(&self, bucket: &str) -> bool {
+        self.no_sign_request || self.anonymous_buckets.iter().any(|b| b == bucket)
+    }
+
+    /// The options from the variables `var` gives; `lenient` ignores invalid values.
+    fn from_vars(var: impl Fn(&str) -> Option<String>, lenient: bool) -> Result<Self, String> {
+        let var = |k: &str| {
+            var(k)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let check = |r: Result<bool, String>| match r {
+            Err(_) if lenient => Ok(false),
+            other => other,
+        };
+        // Ours: 1/true/0/false. GDAL's AWS_NO_SIGN_REQUEST: YES/NO, TRUE/FALSE, ON/OFF, 1/0.
+        let boolean = |k: &str| -> Result<bool, String> {
+            match var(k).map(|v| v.to_ascii_lowercase()).as_deref() {
+                None => Ok(false),
+                Some("1" | "true" | "yes" | "on") => Ok(true),
+                Some("0" | "false" | "no" | "off") => Ok(false),
+                Some(other) => Err(format!(
+                    "{k}={other:?}: expected YES or NO (also TRUE/FALSE, ON/OFF, 1/0)"
+                )),
+            }
+        };
+        // GDAL passes AWS_REQUEST_PAYER as the x-amz-request-payer header, whose one value
+        // is `requester`.
+        let payer = || -> Result<bool, String> {
+            match var("AWS_REQUEST_PAYER") {
+                None => Ok(false),
+                Some(v) if v.eq_ignore_ascii_case("requester") => Ok(true),
+                Some(v) => Err(format!(
+                    "AWS_REQUEST_PAYER={v:?}: the only value S3 takes is `requester`"
+                )),
+            }
+        };
+        Ok(StoreOptions {
             endpoint: var("AWS_ENDPOINT_URL_S3").or_else(|| var("AWS_ENDPOINT_URL")),
             region: var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")),
-            no_sign_request: flag("GEOBUTTON_NO_SIGN_REQUEST"),
-            requester_pays: flag("GEOBUTTON_REQUESTER_PAYS"),
+            no_sign_request: check(boolean("GEOBUTTON_NO_SIGN_REQUEST"))?
+                | check(boolean("AWS_NO_SIGN_REQUEST"))?,
+            requester_pays: check(boolean("GEOBUTTON_REQUESTER_PAYS"))? | check(payer())?,
             ..StoreOptions::default()
-        }
+        })
     }
 }
 
@@ -157,6 +211,37 @@ pub struct StoreStats {
     pub throttled: u64,
 }
 
+/// S3 requests and bytes of a [`Store`] to the buckets of one region, split by who pays:
+/// the figures the cost estimate prices (requests by class; transfer out of the region).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct S3Traffic {
+    /// The buckets' region (`us-west-2`), as the requests were answered from.
+    pub region: String,
+    /// Whether the requester pays for these requests and the transfer: signed requests
+    /// (buckets of one's own account, requester-pays buckets). Unsigned requests to public
+    /// open-data buckets are paid by the bucket's owner (the AWS Open Data sponsorship).
+    pub billed: bool,
+    /// GET-class requests (GET, ranged GET, HEAD).
+    pub get_class: u64,
+    /// PUT-class requests (PUT, multipart parts, POST, LIST).
+    pub put_class: u64,
+    /// Bytes received, out of the region.
+    pub bytes_read: u64,
+    /// Bytes sent, into the region.
+    pub bytes_written: u64,
+}
+
+/// The class of an S3 request, as priced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum S3Class {
+    /// GET, HEAD.
+    Get,
+    /// PUT, POST, LIST, multipart.
+    Put,
+    /// DELETE, free.
+    Free,
+}
+
 #[derive(Default)]
 pub(crate) struct Counters {
     requests: AtomicU64,
@@ -165,9 +250,35 @@ pub(crate) struct Counters {
     put_requests: AtomicU64,
     bytes_written: AtomicU64,
     throttled: AtomicU64,
+    /// S3 traffic by (region, billed).
+    s3: Mutex<std::collections::BTreeMap<(String, bool), S3Traffic>>,
 }
 
 impl Counters {
+    /// One S3 request to a bucket of `region`, with the bytes it moved.
+    pub(crate) fn s3(&self, region: &str, billed: bool, class: S3Class, read: u64, written: u64) {
+        let Ok(mut m) = self.s3.lock() else { return };
+        let t = m
+            .entry((region.to_string(), billed))
+            .or_insert_with(|| S3Traffic {
+                region: region.to_string(),
+                billed,
+                ..S3Traffic::default()
+            });
+        match class {
+            S3Class::Get => t.get_class += 1,
+            S3Class::Put => t.put_class += 1,
+            S3Class::Free => {}
+        }
+        t.bytes_read += read;
+        t.bytes_written += written;
+    }
+    fn s3_traffic(&self) -> Vec<S3Traffic> {
+        self.s3
+            .lock()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
+    }
     pub(crate) fn request(&self) {
         self.requests.fetch_add(1, Ordering::Relaxed);
     }
@@ -201,6 +312,9 @@ impl Counters {
             &self.throttled,
         ] {
             c.store(0, Ordering::Relaxed);
+        }
+        if let Ok(mut m) = self.s3.lock() {
+            m.clear();
         }
     }
 }
@@ -274,6 +388,12 @@ impl Store {
         Store::new(StoreOptions::from_env())
     }
 
+    /// A store configured from the environment, refusing values the variables cannot take
+    /// ([`StoreOptions::try_from_env`]): what programs start with.
+    pub fn try_from_env() -> Result<Self, String> {
+        StoreOptions::try_from_env().map(Store::new)
+    }
+
     /// A store sharing this one's options and connections but with request counters of its
     /// own (one per task, so concurrent tasks report their own traffic).
     pub fn with_own_counters(&self) -> Store {
@@ -339,8 +459,11 @@ impl Store {
     ) -> Result<T, StoreError> {
         let policy = self.inner.options.throttle;
         let mut round = 0u32;
+        let mut redirected = false;
         loop {
             match request() {
+                // S3 named the bucket's region (now remembered): ask there, once.
+                Err(StoreError::WrongRegion { .. }) if !redirected => redirected = true,
                 Err(e) if e.is_throttled() && round + 1 < policy.max_attempts.max(1) => {
                     round += 1;
                     let mut pause = policy.backoff(round);
@@ -377,6 +500,12 @@ impl Store {
     /// Requests made so far by this store and its clones.
     pub fn stats(&self) -> StoreStats {
         self.inner.counters.snapshot()
+    }
+
+    /// S3 requests and bytes so far by bucket region and payer (sorted by region), for
+    /// the cost of requests and of transfer between regions.
+    pub fn s3_traffic(&self) -> Vec<S3Traffic> {
+        self.inner.counters.s3_traffic()
     }
 
     /// Sets the request counters back to zero.
@@ -542,6 +671,22 @@ impl Store {
         }
     }
 
+    /// The AWS region of the bucket of an `s3://` URI (`us-west-2` for `sentinel-cogs`):
+    /// learnt from an earlier answer, a known public bucket's, else asked with a
+    /// HeadBucket, whose answer (`x-amz-bucket-region`) names it even when it refuses.
+    /// `None` for local and HTTP locations.
+    pub fn bucket_region(&self, uri: &str) -> Result<Option<String>, StoreError> {
+        match Location::parse(uri)? {
+            Location::S3 { bucket, .. } => self
+                .patient(Op::Head, uri, || {
+                    let (inner, bucket) = (self.inner.clone(), bucket.clone());
+                    block_on(async move { s3::bucket_region(&inner, &bucket).await })
+                })
+                .map(Some),
+            Location::Local(_) | Location::Http(_) => Ok(None),
+        }
+    }
+
     /// Deletes the object; deleting a missing object succeeds.
     pub fn delete(&self, uri: &str) -> Result<(), StoreError> {
         match Location::parse(uri)? {
@@ -597,4 +742,79 @@ pub(crate) fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Resu
         }
     }
     Ok(filled)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from(vars: &[(&str, &str)], lenient: bool) -> Result<StoreOptions, String> {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        StoreOptions::from_vars(
+            |k| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()),
+            lenient,
+        )
+    }
+
+    #[test]
+    fn gdal_and_geobutton_variable_names() {
+        let o = from(&[], false).unwrap();
+        assert!(!o.no_sign_request && !o.requester_pays);
+        for yes in ["YES", "yes", "TRUE", "On", "1"] {
+            let o = from(&[("AWS_NO_SIGN_REQUEST", yes)], false).unwrap();
+            assert!(o.no_sign_request, "{yes}");
+        }
+        for no in ["NO", "false", "OFF", "0", ""] {
+            let o = from(&[("AWS_NO_SIGN_REQUEST", no)], false).unwrap();
+            assert!(!o.no_sign_request, "{no}");
+        }
+        assert!(
+            from(&[("GEOBUTTON_NO_SIGN_REQUEST", "1")], false)
+                .unwrap()
+                .no_sign_request
+        );
+        let o = from(&[("AWS_REQUEST_PAYER", "requester")], false).unwrap();
+        assert!(o.requester_pays);
+        let o = from(&[("AWS_REQUEST_PAYER", "Requester")], false).unwrap();
+        assert!(o.requester_pays);
+        assert!(
+            from(&[("GEOBUTTON_REQUESTER_PAYS", "true")], false)
+                .unwrap()
+                .requester_pays
+        );
+        let o = from(
+            &[
+                ("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:9"),
+                ("AWS_DEFAULT_REGION", "eu-south-2"),
+            ],
+            false,
+        )
+        .unwrap();
+        assert_eq!(o.endpoint.as_deref(), Some("http://127.0.0.1:9"));
+        assert_eq!(o.region.as_deref(), Some("eu-south-2"));
+    }
+
+    #[test]
+    fn values_the_variables_cannot_take_are_refused_by_name() {
+        let e = from(&[("AWS_REQUEST_PAYER", "bucket-owner")], false).unwrap_err();
+        assert!(
+            e.contains("AWS_REQUEST_PAYER") && e.contains("requester"),
+            "{e}"
+        );
+        let e = from(&[("AWS_NO_SIGN_REQUEST", "maybe")], false).unwrap_err();
+        assert!(e.contains("AWS_NO_SIGN_REQUEST=\"maybe\""), "{e}");
+        // Leniently, a bad value counts as unset and the others still apply.
+        let o = from(
+            &[
+                ("AWS_NO_SIGN_REQUEST", "maybe"),
+                ("AWS_REQUEST_PAYER", "requester"),
+            ],
+            true,
+        )
+        .unwrap();
+        assert!(!o.no_sign_request && o.requester_pays);
+    }
 }

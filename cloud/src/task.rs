@@ -148,6 +148,7 @@ impl Classify for StoreError {
             StoreError::Unsupported { .. } => ErrorKind::InvalidTask,
             StoreError::NotAFile { .. } | StoreError::TooLarge { .. } => ErrorKind::InvalidInput,
             StoreError::Refused { .. } => ErrorKind::InvalidInput,
+            StoreError::WrongRegion { .. } => ErrorKind::Storage,
             StoreError::Deadline { .. } => ErrorKind::Timeout,
             StoreError::Io { source, .. } => match source.kind() {
                 std::io::ErrorKind::InvalidData | std::io::ErrorKind::NotADirectory => {
@@ -226,6 +227,10 @@ pub struct TaskStatus {
     /// Waits on a throttled storage service (S3 `SlowDown`): not failures.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub throttled: u64,
+    /// S3 requests and bytes by bucket region and payer (what the cost of requests and
+    /// of transfer between regions is computed from).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub s3: Vec<crate::S3Traffic>,
     /// Where it ran: `cli`, `local`, `lambda` or `batch`.
     pub executor: String,
     /// True in a response when the task was already done and was not run again.

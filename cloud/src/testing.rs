@@ -52,7 +52,7 @@ pub fn create_bucket(store: &Store, name: &str) -> Result<(), StoreError> {
     let inner = store.inner.clone();
     let name = name.to_string();
     block_on(async move {
-        let client = crate::s3::client_for(&inner, &name).await;
+        let client = crate::s3::client_for(&inner, &name).await.client;
         match client.create_bucket().bucket(&name).send().await {
             Ok(_) => Ok(()),
             Err(e)
@@ -72,6 +72,33 @@ pub fn create_bucket(store: &Store, name: &str) -> Result<(), StoreError> {
     })
 }
 
+/// Lets anyone read the objects of bucket `name` (a public-read bucket policy, as open-data
+/// buckets have), so that unsigned requests may GET them.
+pub fn make_public(store: &Store, name: &str) -> Result<(), StoreError> {
+    let inner = store.inner.clone();
+    let name = name.to_string();
+    let policy = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":"*","Action":["s3:GetObject"],"Resource":["arn:aws:s3:::{name}/*"]}}]}}"#
+    );
+    block_on(async move {
+        let client = crate::s3::client_for(&inner, &name).await.client;
+        client
+            .put_bucket_policy()
+            .bucket(&name)
+            .policy(policy)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| StoreError::Remote {
+                op: crate::error::Op::Put,
+                uri: format!("s3://{name}"),
+                message: aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
+                status: None,
+                attempts: 1,
+            })
+    })
+}
+
 /// What an [`interpose`]d proxy does with a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -85,8 +112,9 @@ pub enum Verdict {
     },
 }
 
-/// Called with each request line (`GET /bucket/key?… HTTP/1.1`): what to do with it.
-pub type Decide = Box<dyn Fn(&str) -> Verdict + Send + Sync>;
+/// Called with each request line (`GET /bucket/key?… HTTP/1.1`) and the whole request head
+/// (request line and header lines): what to do with the request.
+pub type Decide = Box<dyn Fn(&str, &str) -> Verdict + Send + Sync>;
 /// Called with the request line when a forwarded request has been answered.
 pub type Answered = Box<dyn Fn(&str) + Send + Sync>;
 
@@ -160,7 +188,7 @@ pub fn interpose(upstream: u16, decide: Decide, answered: Answered) -> std::io::
                     }
                 }
                 let line = head.lines().next().unwrap_or_default().to_string();
-                match (hooks.0)(&line) {
+                match (hooks.0)(&line, &head) {
                     Verdict::Answer {
                         status,
                         headers,
@@ -206,4 +234,58 @@ pub fn interpose(upstream: u16, decide: Decide, answered: Answered) -> std::io::
         }
     });
     Ok(port)
+}
+
+/// Starts an [`interpose`]d proxy in front of the loopback S3 server at `upstream` that
+/// holds S3's region rule, which the server alone does not: a request signed (SigV4) for
+/// another region than its bucket's, as `regions` (bucket, region) gives them, is refused
+/// as S3 refuses it — `400 AuthorizationHeaderMalformed` naming the bucket's region in
+/// `x-amz-bucket-region` (without a body for a HEAD) — and the others are forwarded.
+/// Unsigned requests are forwarded (they name no region). Returns the proxy's endpoint and
+/// the count of requests it saw, refused ones included.
+pub fn regional_s3(
+    upstream: u16,
+    regions: Vec<(String, String)>,
+) -> std::io::Result<(String, std::sync::Arc<std::sync::atomic::AtomicUsize>)> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let seen = std::sync::Arc::new(AtomicUsize::new(0));
+    let count = seen.clone();
+    let decide = move |line: &str, head: &str| {
+        count.fetch_add(1, Ordering::SeqCst);
+        let mut words = line.split(' ');
+        let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+        let bucket = path.trim_start_matches('/').split(['/', '?']).next();
+        let home = regions
+            .iter()
+            .find(|(b, _)| Some(b.as_str()) == bucket)
+            .map(|(_, r)| r.as_str());
+        // `Authorization: AWS4-HMAC-SHA256 Credential=KEY/DATE/REGION/s3/aws4_request, …`
+        let signed_for = head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            if !k.trim().eq_ignore_ascii_case("authorization") {
+                return None;
+            }
+            let scope = v.split("Credential=").nth(1)?.split([',', ' ']).next()?;
+            scope.split('/').nth(2).map(str::to_string)
+        });
+        match (home, signed_for) {
+            (Some(home), Some(asked)) if asked != home => Verdict::Answer {
+                status: "400 Bad Request".into(),
+                headers: vec![
+                    ("Content-Type".into(), "application/xml".into()),
+                    ("x-amz-bucket-region".into(), home.to_string()),
+                ],
+                body: if method == "HEAD" {
+                    String::new()
+                } else {
+                    format!(
+                        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>AuthorizationHeaderMalformed</Code><Message>The authorization header is malformed; the region '{asked}' is wrong; expecting '{home}'</Message><Region>{home}</Region><RequestId>0A1B2C3D4E5F6789</RequestId><HostId>test</HostId></Error>"
+                    )
+                },
+            },
+            _ => Verdict::Forward,
+        }
+    };
+    let port = interpose(upstream, Box::new(decide), Box::new(|_: &str| {}))?;
+    Ok((format!("http://127.0.0.1:{port}"), seen))
 }

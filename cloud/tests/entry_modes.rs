@@ -115,6 +115,13 @@ fn lambda_mode_runs_tasks_and_reports_errors() {
     assert_eq!(stored.state, TaskState::Ok);
     assert_eq!(stored.outputs, vec![dst.clone()]);
     assert_eq!(stored.bytes_read, 100_000);
+    // Its S3 traffic by region and payer, for the cost of requests and transfer.
+    let [t] = &stored.s3[..] else {
+        panic!("{:?}", stored.s3)
+    };
+    assert_eq!((t.region.as_str(), t.billed), ("us-east-1", true));
+    assert_eq!((t.bytes_read, t.bytes_written), (100_000, 100_000));
+    assert!(t.get_class >= 1 && t.put_class >= 1, "{t:?}");
 
     // The same task again is skipped (its status says ok and its output exists).
     let again = invoke(port, &copy_task("t-ok", &src, &dst)).unwrap();
@@ -257,6 +264,21 @@ fn cli_rejects_bad_tasks_and_writes_nothing() {
     let o = run_task_cli(&copy_task("x", &src, &dst).to_string());
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(std::fs::read_to_string(&dst).unwrap(), "hello");
+
+    // A value GDAL's variable cannot take is refused by name before anything runs.
+    let bad = dir.path().join("out/bad.txt").display().to_string();
+    let o = Command::new(BIN)
+        .env("AWS_REQUEST_PAYER", "bucket-owner")
+        .args(["cp", &src, &bad])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("AWS_REQUEST_PAYER") && err.contains("requester"),
+        "{err}"
+    );
+    assert!(!std::path::Path::new(&bad).exists());
 
     // A stopped S3 server: non-zero exit, a message naming the object, nothing written.
     let port = support::free_port();

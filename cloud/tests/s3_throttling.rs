@@ -25,7 +25,7 @@ fn slow_down_proxy(throttled: usize) -> (String, Arc<AtomicUsize>) {
         .unwrap();
     let seen = Arc::new(AtomicUsize::new(0));
     let count = seen.clone();
-    let decide = move |_line: &str| {
+    let decide = move |_line: &str, _head: &str| {
         if count.fetch_add(1, Ordering::SeqCst) < throttled {
             Verdict::Answer {
                 status: "503 Slow Down".into(),

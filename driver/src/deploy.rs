@@ -515,6 +515,12 @@ pub fn driver_policy(bucket: &str, prefix: &str, region: &str, account: &str) ->
                 "Resource": format!("arn:aws:lambda:{region}:{account}:function:geobutton-*")
             },
             {
+                "Sid": "AccountLimits",
+                "Effect": "Allow",
+                "Action": "lambda:GetAccountSettings",
+                "Resource": "*"
+            },
+            {
                 "Sid": "PassRole",
                 "Effect": "Allow",
                 "Action": "iam:PassRole",

@@ -29,14 +29,26 @@ pub struct PriceTable {
     pub fargate_vcpu_hour: f64,
     /// Fargate USD per GB-hour of memory.
     pub fargate_gb_hour: f64,
+    /// S3 Standard GET-class requests (GET, HEAD), USD per 1,000.
+    #[serde(default)]
+    pub s3_get_per_1000: f64,
+    /// S3 Standard PUT-class requests (PUT, COPY, POST, LIST), USD per 1,000.
+    #[serde(default)]
+    pub s3_put_per_1000: f64,
+    /// Data transfer from one AWS region to another, USD per GB.
+    #[serde(default)]
+    pub transfer_inter_region_gb: f64,
+    /// Data transfer out of AWS to the internet (first 10 TB/month tier), USD per GB.
+    #[serde(default)]
+    pub transfer_internet_gb: f64,
 }
 
 impl PriceTable {
-    /// AWS list prices for us-east-1 as published on the AWS Lambda and AWS Fargate pricing
-    /// pages (unchanged from 2022 through 2024; taken 2024-11).
+    /// AWS list prices for us-east-1 as published on the AWS Lambda, AWS Fargate and Amazon
+    /// S3 pricing pages (unchanged from 2022 through 2024; taken 2024-11).
     pub fn aws_us_east_1() -> PriceTable {
         PriceTable {
-            source: "AWS Lambda and AWS Fargate pricing pages, us-east-1 list prices, 2024-11"
+            source: "AWS Lambda, AWS Fargate and Amazon S3 pricing pages, us-east-1 list prices, 2024-11"
                 .to_string(),
             region: "us-east-1".to_string(),
             lambda_gb_s_x86_64: 0.000_016_666_7,
@@ -44,6 +56,10 @@ impl PriceTable {
             lambda_requests_per_million: 0.20,
             fargate_vcpu_hour: 0.040_48,
             fargate_gb_hour: 0.004_445,
+            s3_get_per_1000: 0.000_4,
+            s3_put_per_1000: 0.005,
+            transfer_inter_region_gb: 0.02,
+            transfer_internet_gb: 0.09,
         }
     }
 }
@@ -65,7 +81,120 @@ pub struct CostEstimate {
     pub batch_vcpu_hours: f64,
     pub batch_gb_hours: f64,
     pub batch_usd: f64,
+    /// S3 requests and transfer of the tasks run, billed to the requester (apart from the
+    /// compute above, whichever executor runs it).
+    #[serde(default)]
+    pub storage: StorageCost,
     pub note: String,
+}
+
+/// What the S3 requests and transfers of a run's tasks cost their requester.
+///
+/// Requests are billed to the requester when signed (own buckets, requester-pays buckets);
+/// unsigned reads of public open-data buckets are paid by the buckets' owner, wherever they
+/// are read from. Transfer: reads of billed buckets in another region than the one the
+/// tasks ran in, and writes to another region, are inter-region transfer; reads of billed
+/// buckets by tasks outside AWS are transfer out to the internet; the rest is free.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StorageCost {
+    /// The AWS region the tasks ran in; `None` outside AWS (the local executor).
+    pub compute_region: Option<String>,
+    /// Billed GET-class (GET, HEAD) and PUT-class (PUT, POST, LIST) requests.
+    pub get_requests: u64,
+    pub put_requests: u64,
+    pub requests_usd: f64,
+    /// Bytes moved between the compute region and buckets of other regions, billed.
+    pub inter_region_bytes: u64,
+    /// Bytes read out of AWS from billed buckets (tasks that ran outside AWS).
+    pub internet_bytes: u64,
+    pub transfer_usd: f64,
+    /// Bytes read from public open-data buckets across regions or out of AWS: no charge to
+    /// the requester (the sponsor pays), but slower than reading in the bucket's region.
+    pub sponsored_cross_region_bytes: u64,
+    /// Bytes read from each bucket region other than the compute region (or from every
+    /// region, outside AWS), billed or not.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub cross_region_reads: std::collections::BTreeMap<String, u64>,
+    pub usd: f64,
+}
+
+/// The cost of `traffic` (the tasks' [`cloud::S3Traffic`]) for tasks that ran in
+/// `compute_region` (`None`: outside AWS), at `p`'s prices.
+pub fn storage_cost<'a>(
+    traffic: impl IntoIterator<Item = &'a cloud::S3Traffic>,
+    compute_region: Option<&str>,
+    p: &PriceTable,
+) -> StorageCost {
+    let mut c = StorageCost {
+        compute_region: compute_region.map(str::to_string),
+        ..StorageCost::default()
+    };
+    for t in traffic {
+        let elsewhere = compute_region != Some(t.region.as_str());
+        if t.billed {
+            c.get_requests += t.get_class;
+            c.put_requests += t.put_class;
+        }
+        if elsewhere && t.bytes_read > 0 {
+            *c.cross_region_reads.entry(t.region.clone()).or_insert(0) += t.bytes_read;
+        }
+        match (compute_region, elsewhere) {
+            (_, false) => {}
+            // Tasks outside AWS: reads of billed buckets leave AWS; uploads are free.
+            (None, true) if t.billed => c.internet_bytes += t.bytes_read,
+            (None, true) => c.sponsored_cross_region_bytes += t.bytes_read,
+            // Writes leave the compute region, billed to whoever runs the tasks.
+            (Some(_), true) if t.billed => c.inter_region_bytes += t.bytes_read + t.bytes_written,
+            (Some(_), true) => {
+                c.sponsored_cross_region_bytes += t.bytes_read;
+                c.inter_region_bytes += t.bytes_written;
+            }
+        }
+    }
+    let gb = |b: u64| b as f64 / 1e9;
+    c.requests_usd = c.get_requests as f64 * p.s3_get_per_1000 / 1000.0
+        + c.put_requests as f64 * p.s3_put_per_1000 / 1000.0;
+    c.transfer_usd = gb(c.inter_region_bytes) * p.transfer_inter_region_gb
+        + gb(c.internet_bytes) * p.transfer_internet_gb;
+    c.usd = c.requests_usd + c.transfer_usd;
+    c
+}
+
+impl StorageCost {
+    /// One line for the terminal, with the reads across regions named.
+    pub fn summary_line(&self) -> String {
+        let gb = |b: u64| b as f64 / 1e9;
+        let mut s = format!(
+            "S3 {} GET + {} PUT-class requests = ${:.6}; transfer {:.3} GB between regions + {:.3} GB to the internet = ${:.6}",
+            self.get_requests,
+            self.put_requests,
+            self.requests_usd,
+            gb(self.inter_region_bytes),
+            gb(self.internet_bytes),
+            self.transfer_usd
+        );
+        if !self.cross_region_reads.is_empty() {
+            let from: Vec<String> = self
+                .cross_region_reads
+                .iter()
+                .map(|(r, b)| format!("{r} {:.3} GB", gb(*b)))
+                .collect();
+            s.push_str(&format!(
+                "; read across regions from {} (tasks in {}{})",
+                from.join(", "),
+                self.compute_region.as_deref().unwrap_or("no AWS region"),
+                if self.sponsored_cross_region_bytes > 0 {
+                    format!(
+                        "; {:.3} GB of it from open-data buckets, no charge",
+                        gb(self.sponsored_cross_region_bytes)
+                    )
+                } else {
+                    String::new()
+                }
+            ));
+        }
+        s
+    }
 }
 
 /// One task in the report.
@@ -167,6 +296,8 @@ pub struct CostOptions {
     pub memory_mb: u32,
     pub vcpus: f32,
     pub lambda_architecture: String,
+    /// The AWS region the tasks run in (`None`: outside AWS), for S3 transfer.
+    pub region: Option<String>,
 }
 
 impl Default for CostOptions {
@@ -176,6 +307,7 @@ impl Default for CostOptions {
             memory_mb: 2048,
             vcpus: 1.0,
             lambda_architecture: "x86_64".to_string(),
+            region: None,
         }
     }
 }
@@ -224,8 +356,14 @@ fn task_report(step: &StepOutcome, r: &crate::exec::TaskRecord) -> TaskReport {
 /// The cost of the attempts in `steps`.
 pub fn estimate_cost(steps: &[StepOutcome], o: &CostOptions) -> CostEstimate {
     let (mut gb_s, mut requests, mut vcpu_h, mut gb_h) = (0.0, 0u64, 0.0, 0.0);
+    let mut traffic = Vec::new();
     for st in steps {
         for r in &st.records {
+            if !r.skipped
+                && let Some(s) = &r.status
+            {
+                traffic.extend(s.s3.iter());
+            }
             for a in &r.attempts {
                 let ms = (a.end - a.start).num_milliseconds().max(1) as f64;
                 let gb = a.memory_mb.unwrap_or(o.memory_mb) as f64 / 1024.0;
@@ -254,10 +392,12 @@ pub fn estimate_cost(steps: &[StepOutcome], o: &CostOptions) -> CostEstimate {
         batch_vcpu_hours: vcpu_h,
         batch_gb_hours: gb_h,
         batch_usd: vcpu_h * p.fargate_vcpu_hour + gb_h * p.fargate_gb_hour,
+        storage: storage_cost(traffic, o.region.as_deref(), p),
         note: "every attempt of this run priced by its wall time (failed attempts included; \
-               tasks skipped as already done cost nothing); free tiers, storage and data \
-               transfer not included; Batch assumes Fargate billing of the task time only \
-               (no container start-up)"
+               tasks skipped as already done cost nothing); S3 requests and transfer from the \
+               tasks' final statuses, priced where the tasks ran; free tiers and storage not \
+               included; Batch assumes Fargate billing of the task time only (no container \
+               start-up)"
             .to_string(),
     }
 }
@@ -402,6 +542,7 @@ impl Report {
             c.batch_usd,
             c.prices.source
         ));
+        s.push_str(&format!("  {}\n", c.storage.summary_line()));
         s
     }
 }
@@ -410,6 +551,77 @@ impl Report {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    fn traffic(
+        region: &str,
+        billed: bool,
+        get: u64,
+        put: u64,
+        read: u64,
+        written: u64,
+    ) -> cloud::S3Traffic {
+        cloud::S3Traffic {
+            region: region.to_string(),
+            billed,
+            get_class: get,
+            put_class: put,
+            bytes_read: read,
+            bytes_written: written,
+        }
+    }
+
+    #[test]
+    fn storage_is_priced_where_the_tasks_ran() {
+        let p = PriceTable::aws_us_east_1();
+        let t = [
+            // The run's own bucket, in the functions' region: requests only.
+            traffic(
+                "eu-south-2",
+                true,
+                10_000,
+                2_000,
+                5_000_000_000,
+                1_000_000_000,
+            ),
+            // A requester-pays bucket elsewhere: requests and transfer.
+            traffic("eu-west-1", true, 1_000, 0, 2_000_000_000, 0),
+            // sentinel-cogs, unsigned: the sponsor pays; counted as read across regions.
+            traffic("us-west-2", false, 50_000, 0, 8_000_000_000, 0),
+        ];
+        let c = storage_cost(&t, Some("eu-south-2"), &p);
+        assert_eq!((c.get_requests, c.put_requests), (11_000, 2_000));
+        // 11 × $0.0004 + 2 × $0.005.
+        assert!(
+            (c.requests_usd - 0.0144).abs() < 1e-12,
+            "{}",
+            c.requests_usd
+        );
+        assert_eq!(c.inter_region_bytes, 2_000_000_000);
+        assert_eq!(c.internet_bytes, 0);
+        assert!((c.transfer_usd - 0.04).abs() < 1e-12, "{}", c.transfer_usd);
+        assert_eq!(c.sponsored_cross_region_bytes, 8_000_000_000);
+        assert_eq!(
+            c.cross_region_reads.keys().collect::<Vec<_>>(),
+            ["eu-west-1", "us-west-2"]
+        );
+        assert!((c.usd - 0.0544).abs() < 1e-12);
+        let line = c.summary_line();
+        assert!(
+            line.contains("us-west-2 8.000 GB") && line.contains("no charge"),
+            "{line}"
+        );
+
+        // The same traffic from outside AWS: billed reads leave AWS at internet prices.
+        let c = storage_cost(&t, None, &p);
+        assert_eq!(c.internet_bytes, 7_000_000_000);
+        assert_eq!(c.inter_region_bytes, 0);
+        assert!((c.transfer_usd - 0.63).abs() < 1e-9, "{}", c.transfer_usd);
+        // Functions in us-west-2 read sentinel-cogs in region; the others are elsewhere,
+        // and writes to eu-south-2 leave us-west-2.
+        let c = storage_cost(&t, Some("us-west-2"), &p);
+        assert_eq!(c.inter_region_bytes, 8_000_000_000);
+        assert_eq!(c.sponsored_cross_region_bytes, 0);
+    }
     use crate::exec::{Attempt, TaskRecord};
     use crate::stage::StageKind;
 

@@ -317,6 +317,7 @@ pub fn run_pipeline(
     if let Some(v) = executor.vcpus() {
         config.cost.vcpus = v;
     }
+    config.cost.region = executor.region();
     pipeline.validate()?;
     // The previous run in this location, if any: what it wrote that this run no longer
     // plans is removed once this run has finished.
@@ -524,6 +525,7 @@ pub fn regenerate_report(
         config.cost.memory_mb = p.cost.memory_mb;
         config.cost.vcpus = p.cost.vcpus;
         config.cost.lambda_architecture = p.cost.lambda_architecture.clone();
+        config.cost.region = p.cost.storage.compute_region.clone();
     }
     write_report(store, &config, &record, previous.and_then(|p| p.results))
 }
@@ -583,6 +585,30 @@ pub struct Plan {
     /// Estimated Batch/Fargate cost, USD (vCPU-hours + GB-hours).
     pub batch_usd: f64,
     pub prices: String,
+    /// The AWS region the executor runs tasks in (`None`: local, or not known).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Buckets in other regions than the executor's that the tasks to run read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cross_region: Vec<CrossRegionRead>,
+}
+
+/// Reads of one bucket from another region, as a dry run foresees them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CrossRegionRead {
+    pub bucket: String,
+    /// The bucket's region.
+    pub region: String,
+    /// Tasks to run that read it.
+    pub tasks: usize,
+    /// Bytes they read: an earlier run's figures where there is one, else the whole size
+    /// of the objects (an upper bound for windowed reads).
+    pub bytes: u64,
+    /// Whether the requester pays the transfer (signed requests); unsigned reads of public
+    /// open-data buckets are paid by their owner.
+    pub billed: bool,
+    /// Transfer cost, USD (0 when not billed).
+    pub usd: f64,
 }
 
 impl Plan {
@@ -619,6 +645,21 @@ impl Plan {
         if let Some(n) = &self.not_planned {
             s.push_str(&format!("  later steps: {n}\n"));
         }
+        for c in &self.cross_region {
+            s.push_str(&format!(
+                "  across regions: {} task(s) in {} read s3://{} in {}: up to {:.3} GB, {}; slower than in-region reads\n",
+                c.tasks,
+                self.region.as_deref().unwrap_or("?"),
+                c.bucket,
+                c.region,
+                c.bytes as f64 / 1e9,
+                if c.billed {
+                    format!("${:.6} of inter-region transfer", c.usd)
+                } else {
+                    "no transfer charge (open-data bucket, its owner pays)".to_string()
+                }
+            ));
+        }
         s.push_str(&format!(
             "  estimate for the tasks to run: {:.1} task-seconds ({} from earlier runs); Lambda {} MB ${:.6}; Batch/Fargate {} vCPU ${:.6} ({})\n",
             self.task_seconds,
@@ -651,6 +692,8 @@ pub fn plan_pipeline(
     let mut not_planned = None;
     let (mut task_seconds, mut from_earlier) = (0.0, 0usize);
     let mut to_run_total = 0usize;
+    let region = executor.region();
+    let mut cross = CrossRegion::new(store, region.clone());
     while let Some(step) = pipeline.plan_next(store, &done)? {
         let decisions = decide_step(store, &step, config.force)?;
         let mut tasks = Vec::new();
@@ -673,6 +716,7 @@ pub fn plan_pipeline(
                     ("skip", None)
                 }
                 Decision::Run(why) => {
+                    cross.task(&inputs, previous.as_ref());
                     task_seconds += estimated_s;
                     from_earlier += usize::from(earlier.is_some());
                     to_run_total += 1;
@@ -745,5 +789,96 @@ pub fn plan_pipeline(
             + to_run_total as f64 * p.lambda_requests_per_million / 1e6,
         batch_usd: hours * (vcpus as f64 * p.fargate_vcpu_hour + gb * p.fargate_gb_hour),
         prices: p.source.clone(),
+        cross_region: cross.finish(p),
+        region,
     })
+}
+
+/// The buckets of other regions that a dry run's tasks read, gathered task by task.
+struct CrossRegion<'a> {
+    store: &'a Store,
+    /// The executor's region; nothing is gathered without one.
+    region: Option<String>,
+    /// Bucket → its region (`None`: could not be found).
+    regions: std::collections::HashMap<String, Option<String>>,
+    sizes: cloud::InfoCache,
+    reads: std::collections::BTreeMap<String, CrossRegionRead>,
+}
+
+impl<'a> CrossRegion<'a> {
+    fn new(store: &'a Store, region: Option<String>) -> Self {
+        CrossRegion {
+            store,
+            region,
+            regions: Default::default(),
+            sizes: cloud::InfoCache::new(),
+            reads: Default::default(),
+        }
+    }
+
+    /// A task to run reading `inputs`; `previous` is its earlier run's status, if any.
+    fn task(&mut self, inputs: &[String], previous: Option<&TaskStatus>) {
+        let Some(home) = self.region.clone() else {
+            return;
+        };
+        // Regions whose earlier bytes are counted, buckets whose task is counted.
+        let mut counted = std::collections::BTreeSet::<String>::new();
+        let mut buckets = std::collections::BTreeSet::<String>::new();
+        for uri in inputs {
+            let Ok(cloud::Location::S3 { bucket, .. }) = cloud::Location::parse(uri) else {
+                continue;
+            };
+            let region = self
+                .regions
+                .entry(bucket.clone())
+                .or_insert_with(|| match self.store.bucket_region(uri) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::warn!(%bucket, "the bucket's region is not known: {e}");
+                        None
+                    }
+                })
+                .clone();
+            let Some(region) = region.filter(|r| *r != home) else {
+                continue;
+            };
+            // An earlier run's bytes from that region, once per task; else the object's size.
+            let earlier = previous.map(|p| {
+                p.s3.iter()
+                    .filter(|t| t.region == region)
+                    .map(|t| t.bytes_read)
+                    .sum::<u64>()
+            });
+            let bytes = match earlier {
+                Some(b) if counted.insert(region.clone()) => b,
+                Some(_) => 0,
+                None => self.sizes.info(self.store, uri).map_or(0, |i| i.size),
+            };
+            let r = self
+                .reads
+                .entry(bucket.clone())
+                .or_insert_with(|| CrossRegionRead {
+                    billed: !self.store.options().is_anonymous(&bucket),
+                    bucket: bucket.clone(),
+                    region: region.clone(),
+                    tasks: 0,
+                    bytes: 0,
+                    usd: 0.0,
+                });
+            r.tasks += usize::from(buckets.insert(bucket));
+            r.bytes += bytes;
+        }
+    }
+
+    fn finish(self, p: &crate::report::PriceTable) -> Vec<CrossRegionRead> {
+        self.reads
+            .into_values()
+            .map(|mut r| {
+                if r.billed {
+                    r.usd = r.bytes as f64 / 1e9 * p.transfer_inter_region_gb;
+                }
+                r
+            })
+            .collect()
+    }
 }

@@ -310,7 +310,7 @@ fn throttling_proxy(
     let json = vec![("Content-Type".to_string(), "application/json".to_string())];
     let decide = {
         let stats = stats.clone();
-        move |line: &str| {
+        move |line: &str, _head: &str| {
             let mut s = stats.lock().unwrap();
             if line.contains("/2016-08-19/account-settings") {
                 s.account_settings += 1;

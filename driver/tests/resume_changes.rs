@@ -504,3 +504,100 @@ for it in c.get_items():
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
+
+/// A dry run for functions in one region names the buckets of other regions its tasks would
+/// read, with the bytes and who pays the transfer; the regions come from S3's answers (a
+/// proxy in front of the loopback S3 server holds S3's region rule).
+#[test]
+fn dry_run_names_buckets_read_across_regions() {
+    use driver::exec::lambda::{LambdaConfig, LambdaExecutor};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let dtms = sheets(d);
+    let direct = cloud::testing::s3_store();
+    let far = cloud::testing::unique_bucket(&direct, "dtm-far").unwrap();
+    let open = cloud::testing::unique_bucket(&direct, "dtm-open").unwrap();
+    cloud::testing::make_public(&direct, &open).unwrap();
+    let mut inputs = Vec::new();
+    let mut far_bytes = 0;
+    for (i, p) in dtms.iter().enumerate() {
+        let bytes = std::fs::read(p).unwrap();
+        let uri = if i < 2 {
+            far_bytes += bytes.len() as u64;
+            format!("s3://{far}/dtm/sheet{i}.asc")
+        } else {
+            format!("s3://{open}/dtm/sheet{i}.asc")
+        };
+        direct.put(&uri, bytes.into()).unwrap();
+        inputs.push(uri);
+    }
+    let upstream: u16 = cloud::testing::s3_endpoint()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let (endpoint, _) = cloud::testing::regional_s3(
+        upstream,
+        vec![
+            (far.clone(), "us-west-2".to_string()),
+            (open.clone(), "us-east-1".to_string()),
+        ],
+    )
+    .unwrap();
+    // The driver as a user in eu-south-2 has it; `open` is read unsigned (a public bucket).
+    let store = Store::new(cloud::StoreOptions {
+        endpoint: Some(endpoint),
+        region: Some("eu-south-2".to_string()),
+        anonymous_buckets: vec![open.clone()],
+        ..cloud::testing::s3_options()
+    });
+    let out = format!("s3://{far}/run");
+    // A dry run for Lambda functions in `region` (the API is never called).
+    let plan_in = |region: &str| {
+        let lambda = LambdaExecutor::new(LambdaConfig {
+            region: Some(region.to_string()),
+            endpoint: Some("http://127.0.0.1:9".to_string()),
+            ..LambdaConfig::default()
+        });
+        let mut p = water(&inputs, "2022-05-15", &out);
+        plan_pipeline(&mut p, &lambda, &store, &config(&out)).unwrap()
+    };
+    let plan = plan_in("eu-south-2");
+    assert_eq!(plan.region.as_deref(), Some("eu-south-2"));
+    assert_eq!(plan.steps[0].to_run, 3);
+    let [f, o] = &plan.cross_region[..] else {
+        panic!("{:?}", plan.cross_region)
+    };
+    let f = if f.bucket == far { f } else { o };
+    let o = if o.bucket == open {
+        o
+    } else {
+        &plan.cross_region[0]
+    };
+    assert_eq!(
+        (f.region.as_str(), f.tasks, f.bytes, f.billed),
+        ("us-west-2", 2, far_bytes, true)
+    );
+    assert!((f.usd - far_bytes as f64 / 1e9 * 0.02).abs() < 1e-12);
+    assert_eq!(
+        (o.region.as_str(), o.tasks, o.billed, o.usd),
+        ("us-east-1", 1, false, 0.0)
+    );
+    let text = plan.summary_text();
+    assert!(
+        text.contains(&format!(
+            "2 task(s) in eu-south-2 read s3://{far} in us-west-2"
+        )),
+        "{text}"
+    );
+    assert!(text.contains("no transfer charge"), "{text}");
+    // Functions in us-west-2 read `far` in region: only `open` is elsewhere.
+    let plan = plan_in("us-west-2");
+    let buckets: Vec<&str> = plan
+        .cross_region
+        .iter()
+        .map(|c| c.bucket.as_str())
+        .collect();
+    assert_eq!(buckets, [open.as_str()]);
+}

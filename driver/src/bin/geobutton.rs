@@ -545,7 +545,7 @@ fn print_products(s: &RunSummary) {
 }
 
 fn run(cmd: PipelineCommand) -> Result<ExitCode> {
-    let store = Store::from_env();
+    let store = Store::try_from_env().map_err(anyhow::Error::msg)?;
     let (common, mut p) = pipeline(cmd, &store)?;
     if common.executor != ExecutorKind::Local && !common.output.starts_with("s3://") {
         bail!(
@@ -619,7 +619,7 @@ fn main() -> ExitCode {
 }
 
 fn dispatch(cli: Cli) -> Result<ExitCode> {
-    let store = Store::from_env();
+    let store = Store::try_from_env().map_err(anyhow::Error::msg)?;
     match cli.command {
         Command::Run { pipeline } => run(pipeline),
         Command::Demo {

@@ -525,6 +525,10 @@ impl Executor for BatchExecutor {
     fn vcpus(&self) -> Option<f32> {
         Some(self.config.vcpus)
     }
+
+    fn region(&self) -> Option<String> {
+        self.client.config().region().map(|r| r.to_string())
+    }
 }
 
 #[cfg(test)]

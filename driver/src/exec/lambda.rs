@@ -459,6 +459,10 @@ impl Executor for LambdaExecutor {
     fn memory_mb(&self) -> Option<u32> {
         Some(self.config.memory_mb)
     }
+
+    fn region(&self) -> Option<String> {
+        self.client.config().region().map(|r| r.to_string())
+    }
 }
 
 #[cfg(test)]

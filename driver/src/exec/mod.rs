@@ -291,6 +291,11 @@ pub trait Executor: Send + Sync {
     fn vcpus(&self) -> Option<f32> {
         None
     }
+    /// The AWS region the tasks run in (`None`: outside AWS, as far as known): transfer
+    /// from S3 buckets of other regions is priced from it.
+    fn region(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Runs a step to completion: `submit` then `wait`.
