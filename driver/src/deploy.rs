@@ -9,12 +9,18 @@
 //! - one AWS Batch job definition per stage, `geobutton-{stage}`, with the command
 //!   `[STAGE]` for the image the repository's `Dockerfile` builds, whose ENTRYPOINT
 //!   (`docker/geobutton-entry`) runs the stage binary named first (the children get
-//!   `GEOBUTTON_MANIFEST` and `AWS_BATCH_JOB_ARRAY_INDEX`). The compute environment and job queue are the account's
-//!   (Fargate or EC2); see `docs/deploy.md`.
+//!   `GEOBUTTON_MANIFEST` and `AWS_BATCH_JOB_ARRAY_INDEX`); for Fargate (the default) with
+//!   `platformCapabilities: FARGATE`, the network and platform configuration, the
+//!   execution role and a vCPU/memory pair Fargate runs ([`fargate::check_size`]);
+//! - with `--subnets` and `--security-groups`, a managed Fargate compute environment
+//!   (`geobutton-fargate`) and the job queue the `batch` executor submits to (`geobutton`),
+//!   created or adopted; without them the queue must exist. See `docs/deploy.md`.
 //!
 //! [`plan`] lists what would be done (`--dry-run` prints it); [`apply`] does it, creating
 //! what is missing and updating code/definitions that exist. [`lambda_role_policy`] and
 //! [`driver_policy`] are the IAM permissions needed.
+
+pub mod fargate;
 
 use std::path::PathBuf;
 
@@ -55,6 +61,23 @@ pub struct DeployConfig {
     pub batch_definition_template: String,
     pub batch_vcpus: f32,
     pub batch_memory_mb: u32,
+    /// What the job definitions run on: Fargate (default) or EC2 instances.
+    pub batch_platform: BatchPlatform,
+    /// Fargate: give the containers a public IP (needed to pull the image from ECR in a
+    /// public subnet without a NAT gateway, as in the default VPC).
+    pub batch_assign_public_ip: bool,
+    /// Subnets of the Fargate compute environment to create (none: create none).
+    pub batch_subnets: Vec<String>,
+    pub batch_security_groups: Vec<String>,
+    /// Name of the compute environment created or adopted.
+    pub batch_compute_environment: String,
+    /// Name of the job queue created, adopted or required.
+    pub batch_job_queue: String,
+    /// Most vCPUs the compute environment runs at once.
+    pub batch_max_vcpus: u32,
+    /// Service role of the compute environment; `None` uses the account's service-linked
+    /// role `AWSServiceRoleForBatch` (made by AWS on first use), as AWS recommends.
+    pub batch_service_role_arn: Option<String>,
     /// The bucket exists (perhaps owned by another team or made by hand): do not create it.
     pub existing_bucket: bool,
 }
@@ -79,9 +102,27 @@ impl Default for DeployConfig {
             batch_definition_template: crate::exec::batch::DEFAULT_DEFINITION_TEMPLATE.into(),
             batch_vcpus: 1.0,
             batch_memory_mb: 4096,
+            batch_platform: BatchPlatform::Fargate,
+            batch_assign_public_ip: true,
+            batch_subnets: Vec::new(),
+            batch_security_groups: Vec::new(),
+            batch_compute_environment: "geobutton-fargate".into(),
+            batch_job_queue: "geobutton".into(),
+            batch_max_vcpus: 256,
+            batch_service_role_arn: None,
             existing_bucket: false,
         }
     }
+}
+
+/// What AWS Batch runs the containers on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum BatchPlatform {
+    /// Serverless containers at fixed vCPU/memory pairs, billed per second.
+    Fargate,
+    /// The EC2 instances of a compute environment of one's own.
+    Ec2,
 }
 
 /// One deployment action.
@@ -113,6 +154,25 @@ pub enum Action {
         memory_mb: u32,
         job_role: Option<String>,
         execution_role: Option<String>,
+        platform: BatchPlatform,
+        assign_public_ip: bool,
+    },
+    /// Create the managed Fargate compute environment, or adopt it; wait until `VALID`.
+    CreateComputeEnvironment {
+        name: String,
+        subnets: Vec<String>,
+        security_groups: Vec<String>,
+        max_vcpus: u32,
+        service_role: Option<String>,
+    },
+    /// Create the job queue on the compute environment, or adopt it; wait until `VALID`.
+    CreateJobQueue {
+        name: String,
+        compute_environment: String,
+    },
+    /// The job queue must exist, `VALID` and enabled (no compute environment was asked for).
+    RequireJobQueue {
+        name: String,
     },
 }
 
@@ -179,6 +239,7 @@ pub fn plan(c: &DeployConfig) -> Result<Vec<Action>, DriverError> {
         }
     }
     if let Some(image) = &c.batch_image {
+        check_batch(c)?;
         for &stage in &c.stages {
             out.push(Action::RegisterJobDefinition {
                 name: c.batch_definition_template.replace("{stage}", stage.name()),
@@ -188,10 +249,81 @@ pub fn plan(c: &DeployConfig) -> Result<Vec<Action>, DriverError> {
                 memory_mb: c.batch_memory_mb,
                 job_role: c.batch_job_role_arn.clone(),
                 execution_role: c.batch_execution_role_arn.clone(),
+                platform: c.batch_platform,
+                assign_public_ip: c.batch_assign_public_ip,
             });
         }
+        // The queue first: a missing one stops the deployment before anything is made.
+        let queue = if c.batch_subnets.is_empty() {
+            vec![Action::RequireJobQueue {
+                name: c.batch_job_queue.clone(),
+            }]
+        } else {
+            vec![
+                Action::CreateComputeEnvironment {
+                    name: c.batch_compute_environment.clone(),
+                    subnets: c.batch_subnets.clone(),
+                    security_groups: c.batch_security_groups.clone(),
+                    max_vcpus: c.batch_max_vcpus,
+                    service_role: c.batch_service_role_arn.clone(),
+                },
+                Action::CreateJobQueue {
+                    name: c.batch_job_queue.clone(),
+                    compute_environment: c.batch_compute_environment.clone(),
+                },
+            ]
+        };
+        out.splice(0..0, queue);
     }
     Ok(out)
+}
+
+/// The Batch settings, checked as AWS would check them, before anything is made.
+fn check_batch(c: &DeployConfig) -> Result<(), DriverError> {
+    let bad = |m: String| Err(DriverError::Invalid(format!("deploy: {m}")));
+    match c.batch_platform {
+        BatchPlatform::Fargate => {
+            if let Err(m) = fargate::check_size(c.batch_vcpus, c.batch_memory_mb) {
+                return bad(format!("{m} (--batch-vcpus, --batch-memory)"));
+            }
+            // Fargate pulls the image and writes logs as the execution role.
+            if c.batch_execution_role_arn.is_none() {
+                return bad(
+                    "Fargate job definitions need an execution role (--batch-execution-role) \
+                     to pull the image and write logs"
+                        .into(),
+                );
+            }
+        }
+        BatchPlatform::Ec2 => {
+            if c.batch_vcpus < 1.0 || c.batch_vcpus.fract() != 0.0 || c.batch_memory_mb < 4 {
+                return bad(format!(
+                    "EC2 job definitions take whole vCPUs (≥ 1) and at least 4 MiB, not {} vCPU and {} MiB",
+                    c.batch_vcpus, c.batch_memory_mb
+                ));
+            }
+            if !c.batch_subnets.is_empty() {
+                return bad(
+                    "deploy creates Fargate compute environments only: for EC2, make the \
+                     compute environment and queue yourself and name the queue with --job-queue"
+                        .into(),
+                );
+            }
+        }
+    }
+    if !c.batch_subnets.is_empty() && c.batch_security_groups.is_empty() {
+        return bad("--subnets needs --security-groups (the containers' security groups)".into());
+    }
+    if c.batch_subnets.is_empty() && !c.batch_security_groups.is_empty() {
+        return bad("--security-groups needs --subnets".into());
+    }
+    if !(1..=100_000).contains(&c.batch_max_vcpus) {
+        return bad(format!(
+            "--max-vcpus {} is outside 1..=100000",
+            c.batch_max_vcpus
+        ));
+    }
+    Ok(())
 }
 
 /// Longest wait for a created or updated function to become ready.
@@ -283,6 +415,7 @@ pub fn apply(c: &DeployConfig, actions: &[Action]) -> Result<Vec<String>, Driver
         let lambda = aws_sdk_lambda::Client::new(&sdk);
         let batch = aws_sdk_batch::Client::new(&sdk);
         let mut done = Vec::new();
+        let mut ce_arn: Option<String> = None;
         for a in &actions {
             match a {
                 Action::CreateBucket { bucket } => {
@@ -426,28 +559,53 @@ pub fn apply(c: &DeployConfig, actions: &[Action]) -> Result<Vec<String>, Driver
                     memory_mb,
                     job_role,
                     execution_role,
+                    platform,
+                    assign_public_ip,
                 } => {
                     use aws_sdk_batch::types::{
-                        ContainerProperties, JobDefinitionType, ResourceRequirement, ResourceType,
+                        AssignPublicIp, ContainerProperties, FargatePlatformConfiguration,
+                        JobDefinitionType, NetworkConfiguration, PlatformCapability,
+                        ResourceRequirement, ResourceType,
                     };
                     let req = |t: ResourceType, v: String| {
                         Ok::<_, DriverError>(
                             ResourceRequirement::builder().r#type(t).value(v).build(),
                         )
                     };
-                    let props = ContainerProperties::builder()
+                    let mut props = ContainerProperties::builder()
                         .image(image)
                         .command(stage.name())
                         .resource_requirements(req(ResourceType::Vcpu, vcpus.to_string())?)
                         .resource_requirements(req(ResourceType::Memory, memory_mb.to_string())?)
                         .set_job_role_arn(job_role.clone())
-                        .set_execution_role_arn(execution_role.clone())
-                        .build();
+                        .set_execution_role_arn(execution_role.clone());
+                    let capability = match platform {
+                        BatchPlatform::Fargate => {
+                            props = props
+                                .network_configuration(
+                                    NetworkConfiguration::builder()
+                                        .assign_public_ip(if *assign_public_ip {
+                                            AssignPublicIp::Enabled
+                                        } else {
+                                            AssignPublicIp::Disabled
+                                        })
+                                        .build(),
+                                )
+                                .fargate_platform_configuration(
+                                    FargatePlatformConfiguration::builder()
+                                        .platform_version("LATEST")
+                                        .build(),
+                                );
+                            PlatformCapability::Fargate
+                        }
+                        BatchPlatform::Ec2 => PlatformCapability::Ec2,
+                    };
                     batch
                         .register_job_definition()
                         .job_definition_name(name)
                         .r#type(JobDefinitionType::Container)
-                        .container_properties(props)
+                        .platform_capabilities(capability)
+                        .container_properties(props.build())
                         .send()
                         .await
                         .map_err(|e| {
@@ -459,7 +617,44 @@ pub fn apply(c: &DeployConfig, actions: &[Action]) -> Result<Vec<String>, Driver
                                 ),
                             )
                         })?;
-                    done.push(format!("registered job definition {name}"));
+                    done.push(format!(
+                        "registered job definition {name} ({platform:?}, {vcpus} vCPU, {memory_mb} MiB)"
+                    ));
+                }
+                Action::CreateComputeEnvironment {
+                    name,
+                    subnets,
+                    security_groups,
+                    max_vcpus,
+                    service_role,
+                } => {
+                    let (arn, line) = fargate::ensure_compute_environment(
+                        &batch,
+                        name,
+                        fargate::Network {
+                            subnets,
+                            security_groups,
+                        },
+                        i32::try_from(*max_vcpus).unwrap_or(i32::MAX),
+                        service_role.as_deref(),
+                    )
+                    .await?;
+                    ce_arn = Some(arn);
+                    done.push(line);
+                }
+                Action::CreateJobQueue {
+                    name,
+                    compute_environment,
+                } => {
+                    let ce = ce_arn.clone().ok_or_else(|| {
+                        DriverError::Invalid(format!(
+                            "deploy: job queue {name} planned before its compute environment {compute_environment}"
+                        ))
+                    })?;
+                    done.push(fargate::ensure_job_queue(&batch, name, &ce).await?);
+                }
+                Action::RequireJobQueue { name } => {
+                    done.push(fargate::require_job_queue(&batch, name).await?);
                 }
             }
         }
@@ -549,6 +744,7 @@ mod tests {
             memories: vec![1024, 4096],
             lambda_role_arn: Some("arn:aws:iam::1:role/geobutton-lambda".into()),
             batch_image: Some("123.dkr.ecr.us-east-1.amazonaws.com/geobutton:1".into()),
+            batch_execution_role_arn: Some("arn:aws:iam::1:role/geobutton-batch-execution".into()),
             ..DeployConfig::default()
         };
         let p = plan(&c).unwrap();
@@ -572,5 +768,85 @@ mod tests {
             ..c
         };
         assert!(plan(&bad).unwrap_err().to_string().contains("128..=10240"));
+    }
+
+    #[test]
+    fn batch_settings_are_checked_as_aws_checks_them() {
+        let fargate = DeployConfig {
+            bucket: "b".into(),
+            batch_image: Some("img:1".into()),
+            batch_execution_role_arn: Some("arn:aws:iam::1:role/geobutton-batch-execution".into()),
+            ..DeployConfig::default()
+        };
+        // No subnets: the queue must exist, checked before anything is made.
+        let p = plan(&fargate).unwrap();
+        assert_eq!(
+            p[0],
+            Action::RequireJobQueue {
+                name: "geobutton".into()
+            }
+        );
+        assert!(p.iter().any(|a| matches!(
+            a,
+            Action::RegisterJobDefinition {
+                platform: BatchPlatform::Fargate,
+                assign_public_ip: true,
+                ..
+            }
+        )));
+        // With subnets: the compute environment, then the queue on it.
+        let with_net = DeployConfig {
+            batch_subnets: vec!["subnet-1".into()],
+            batch_security_groups: vec!["sg-1".into()],
+            ..fargate.clone()
+        };
+        let p = plan(&with_net).unwrap();
+        assert!(
+            matches!(&p[0], Action::CreateComputeEnvironment { name, .. } if name == "geobutton-fargate")
+        );
+        assert!(
+            matches!(&p[1], Action::CreateJobQueue { compute_environment, .. } if compute_environment == "geobutton-fargate")
+        );
+        let err = |c: DeployConfig| plan(&c).unwrap_err().to_string();
+        assert!(
+            err(DeployConfig {
+                batch_execution_role_arn: None,
+                ..fargate.clone()
+            })
+            .contains("execution role")
+        );
+        assert!(
+            err(DeployConfig {
+                batch_memory_mb: 1024,
+                ..fargate.clone()
+            })
+            .contains("Fargate runs 1 vCPU with 2048, 3072")
+        );
+        assert!(
+            err(DeployConfig {
+                batch_subnets: vec!["subnet-1".into()],
+                ..fargate.clone()
+            })
+            .contains("--security-groups")
+        );
+        assert!(
+            err(DeployConfig {
+                batch_platform: BatchPlatform::Ec2,
+                batch_vcpus: 0.5,
+                ..fargate.clone()
+            })
+            .contains("whole vCPUs")
+        );
+        // EC2 needs no execution role and takes any whole vCPU count.
+        assert!(
+            plan(&DeployConfig {
+                batch_platform: BatchPlatform::Ec2,
+                batch_execution_role_arn: None,
+                batch_vcpus: 3.0,
+                batch_memory_mb: 7000,
+                ..fargate
+            })
+            .is_ok()
+        );
     }
 }

@@ -37,19 +37,24 @@ kw = dict(endpoint_url=ep, region_name="us-east-1", aws_access_key_id="testing",
           aws_secret_access_key="testing")
 iam = boto3.client("iam", **kw)
 trust = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
-    "Principal": {"Service": ["lambda.amazonaws.com", "batch.amazonaws.com"]},
+    "Principal": {"Service": ["lambda.amazonaws.com", "ecs-tasks.amazonaws.com",
+                              "batch.amazonaws.com"]},
     "Action": "sts:AssumeRole"}]})
 role = iam.create_role(RoleName="geobutton-test", AssumeRolePolicyDocument=trust)["Role"]["Arn"]
-b = boto3.client("batch", **kw)
-ce = b.create_compute_environment(computeEnvironmentName="geobutton-ce", type="UNMANAGED",
-                                  state="ENABLED", serviceRole=role)["computeEnvironmentArn"]
-b.create_job_queue(jobQueueName="geobutton", state="ENABLED", priority=1,
-                   computeEnvironmentOrder=[{"order": 1, "computeEnvironment": ce}])
+# The account's default VPC: its subnets and default security group, for Fargate.
+ec2 = boto3.client("ec2", **kw)
+vpc = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+subnets = [s["SubnetId"] for s in
+           ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["Subnets"]]
+sg = ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [vpc]},
+    {"Name": "group-name", "Values": ["default"]}])["SecurityGroups"][0]["GroupId"]
 for stage in ["lidar-partitioner", "terrain", "ndvi", "water", "biomass"]:
     os.makedirs(os.path.join(zips, stage), exist_ok=True)
     with zipfile.ZipFile(os.path.join(zips, stage, "bootstrap.zip"), "w") as z:
         z.writestr("bootstrap", "#!/bin/sh\necho stand-in for the " + stage + " binary\n")
 print(role)
+print(",".join(subnets[:2]))
+print(sg)
 "##;
 
 fn start_moto() -> (ChildGuard, String) {
@@ -142,6 +147,84 @@ fn run_children(
     }
 }
 
+/// What `deploy` made, read back through the Describe APIs: Fargate job definitions, the
+/// compute environment in the given subnets, the queue on it.
+fn verify_fargate(client: &aws_sdk_batch::Client, role: &str, subnets: &str, sg: &str) {
+    let c = client.clone();
+    let (defs, envs, queues) = cloud::runtime::block_on(async move {
+        (
+            c.describe_job_definitions()
+                .job_definition_name("geobutton-water")
+                .status("ACTIVE")
+                .send()
+                .await
+                .unwrap(),
+            c.describe_compute_environments()
+                .compute_environments("geobutton-fargate")
+                .send()
+                .await
+                .unwrap(),
+            c.describe_job_queues()
+                .job_queues("geobutton")
+                .send()
+                .await
+                .unwrap(),
+        )
+    });
+    let d = defs.job_definitions().last().unwrap();
+    let caps: Vec<&str> = d
+        .platform_capabilities()
+        .iter()
+        .map(|p| p.as_str())
+        .collect();
+    assert_eq!(caps, ["FARGATE"]);
+    let props = d.container_properties().unwrap();
+    assert_eq!(props.command(), ["water"]);
+    assert_eq!(props.execution_role_arn(), Some(role));
+    assert_eq!(
+        props
+            .network_configuration()
+            .and_then(|n| n.assign_public_ip())
+            .map(|a| a.as_str()),
+        Some("ENABLED")
+    );
+    assert_eq!(
+        props
+            .fargate_platform_configuration()
+            .and_then(|f| f.platform_version()),
+        Some("LATEST")
+    );
+    let mut sizes: Vec<(String, String)> = props
+        .resource_requirements()
+        .iter()
+        .map(|r| {
+            (
+                r.r#type().unwrap().as_str().to_string(),
+                r.value().unwrap().to_string(),
+            )
+        })
+        .collect();
+    sizes.sort();
+    assert_eq!(
+        sizes,
+        [
+            ("MEMORY".to_string(), "4096".to_string()),
+            ("VCPU".to_string(), "1".to_string())
+        ]
+    );
+    let ce = &envs.compute_environments()[0];
+    let resources = ce.compute_resources().unwrap();
+    assert_eq!(resources.r#type().map(|t| t.as_str()), Some("FARGATE"));
+    assert_eq!(resources.subnets().join(","), subnets);
+    assert_eq!(resources.security_group_ids(), [sg]);
+    assert_eq!(ce.status().map(|s| s.as_str()), Some("VALID"));
+    let q = &queues.job_queues()[0];
+    assert_eq!(
+        q.compute_environment_order()[0].compute_environment(),
+        ce.compute_environment_arn()
+    );
+}
+
 #[test]
 fn batch_array_jobs_run_children_by_index_and_retry_lost_ones() {
     common::aws_test_env();
@@ -161,61 +244,84 @@ fn batch_array_jobs_run_children_by_index_and_retry_lost_ones() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let role = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let setup = String::from_utf8(out.stdout).unwrap();
+    let [role, subnets, sg] = setup.lines().collect::<Vec<_>>()[..] else {
+        panic!("{setup}")
+    };
+    let role = role.to_string();
 
     // `geobutton deploy --apply` against the emulator: layout bucket, functions, job
-    // definitions.
-    let deploy = Command::new(env!("CARGO_BIN_EXE_geobutton"))
-        .args([
-            "deploy",
-            "--apply",
-            "--bucket",
-            "geobutton-deploy",
-            "--endpoint",
-            &ep,
-        ])
-        .args([
-            "--region",
-            "us-east-1",
-            "--memory",
-            "1024,4096",
-            "--lambda-role",
-            &role,
-        ])
-        .args([
-            "--batch-image",
-            "geobutton:test",
-            "--zips",
-            zips.path().to_str().unwrap(),
-        ])
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&deploy.stdout);
+    // definitions, the Fargate compute environment and job queue.
+    let deploy = |extra: &[&str]| {
+        common::test_credentials(&mut Command::new(env!("CARGO_BIN_EXE_geobutton")))
+            .args([
+                "deploy",
+                "--apply",
+                "--bucket",
+                "geobutton-deploy",
+                "--endpoint",
+                &ep,
+            ])
+            .args([
+                "--region",
+                "us-east-1",
+                "--memory",
+                "1024,4096",
+                "--lambda-role",
+                &role,
+                "--batch-execution-role",
+                &role,
+                // moto requires the service role AWS makes optional.
+                "--batch-service-role",
+                &role,
+            ])
+            .args([
+                "--batch-image",
+                "geobutton:test",
+                "--zips",
+                zips.path().to_str().unwrap(),
+            ])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    // Without subnets the queue must exist: it does not, and nothing is made.
+    let refused = deploy(&[]);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(err.contains("job queue geobutton does not exist"), "{err}");
+    assert!(!String::from_utf8_lossy(&refused.stdout).contains("created"));
+    // A size Fargate does not run is refused before anything is made.
+    let refused = deploy(&["--batch-vcpus", "1", "--batch-memory", "1000"]);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("Fargate runs 1 vCPU with 2048"), "{err}");
+    let deployed = deploy(&["--subnets", subnets, "--security-groups", sg]);
+    let text = String::from_utf8_lossy(&deployed.stdout);
     assert!(
-        deploy.status.success(),
+        deployed.status.success(),
         "{text}{}",
-        String::from_utf8_lossy(&deploy.stderr)
+        String::from_utf8_lossy(&deployed.stderr)
     );
+    for line in [
+        "created compute environment geobutton-fargate (Fargate, up to 256 vCPUs",
+        "created job queue geobutton",
+        "created function geobutton-water-4096 (4096 MB, x86_64)",
+        "registered job definition geobutton-terrain (Fargate, 1 vCPU, 4096 MiB)",
+        // Deploy returns only when the functions are ready (State and LastUpdateStatus).
+        "function geobutton-water-4096 active",
+        "wrote s3://geobutton-deploy/geobutton/README.txt",
+    ] {
+        assert!(text.contains(line), "{line}: {text}");
+    }
+    // Again: the compute environment and queue are adopted.
+    let again = deploy(&["--subnets", subnets, "--security-groups", sg]);
+    let text = String::from_utf8_lossy(&again.stdout);
+    assert!(again.status.success(), "{text}");
     assert!(
-        text.contains("created function geobutton-water-4096 (4096 MB, x86_64)"),
+        text.contains("compute environment geobutton-fargate exists (Fargate)"),
         "{text}"
     );
-    assert!(
-        text.contains("registered job definition geobutton-terrain"),
-        "{text}"
-    );
-    // Deploy returns only when the functions are ready (State and LastUpdateStatus).
-    assert!(
-        text.contains("function geobutton-water-4096 active"),
-        "{text}"
-    );
-    assert!(
-        text.contains("wrote s3://geobutton-deploy/geobutton/README.txt"),
-        "{text}"
-    );
+    assert!(text.contains("job queue geobutton exists"), "{text}");
 
     // Data on the loopback S3 server.
     let store = testing::s3_store();
@@ -253,6 +359,7 @@ fn batch_array_jobs_run_children_by_index_and_retry_lost_ones() {
         }
     });
     let client = aws_sdk_batch::Client::new(&sdk);
+    verify_fargate(&client, &role, subnets, sg);
     let submitted: Arc<Mutex<Vec<SubmittedJob>>> = Arc::default();
     let runs: Arc<Runs> = Arc::default();
     let image = Arc::new(ecs::Image::from_dockerfile(

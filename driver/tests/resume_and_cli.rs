@@ -302,13 +302,10 @@ fn demo_writes_valid_cogs_pngs_and_reports() {
 fn deploy_creates_its_bucket_in_its_region() {
     let ep = cloud::testing::s3_endpoint();
     let deploy = |bucket: &str, region: &str, extra: &[&str]| {
-        Command::new(BIN)
+        common::test_credentials(&mut Command::new(BIN))
             .args(["deploy", "--apply", "--bucket", bucket, "--endpoint", &ep])
             .args(["--region", region])
             .args(extra)
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
             .output()
             .unwrap()
     };

@@ -300,6 +300,12 @@ enum NdviInputKind {
     Scenes,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum PlatformArg {
+    Fargate,
+    Ec2,
+}
+
 #[derive(Args, Debug)]
 struct DeployArgs {
     /// Print the actions only.
@@ -343,6 +349,34 @@ struct DeployArgs {
     batch_vcpus: f32,
     #[arg(long, default_value_t = 4096)]
     batch_memory: u32,
+    /// What the Batch containers run on: fargate (its vCPU/memory pairs, an execution role)
+    /// or ec2 (a compute environment and queue of your own, named with --job-queue).
+    #[arg(long, value_enum, default_value = "fargate")]
+    batch_platform: PlatformArg,
+    /// Subnets of the Fargate compute environment to create with the job queue (comma
+    /// separated); without them the job queue must exist.
+    #[arg(long, value_delimiter = ',')]
+    subnets: Vec<String>,
+    /// Security groups of the Fargate containers (with --subnets).
+    #[arg(long, value_delimiter = ',')]
+    security_groups: Vec<String>,
+    /// Fargate containers without a public IP (private subnets with a NAT gateway or VPC
+    /// endpoints for ECR, S3 and logs).
+    #[arg(long)]
+    no_public_ip: bool,
+    /// Compute environment created or adopted.
+    #[arg(long, default_value = "geobutton-fargate")]
+    compute_environment: String,
+    /// Job queue created, adopted or required (the `batch` executor's --job-queue).
+    #[arg(long, default_value = "geobutton")]
+    job_queue: String,
+    /// Most vCPUs the compute environment runs at once.
+    #[arg(long, default_value_t = 256)]
+    max_vcpus: u32,
+    /// Service role of the compute environment (default: AWS's service-linked role
+    /// AWSServiceRoleForBatch).
+    #[arg(long)]
+    batch_service_role: Option<String>,
     /// Also print the IAM policies to attach.
     #[arg(long)]
     iam: bool,
@@ -713,6 +747,17 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 batch_execution_role_arn: a.batch_execution_role.clone(),
                 batch_vcpus: a.batch_vcpus,
                 batch_memory_mb: a.batch_memory,
+                batch_platform: match a.batch_platform {
+                    PlatformArg::Fargate => driver::deploy::BatchPlatform::Fargate,
+                    PlatformArg::Ec2 => driver::deploy::BatchPlatform::Ec2,
+                },
+                batch_assign_public_ip: !a.no_public_ip,
+                batch_subnets: a.subnets.clone(),
+                batch_security_groups: a.security_groups.clone(),
+                batch_compute_environment: a.compute_environment.clone(),
+                batch_job_queue: a.job_queue.clone(),
+                batch_max_vcpus: a.max_vcpus,
+                batch_service_role_arn: a.batch_service_role.clone(),
                 existing_bucket: a.existing_bucket,
                 ..Default::default()
             };

@@ -120,14 +120,19 @@ pub fn stage_binaries(names: &[&str]) -> Vec<PathBuf> {
 
 /// Environment pointing a process at the loopback S3 server.
 pub fn s3_env(cmd: &mut Command) -> &mut Command {
-    cmd.env("AWS_ENDPOINT_URL", cloud::testing::s3_endpoint())
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
+    test_credentials(cmd)
+        .env("AWS_ENDPOINT_URL", cloud::testing::s3_endpoint())
         .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
         .env_remove("AWS_LAMBDA_RUNTIME_API")
         .env_remove("AWS_BATCH_JOB_ARRAY_INDEX")
         .env_remove("GEOBUTTON_MANIFEST")
+}
+
+/// The emulators' fixed credentials, and no instance metadata service (off loopback).
+pub fn test_credentials(cmd: &mut Command) -> &mut Command {
+    cmd.env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
 }
 
 /// Sets this process's AWS environment for SDK clients of the tests (loopback only).
