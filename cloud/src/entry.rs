@@ -208,6 +208,14 @@ pub fn status_uri(root: &str, id: &str) -> String {
     uri::join(root, &format!("status/{id}.json"))
 }
 
+/// Where a Batch child writes its error when it cannot write its task's status (its manifest
+/// line could not be read, so the task and its status location are unknown):
+/// `MANIFEST.errors/INDEX.json`, a [`TaskStatus`] whose id is the index. The driver reads it
+/// for a child that ended without a status.
+pub fn child_error_uri(manifest: &str, index: usize) -> String {
+    format!("{manifest}.errors/{index}.json")
+}
+
 /// The fingerprint of a task of stage `S` with `params`, heading its inputs through `cache`.
 pub fn fingerprint<S: Stage>(
     store: &Store,
@@ -256,28 +264,7 @@ pub fn run_task<S: Stage>(
     let previous = previous_status(&ctx.store, &status_uri);
     let start = Utc::now();
     let clock = Instant::now();
-    let mut status = TaskStatus {
-        id: task.id.clone(),
-        stage: S::NAME.to_string(),
-        state: TaskState::Error,
-        error: None,
-        start,
-        end: start,
-        duration_s: 0.0,
-        peak_rss_bytes: None,
-        outputs: Vec::new(),
-        output: None,
-        bytes_read: 0,
-        bytes_written: 0,
-        requests: 0,
-        throttled: 0,
-        s3: Vec::new(),
-        executor: options.executor.clone(),
-        skipped: false,
-        fingerprint: None,
-        ran_because: None,
-        warnings: Vec::new(),
-    };
+    let mut status = TaskStatus::started(&task.id, S::NAME, &options.executor, start);
 
     let fp = match prepare::<S>(&ctx.store, &task.params, &InfoCache::new()) {
         Ok(fp) => fp,
@@ -629,7 +616,25 @@ fn batch_main<S: Stage>(manifest: &str, index: usize, executor: &str) -> ExitCod
         executor: executor.to_string(),
         deadline: None,
     };
-    report(run_task::<S>(value, &ctx, &options))
+    let start = Utc::now();
+    let result = run_task::<S>(value, &ctx, &options);
+    if let Err(e) = &result {
+        // No status could be written (the manifest line is unreadable, or the status write
+        // failed): say why where the driver looks for it.
+        let now = Utc::now();
+        let status = TaskStatus {
+            error: Some(e.clone()),
+            end: now,
+            duration_s: (now - start).num_milliseconds().max(0) as f64 / 1000.0,
+            peak_rss_bytes: rss::peak_rss_bytes(),
+            ..TaskStatus::started(&index.to_string(), S::NAME, executor, start)
+        };
+        let uri = child_error_uri(manifest, index);
+        if let Err(w) = ctx.store.put_json(&uri, &status) {
+            tracing::error!(%uri, "cannot write the child's error either: {w}");
+        }
+    }
+    report(result)
 }
 
 #[cfg(not(feature = "remote"))]

@@ -248,6 +248,35 @@ pub struct TaskStatus {
     pub warnings: Vec<String>,
 }
 
+impl TaskStatus {
+    /// The status of task `id` of `stage` started at `start` on `executor`: an error until
+    /// the task says otherwise, with nothing read, written or output yet.
+    pub fn started(id: &str, stage: &str, executor: &str, start: DateTime<Utc>) -> TaskStatus {
+        TaskStatus {
+            id: id.to_string(),
+            stage: stage.to_string(),
+            state: TaskState::Error,
+            error: None,
+            start,
+            end: start,
+            duration_s: 0.0,
+            peak_rss_bytes: None,
+            outputs: Vec::new(),
+            output: None,
+            bytes_read: 0,
+            bytes_written: 0,
+            requests: 0,
+            throttled: 0,
+            s3: Vec::new(),
+            executor: executor.to_string(),
+            skipped: false,
+            fingerprint: None,
+            ran_because: None,
+            warnings: Vec::new(),
+        }
+    }
+}
+
 /// Checks a task id: 1–128 characters of `[A-Za-z0-9._-]`, not starting with `.`.
 pub fn validate_task_id(id: &str) -> Result<(), TaskError> {
     let ok = !id.is_empty()

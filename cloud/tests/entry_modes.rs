@@ -219,10 +219,33 @@ fn batch_mode_runs_manifest_lines_and_resumes() {
     assert!(!status.unwrap().skipped);
     assert!(store.exists(&out(1)).unwrap());
 
-    // An index past the manifest's end is a clear error.
+    // An index past the manifest's end is a clear error, also written where the driver
+    // looks for a child that could not write its task's status.
     let (o, _) = run_batch_child(&manifest, 7);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("no task at index 7"));
+    let said: TaskStatus = store
+        .get_json(&cloud::entry::child_error_uri(&manifest, 7))
+        .unwrap();
+    assert_eq!(said.id, "7");
+    assert_eq!(said.executor, "batch");
+    assert_eq!(said.error.unwrap().kind, cloud::ErrorKind::InvalidTask);
+    // A manifest that is gone: NotFound, naming it.
+    let gone = format!("s3://{bucket}/gone.jsonl");
+    let (o, _) = run_batch_child(&gone, 4);
+    assert!(!o.status.success());
+    let said: TaskStatus = store
+        .get_json(&cloud::entry::child_error_uri(&gone, 4))
+        .unwrap();
+    let e = said.error.unwrap();
+    assert_eq!(e.kind, cloud::ErrorKind::NotFound);
+    assert!(e.message.contains("gone.jsonl"), "{e}");
+    // A child that ran its task writes no such object.
+    assert!(
+        !store
+            .exists(&cloud::entry::child_error_uri(&manifest, 0))
+            .unwrap()
+    );
 }
 
 fn run_task_cli(stdin: &str) -> Output {

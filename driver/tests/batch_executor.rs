@@ -366,9 +366,15 @@ fn batch_array_jobs_run_children_by_index_and_retry_lost_ones() {
         &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../Dockerfile"),
         &bins,
     ));
+    // Set: the next job's manifest is gone before its children start.
+    let lose_manifest = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let hook = {
         let (client, submitted, runs) = (client.clone(), submitted.clone(), runs.clone());
+        let (lose, store) = (lose_manifest.clone(), store.clone());
         Arc::new(move |job: &SubmittedJob| {
+            if lose.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                store.delete(&job.manifest).unwrap();
+            }
             let first = submitted.lock().unwrap().is_empty();
             // The first array job loses child 1.
             run_children(&client, &image, job, if first { &[1] } else { &[] }, &runs);
@@ -390,7 +396,7 @@ fn batch_array_jobs_run_children_by_index_and_retry_lost_ones() {
         ..BatchConfig::default()
     });
     let output = format!("s3://{bucket}/run");
-    let mut p = WaterPipeline::new(dtms.clone(), template, &output);
+    let mut p = WaterPipeline::new(dtms.clone(), template.clone(), &output);
     let config = RunConfig {
         progress: ProgressMode::Silent,
         ..RunConfig::new(&output)
@@ -458,4 +464,40 @@ fn batch_array_jobs_run_children_by_index_and_retry_lost_ones() {
     assert!(store.exists(&format!("{output}/et0.tif")).unwrap());
     let et0: cog::Raster<f32> = cog::read_band(&store, &format!("{output}/et0.tif"), 1).unwrap();
     assert_eq!(et0.data.dim(), (40, 180));
+
+    // Children that cannot read their manifest say why (beside it), and the run names it:
+    // the manifest is missing, which no retry mends.
+    lose_manifest.store(true, std::sync::atomic::Ordering::SeqCst);
+    let output = format!("s3://{bucket}/run-lost-manifest");
+    let mut p = WaterPipeline::new(dtms[..2].to_vec(), template, &output);
+    let e = run_pipeline(
+        &mut p,
+        &batch,
+        &store,
+        &RunConfig {
+            progress: ProgressMode::Silent,
+            ..RunConfig::new(&output)
+        },
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("tiles"), "{e}");
+    let record: driver::run::RunRecord =
+        store.get_json(&format!("{output}/tasks/run.json")).unwrap();
+    let job = submitted.lock().unwrap().last().unwrap().clone();
+    for (child, r) in record.steps[0].records.iter().enumerate() {
+        assert_eq!(r.attempts.len(), 1, "not retried: {r:?}");
+        match &r.attempts[0].failure {
+            Some(Failure::Task(t)) => {
+                assert_eq!(t.kind, cloud::ErrorKind::NotFound, "{t}");
+                assert!(
+                    t.message.contains(&format!(
+                        "job {} child {child} could not run its task",
+                        job.job_id
+                    )) && t.message.contains(&job.manifest),
+                    "{t}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 }

@@ -429,9 +429,25 @@ impl Submission for BatchSubmission {
                     // A status written by this attempt (a minute of clock skew allowed).
                     let fresh = read_status(&store, &r.status_uri)
                         .filter(|s| s.end >= sj.submitted - chrono::Duration::seconds(60));
-                    let failure = match &fresh {
-                        Some(s) => status_failure(s),
-                        None => {
+                    // A child that could not write the task's status says why beside its
+                    // manifest (`cloud::entry::child_error_uri`).
+                    let said = || {
+                        read_status(&store, &cloud::entry::child_error_uri(&sj.manifest, child))
+                            .filter(|s| s.end >= sj.submitted - chrono::Duration::seconds(60))
+                    };
+                    let failure = match (&fresh, fresh.is_none().then(said).flatten()) {
+                        (Some(s), _) => status_failure(s),
+                        (None, Some(s)) => status_failure(&s).map(|f| match f {
+                            Failure::Task(e) => Failure::Task(cloud::TaskError::new(
+                                e.kind,
+                                format!(
+                                    "job {} child {child} could not run its task: {}",
+                                    sj.job_id, e.message
+                                ),
+                            )),
+                            other => other,
+                        }),
+                        (None, None) => {
                             let id = if sj.request.array_size.is_some() {
                                 format!("{}:{child}", sj.job_id)
                             } else {
