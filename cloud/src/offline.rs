@@ -65,6 +65,9 @@ pub(crate) mod s3 {
     pub(crate) async fn delete(_: &Inner, uri: &str, _: &str, _: &str) -> Result<(), StoreError> {
         unsupported(Op::Delete, uri)
     }
+    pub(crate) async fn bucket_region(_: &Inner, bucket: &str) -> Result<String, StoreError> {
+        unsupported(Op::Head, &format!("s3://{bucket}"))
+    }
     pub(crate) fn put_reader(
         _: &std::sync::Arc<Inner>,
         uri: &str,

@@ -233,6 +233,7 @@ pub struct S3Traffic {
 
 /// The class of an S3 request, as priced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(feature = "remote"), allow(dead_code))]
 pub(crate) enum S3Class {
     /// GET, HEAD.
     Get,
@@ -256,6 +257,7 @@ pub(crate) struct Counters {
 
 impl Counters {
     /// One S3 request to a bucket of `region`, with the bytes it moved.
+    #[cfg_attr(not(feature = "remote"), allow(dead_code))]
     pub(crate) fn s3(&self, region: &str, billed: bool, class: S3Class, read: u64, written: u64) {
         let Ok(mut m) = self.s3.lock() else { return };
         let t = m
@@ -334,6 +336,7 @@ pub(crate) struct Inner {
 impl Inner {
     /// The time a remote request attempt may take: the request deadline, or less when the
     /// task's deadline comes first.
+    #[cfg_attr(not(feature = "remote"), allow(dead_code))]
     pub(crate) fn attempt_limit(&self) -> Duration {
         let limit = self.options.request_deadline;
         match self.deadline {

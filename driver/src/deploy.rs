@@ -17,10 +17,11 @@
 //!   created or adopted; without them the queue must exist. See `docs/deploy.md`.
 //!
 //! [`plan`] lists what would be done (`--dry-run` prints it); [`apply`] does it, creating
-//! what is missing and updating code/definitions that exist. [`lambda_role_policy`] and
+//! what is missing and updating code/definitions that exist. [`role_policy`] and
 //! [`driver_policy`] are the IAM permissions needed.
 
 pub mod fargate;
+pub mod iam;
 
 use std::path::PathBuf;
 
@@ -51,7 +52,7 @@ pub struct DeployConfig {
     pub architecture: String,
     /// Folder of `cargo lambda build --output-format zip` (`target/lambda`): `<stage>/bootstrap.zip`.
     pub zips: PathBuf,
-    /// Execution role of the functions (see [`lambda_role_policy`]).
+    /// Execution role of the functions (see [`role_policy`]).
     pub lambda_role_arn: Option<String>,
     pub lambda_timeout_s: i32,
     /// Container image holding the stage binaries, for the Batch job definitions.
@@ -80,6 +81,14 @@ pub struct DeployConfig {
     pub batch_service_role_arn: Option<String>,
     /// The bucket exists (perhaps owned by another team or made by hand): do not create it.
     pub existing_bucket: bool,
+    /// Create (or update) the roles the functions and containers run as ([`iam`]), and use
+    /// them where no role ARN is given.
+    pub create_roles: bool,
+    /// Where the roles may write (`s3://bucket/prefix`); empty: the layout,
+    /// `s3://BUCKET/PREFIX`.
+    pub output_prefixes: Vec<String>,
+    /// Buckets the roles may read (inputs such as a requester-pays copy of CNIG data).
+    pub input_buckets: Vec<String>,
 }
 
 impl Default for DeployConfig {
@@ -111,6 +120,9 @@ impl Default for DeployConfig {
             batch_max_vcpus: 256,
             batch_service_role_arn: None,
             existing_bucket: false,
+            create_roles: false,
+            output_prefixes: Vec::new(),
+            input_buckets: Vec::new(),
         }
     }
 }
@@ -129,6 +141,14 @@ pub enum BatchPlatform {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Action {
+    /// Create the role trusted by `service`, or update its trust; put `policy` as its
+    /// inline permissions and attach the `managed` policies.
+    CreateRole {
+        name: String,
+        service: String,
+        policy: Option<Value>,
+        managed: Vec<String>,
+    },
     CreateBucket {
         bucket: String,
     },
@@ -218,7 +238,49 @@ pub fn plan(c: &DeployConfig) -> Result<Vec<Action>, DriverError> {
         uri: format!("s3://{}/{}/README.txt", c.bucket, c.prefix),
         bytes: layout_readme(c).len(),
     });
-    if let Some(role) = &c.lambda_role_arn {
+    let created = |name: &str| c.create_roles.then(|| name.to_string());
+    if c.create_roles {
+        let permissions = role_policy(c)?;
+        let role = |name: &str, service: &str, policy: Option<&Value>, managed: &[&str]| {
+            Action::CreateRole {
+                name: name.to_string(),
+                service: service.to_string(),
+                policy: policy.cloned(),
+                managed: managed.iter().map(|m| m.to_string()).collect(),
+            }
+        };
+        if c.lambda_role_arn.is_none() {
+            out.push(role(
+                iam::LAMBDA_ROLE,
+                "lambda.amazonaws.com",
+                Some(&permissions),
+                &[],
+            ));
+        }
+        if c.batch_image.is_some() {
+            if c.batch_job_role_arn.is_none() {
+                out.push(role(
+                    iam::BATCH_JOB_ROLE,
+                    "ecs-tasks.amazonaws.com",
+                    Some(&permissions),
+                    &[],
+                ));
+            }
+            if c.batch_execution_role_arn.is_none() {
+                out.push(role(
+                    iam::BATCH_EXECUTION_ROLE,
+                    "ecs-tasks.amazonaws.com",
+                    None,
+                    &[iam::ECS_EXECUTION_POLICY],
+                ));
+            }
+        }
+    }
+    if let Some(role) = c
+        .lambda_role_arn
+        .clone()
+        .or_else(|| created(iam::LAMBDA_ROLE))
+    {
         for &stage in &c.stages {
             for &m in &c.memories {
                 if !(128..=10_240).contains(&m) {
@@ -247,13 +309,18 @@ pub fn plan(c: &DeployConfig) -> Result<Vec<Action>, DriverError> {
                 image: image.clone(),
                 vcpus: c.batch_vcpus,
                 memory_mb: c.batch_memory_mb,
-                job_role: c.batch_job_role_arn.clone(),
-                execution_role: c.batch_execution_role_arn.clone(),
+                job_role: c
+                    .batch_job_role_arn
+                    .clone()
+                    .or_else(|| created(iam::BATCH_JOB_ROLE)),
+                execution_role: c
+                    .batch_execution_role_arn
+                    .clone()
+                    .or_else(|| created(iam::BATCH_EXECUTION_ROLE)),
                 platform: c.batch_platform,
                 assign_public_ip: c.batch_assign_public_ip,
             });
         }
-        // The queue first: a missing one stops the deployment before anything is made.
         let queue = if c.batch_subnets.is_empty() {
             vec![Action::RequireJobQueue {
                 name: c.batch_job_queue.clone(),
@@ -273,8 +340,17 @@ pub fn plan(c: &DeployConfig) -> Result<Vec<Action>, DriverError> {
                 },
             ]
         };
-        out.splice(0..0, queue);
+        out.extend(queue);
     }
+    // Roles first (a compute environment or function may name one), then the queue (a
+    // missing one stops the deployment before anything else is made), then the rest.
+    out.sort_by_key(|a| match a {
+        Action::CreateRole { .. } => 0,
+        Action::RequireJobQueue { .. }
+        | Action::CreateComputeEnvironment { .. }
+        | Action::CreateJobQueue { .. } => 1,
+        _ => 2,
+    });
     Ok(out)
 }
 
@@ -287,10 +363,10 @@ fn check_batch(c: &DeployConfig) -> Result<(), DriverError> {
                 return bad(format!("{m} (--batch-vcpus, --batch-memory)"));
             }
             // Fargate pulls the image and writes logs as the execution role.
-            if c.batch_execution_role_arn.is_none() {
+            if c.batch_execution_role_arn.is_none() && !c.create_roles {
                 return bad(
-                    "Fargate job definitions need an execution role (--batch-execution-role) \
-                     to pull the image and write logs"
+                    "Fargate job definitions need an execution role (--batch-execution-role, \
+                     or --create-roles) to pull the image and write logs"
                         .into(),
                 );
             }
@@ -325,6 +401,10 @@ fn check_batch(c: &DeployConfig) -> Result<(), DriverError> {
     }
     Ok(())
 }
+
+/// Longest wait for a role just made to become assumable by Lambda (IAM is eventually
+/// consistent).
+pub const ROLE_PROPAGATION_WAIT: std::time::Duration = std::time::Duration::from_secs(90);
 
 /// Longest wait for a created or updated function to become ready.
 pub const FUNCTION_READY_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
@@ -414,10 +494,29 @@ pub fn apply(c: &DeployConfig, actions: &[Action]) -> Result<Vec<String>, Driver
         );
         let lambda = aws_sdk_lambda::Client::new(&sdk);
         let batch = aws_sdk_batch::Client::new(&sdk);
+        let iam_client = aws_sdk_iam::Client::new(&sdk);
         let mut done = Vec::new();
         let mut ce_arn: Option<String> = None;
+        // Roles made by this deployment: name → ARN (actions name them before AWS has ARNs).
+        let mut roles = std::collections::HashMap::<String, String>::new();
+        let arn_of = |roles: &std::collections::HashMap<String, String>, r: &str| {
+            roles.get(r).cloned().unwrap_or_else(|| r.to_string())
+        };
         for a in &actions {
             match a {
+                Action::CreateRole {
+                    name,
+                    service,
+                    policy,
+                    managed,
+                } => {
+                    let managed: Vec<&str> = managed.iter().map(String::as_str).collect();
+                    let (arn, line) =
+                        iam::ensure_role(&iam_client, name, service, policy.as_ref(), &managed)
+                            .await?;
+                    roles.insert(name.clone(), arn);
+                    done.push(line);
+                }
                 Action::CreateBucket { bucket } => {
                     // Outside us-east-1, S3 refuses a CreateBucket without the region's
                     // location constraint (IllegalLocationConstraintException).
@@ -523,28 +622,51 @@ pub fn apply(c: &DeployConfig, actions: &[Action]) -> Result<Vec<String>, Driver
                             })?;
                         done.push(format!("updated function {name}"));
                     } else {
-                        lambda
-                            .create_function()
-                            .function_name(name)
-                            .runtime(Runtime::Providedal2023)
-                            .handler("bootstrap")
-                            .role(role)
-                            .memory_size(*memory_mb as i32)
-                            .timeout(*timeout_s)
-                            .architectures(arch)
-                            .code(FunctionCode::builder().zip_file(Blob::new(bytes)).build())
-                            .description("geobutton stage (cloud::entry Lambda mode)")
-                            .send()
-                            .await
-                            .map_err(|e| {
-                                aws(
-                                    "lambda",
-                                    format!(
-                                        "CreateFunction {name}: {}",
-                                        aws_sdk_lambda::error::DisplayErrorContext(&e)
-                                    ),
+                        let role = arn_of(&roles, role);
+                        // A role IAM has just made cannot be assumed by Lambda for some
+                        // seconds: wait for it (bounded), as AWS advises.
+                        let deadline = std::time::Instant::now() + ROLE_PROPAGATION_WAIT;
+                        loop {
+                            let created = lambda
+                                .create_function()
+                                .function_name(name)
+                                .runtime(Runtime::Providedal2023)
+                                .handler("bootstrap")
+                                .role(&role)
+                                .memory_size(*memory_mb as i32)
+                                .timeout(*timeout_s)
+                                .architectures(arch.clone())
+                                .code(
+                                    FunctionCode::builder()
+                                        .zip_file(Blob::new(bytes.clone()))
+                                        .build(),
                                 )
-                            })?;
+                                .description("geobutton stage (cloud::entry Lambda mode)")
+                                .send()
+                                .await;
+                            match created {
+                                Ok(_) => break,
+                                Err(e)
+                                    if e.as_service_error().is_some_and(|s| {
+                                        s.is_invalid_parameter_value_exception()
+                                            && s.meta()
+                                                .message()
+                                                .is_some_and(|m| m.contains("cannot be assumed"))
+                                    }) && std::time::Instant::now() < deadline =>
+                                {
+                                    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                                }
+                                Err(e) => {
+                                    return Err(aws(
+                                        "lambda",
+                                        format!(
+                                            "CreateFunction {name}: {}",
+                                            aws_sdk_lambda::error::DisplayErrorContext(&e)
+                                        ),
+                                    ));
+                                }
+                            }
+                        }
                         done.push(format!(
                             "created function {name} ({memory_mb} MB, {architecture})"
                         ));
@@ -577,8 +699,10 @@ pub fn apply(c: &DeployConfig, actions: &[Action]) -> Result<Vec<String>, Driver
                         .command(stage.name())
                         .resource_requirements(req(ResourceType::Vcpu, vcpus.to_string())?)
                         .resource_requirements(req(ResourceType::Memory, memory_mb.to_string())?)
-                        .set_job_role_arn(job_role.clone())
-                        .set_execution_role_arn(execution_role.clone());
+                        .set_job_role_arn(job_role.as_deref().map(|r| arn_of(&roles, r)))
+                        .set_execution_role_arn(
+                            execution_role.as_deref().map(|r| arn_of(&roles, r)),
+                        );
                     let capability = match platform {
                         BatchPlatform::Fargate => {
                             props = props
@@ -662,32 +786,29 @@ pub fn apply(c: &DeployConfig, actions: &[Action]) -> Result<Vec<String>, Driver
     })
 }
 
-/// IAM policy of the functions' and containers' role: read and write the layout, logs.
-pub fn lambda_role_policy(bucket: &str, prefix: &str) -> Value {
-    serde_json::json!({
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "GeobuttonData",
-                "Effect": "Allow",
-                "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject",
-                           "s3:AbortMultipartUpload"],
-                "Resource": format!("arn:aws:s3:::{bucket}/{prefix}/*")
-            },
-            {
-                "Sid": "GeobuttonList",
-                "Effect": "Allow",
-                "Action": "s3:ListBucket",
-                "Resource": format!("arn:aws:s3:::{bucket}")
-            },
-            {
-                "Sid": "Logs",
-                "Effect": "Allow",
-                "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-                "Resource": "*"
-            }
-        ]
-    })
+/// The permissions of the functions' and containers' roles for `c`: its output prefixes
+/// (default: the layout) and input buckets ([`iam::role_policy`]).
+pub fn role_policy(c: &DeployConfig) -> Result<Value, DriverError> {
+    let bad = |m: String| DriverError::Invalid(format!("deploy: {m}"));
+    let outputs = if c.output_prefixes.is_empty() {
+        vec![iam::S3Prefix {
+            bucket: c.bucket.clone(),
+            prefix: c.prefix.trim_matches('/').to_string(),
+        }]
+    } else {
+        c.output_prefixes
+            .iter()
+            .map(|u| iam::S3Prefix::parse(u).map_err(|m| bad(format!("--output-prefix {m}"))))
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    for b in &c.input_buckets {
+        if b.is_empty() || b.contains(['/', '*', '?', ':']) {
+            return Err(bad(format!(
+                "--input-bucket {b:?}: a bucket name (no s3://, no key, no wildcard)"
+            )));
+        }
+    }
+    Ok(iam::role_policy(&outputs, &c.input_buckets))
 }
 
 /// IAM policy of whoever runs `geobutton run`/`deploy`.
@@ -722,10 +843,26 @@ pub fn driver_policy(bucket: &str, prefix: &str, region: &str, account: &str) ->
                 "Resource": format!("arn:aws:iam::{account}:role/geobutton-*")
             },
             {
+                "Sid": "CreateRoles",
+                "Effect": "Allow",
+                "Action": ["iam:GetRole", "iam:CreateRole", "iam:UpdateAssumeRolePolicy",
+                           "iam:PutRolePolicy", "iam:AttachRolePolicy"],
+                "Resource": format!("arn:aws:iam::{account}:role/geobutton-*")
+            },
+            {
+                "Sid": "BatchServiceLinkedRole",
+                "Effect": "Allow",
+                "Action": "iam:CreateServiceLinkedRole",
+                "Resource": format!("arn:aws:iam::{account}:role/aws-service-role/batch.amazonaws.com/*"),
+                "Condition": { "StringEquals": { "iam:AWSServiceName": "batch.amazonaws.com" } }
+            },
+            {
                 "Sid": "Batch",
                 "Effect": "Allow",
                 "Action": ["batch:SubmitJob", "batch:DescribeJobs", "batch:RegisterJobDefinition",
-                           "batch:TagResource"],
+                           "batch:DescribeJobDefinitions", "batch:CreateComputeEnvironment",
+                           "batch:DescribeComputeEnvironments", "batch:CreateJobQueue",
+                           "batch:DescribeJobQueues", "batch:TagResource"],
                 "Resource": "*"
             }
         ]

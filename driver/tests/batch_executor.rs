@@ -15,13 +15,13 @@ mod common;
 use common::ecs;
 
 use std::collections::HashMap;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use cloud::{ProgressMode, testing};
-use common::{ChildGuard, free_port, s3_env, wait_for_port};
+use common::s3_env;
 use driver::exec::batch::{BatchConfig, BatchExecutor, SubmittedJob};
 use driver::exec::{Failure, RetryPolicy};
 use driver::pipeline::water::WaterPipeline;
@@ -56,19 +56,6 @@ print(role)
 print(",".join(subnets[:2]))
 print(sg)
 "##;
-
-fn start_moto() -> (ChildGuard, String) {
-    let port = free_port();
-    let moto = common::find_program("moto_server").expect("moto_server (pip install moto[server])");
-    let mut child = Command::new(moto)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for_port(port, &mut child, "moto_server");
-    (ChildGuard(child), format!("http://127.0.0.1:{port}"))
-}
 
 /// Every child started: its argv and exit status.
 type Runs = Mutex<Vec<(Vec<String>, Option<i32>)>>;
@@ -233,7 +220,7 @@ fn batch_array_jobs_run_children_by_index_and_retry_lost_ones() {
         .map(String::from)
         .zip(common::stage_binaries(&["water", "terrain"]))
         .collect();
-    let (_moto, ep) = start_moto();
+    let (_moto, ep) = common::start_moto();
     let zips = tempfile::tempdir().unwrap();
     let out = Command::new("python3")
         .args(["-c", SETUP, &ep, zips.path().to_str().unwrap()])

@@ -358,3 +358,207 @@ fn rand_suffix() -> u32 {
         .subsec_nanos()
         ^ std::process::id()
 }
+
+/// Issue 15, item 2: `deploy --apply --create-roles` makes the three roles with the trust
+/// each service needs (read back through GetRole), least-privilege permissions scoped to
+/// the output prefix and the named input bucket (GetRolePolicy), the managed execution
+/// policy on the Fargate execution role, and uses them for the functions and the job
+/// definitions; a second deploy adopts them. In eu-south-2, against moto.
+#[test]
+fn deploy_creates_roles_with_their_trust_and_scoped_permissions() {
+    let (_moto, ep) = common::start_moto();
+    let region = "eu-south-2";
+    let bucket = format!("gb-roles-{:08x}", rand_suffix());
+    let zips = tempfile::tempdir().unwrap();
+    // Stand-in zips, the default VPC's network, and a service role for the compute
+    // environment (AWS would use its service-linked role; moto requires one).
+    let setup = r##"
+import json, os, sys, zipfile, boto3
+ep, region, zips = sys.argv[1], sys.argv[2], sys.argv[3]
+kw = dict(endpoint_url=ep, region_name=region, aws_access_key_id="testing",
+          aws_secret_access_key="testing")
+for stage in ["lidar-partitioner", "terrain", "ndvi", "water", "biomass"]:
+    os.makedirs(os.path.join(zips, stage), exist_ok=True)
+    with zipfile.ZipFile(os.path.join(zips, stage, "bootstrap.zip"), "w") as z:
+        z.writestr("bootstrap", "#!/bin/sh\n")
+ec2 = boto3.client("ec2", **kw)
+vpc = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+subnet = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["Subnets"][0]["SubnetId"]
+sg = ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [vpc]},
+    {"Name": "group-name", "Values": ["default"]}])["SecurityGroups"][0]["GroupId"]
+iam = boto3.client("iam", **kw)
+trust = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+    "Principal": {"Service": "batch.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+try:
+    service = iam.create_role(RoleName="batch-service", AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+except iam.exceptions.EntityAlreadyExistsException:
+    service = iam.get_role(RoleName="batch-service")["Role"]["Arn"]
+print(subnet); print(sg); print(service)
+"##;
+    let o = Command::new("python3")
+        .args(["-c", setup, &ep, region, zips.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8(o.stdout).unwrap();
+    let [subnet, sg, service] = out.lines().collect::<Vec<_>>()[..] else {
+        panic!("{out}")
+    };
+    let output_prefix = format!("s3://{bucket}/geobutton");
+    let deploy = || {
+        common::test_credentials(&mut Command::new(BIN))
+            .args(["deploy", "--apply", "--create-roles", "--bucket", &bucket])
+            .args(["--endpoint", &ep, "--region", region, "--memory", "1024"])
+            .args(["--zips", zips.path().to_str().unwrap()])
+            .args([
+                "--output-prefix",
+                &output_prefix,
+                "--input-bucket",
+                "cnig-copy",
+            ])
+            .args(["--batch-image", "geobutton:1", "--subnets", subnet])
+            .args(["--security-groups", sg, "--batch-service-role", service])
+            .args(["--compute-environment", &format!("{bucket}-ce")])
+            .args(["--job-queue", &format!("{bucket}-q")])
+            .output()
+            .unwrap()
+    };
+    let o = deploy();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for line in [
+        "created role geobutton-lambda (trust: lambda.amazonaws.com), permissions put",
+        "created role geobutton-batch-job (trust: ecs-tasks.amazonaws.com), permissions put",
+        "role geobutton-batch-execution (trust: ecs-tasks.amazonaws.com), arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy attached",
+        "created function geobutton-water-1024",
+    ] {
+        assert!(text.contains(line), "{line}: {text}");
+    }
+    // Read back through the IAM, Lambda and Batch APIs.
+    let read = r#"
+import json, sys, boto3
+ep, region, bucket = sys.argv[1], sys.argv[2], sys.argv[3]
+kw = dict(endpoint_url=ep, region_name=region, aws_access_key_id="testing",
+          aws_secret_access_key="testing")
+iam = boto3.client("iam", **kw)
+out = {}
+for r in ["geobutton-lambda", "geobutton-batch-job", "geobutton-batch-execution"]:
+    role = iam.get_role(RoleName=r)["Role"]
+    out[r] = {"arn": role["Arn"], "trust": role["AssumeRolePolicyDocument"],
+              "inline": iam.list_role_policies(RoleName=r)["PolicyNames"],
+              "managed": [p["PolicyArn"] for p in
+                          iam.list_attached_role_policies(RoleName=r)["AttachedPolicies"]]}
+out["policy"] = iam.get_role_policy(RoleName="geobutton-lambda", PolicyName="geobutton")["PolicyDocument"]
+out["function_role"] = boto3.client("lambda", **kw).get_function(
+    FunctionName="geobutton-water-1024")["Configuration"]["Role"]
+d = boto3.client("batch", **kw).describe_job_definitions(
+    jobDefinitionName="geobutton-water", status="ACTIVE")["jobDefinitions"][-1]["containerProperties"]
+out["job_role"], out["execution_role"] = d.get("jobRoleArn"), d.get("executionRoleArn")
+print(json.dumps(out))
+"#;
+    let o = Command::new("python3")
+        .args(["-c", read, &ep, region, &bucket])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let got: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let service_of = |r: &str| got[r]["trust"]["Statement"][0]["Principal"]["Service"].clone();
+    assert_eq!(service_of("geobutton-lambda"), "lambda.amazonaws.com");
+    assert_eq!(service_of("geobutton-batch-job"), "ecs-tasks.amazonaws.com");
+    assert_eq!(
+        service_of("geobutton-batch-execution"),
+        "ecs-tasks.amazonaws.com"
+    );
+    assert_eq!(
+        got["geobutton-lambda"]["inline"],
+        serde_json::json!(["geobutton"])
+    );
+    assert_eq!(
+        got["geobutton-batch-execution"]["managed"],
+        serde_json::json!([driver::deploy::iam::ECS_EXECUTION_POLICY])
+    );
+    assert_eq!(got["function_role"], got["geobutton-lambda"]["arn"]);
+    assert_eq!(got["job_role"], got["geobutton-batch-job"]["arn"]);
+    assert_eq!(
+        got["execution_role"],
+        got["geobutton-batch-execution"]["arn"]
+    );
+    // The permissions: the output prefix and the input bucket, nothing more.
+    let policy = &got["policy"];
+    let allows = |a: &str, r: &str| driver::deploy::iam::allows(policy, a, r);
+    assert!(allows(
+        "s3:PutObject",
+        &format!("arn:aws:s3:::{bucket}/geobutton/runs/w/et0.tif")
+    ));
+    assert!(!allows(
+        "s3:PutObject",
+        &format!("arn:aws:s3:::{bucket}/elsewhere/x")
+    ));
+    assert!(allows("s3:GetObject", "arn:aws:s3:::cnig-copy/PNOA/x.laz"));
+    assert!(!allows("s3:PutObject", "arn:aws:s3:::cnig-copy/x"));
+    assert!(!allows(
+        "iam:CreateRole",
+        "arn:aws:iam::123456789012:role/x"
+    ));
+
+    // Again: the roles are adopted, their trust and permissions put again.
+    let o = deploy();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{text}");
+    assert!(
+        text.contains("role geobutton-lambda exists (trust: lambda.amazonaws.com)"),
+        "{text}"
+    );
+}
+
+/// Every `s3://my-bucket/…` location the documentation shows is allowed by the policies
+/// `geobutton deploy --bucket my-bucket --iam` prints: the roles' (read and write) and the
+/// driver's.
+#[test]
+fn documented_locations_are_allowed_by_the_printed_policies() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut files = vec![root.join("README.md"), root.join("driver/README.md")];
+    for dir in ["docs", "notebooks"] {
+        for e in std::fs::read_dir(root.join(dir)).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "md" || x == "ipynb") {
+                files.push(p);
+            }
+        }
+    }
+    let config = driver::deploy::DeployConfig {
+        bucket: "my-bucket".into(),
+        ..Default::default()
+    };
+    let roles = driver::deploy::role_policy(&config).unwrap();
+    let driver_policy = driver::deploy::driver_policy("my-bucket", "geobutton", "eu-west-1", "1");
+    let mut seen = 0;
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        for (i, _) in text.match_indices("s3://my-bucket/") {
+            let uri: String = text[i..]
+                .chars()
+                .take_while(|c| !c.is_whitespace() && !"\"'`),\\".contains(*c))
+                .collect();
+            let key = uri
+                .trim_start_matches("s3://my-bucket/")
+                .trim_end_matches('/');
+            let object = format!("arn:aws:s3:::my-bucket/{key}/x.tif");
+            for (who, p) in [("role", &roles), ("driver", &driver_policy)] {
+                for action in ["s3:GetObject", "s3:PutObject"] {
+                    assert!(
+                        driver::deploy::iam::allows(p, action, &object),
+                        "{}: {uri}: the {who} policy does not allow {action}",
+                        f.display()
+                    );
+                }
+            }
+            seen += 1;
+        }
+    }
+    assert!(seen >= 5, "only {seen} documented locations found");
+}

@@ -377,7 +377,19 @@ struct DeployArgs {
     /// AWSServiceRoleForBatch).
     #[arg(long)]
     batch_service_role: Option<String>,
-    /// Also print the IAM policies to attach.
+    /// Create (or update) the roles geobutton-lambda, geobutton-batch-job and
+    /// geobutton-batch-execution with their trust and least-privilege permissions, and use
+    /// them where no role ARN is given.
+    #[arg(long)]
+    create_roles: bool,
+    /// Where the roles may write, s3://bucket/prefix (repeatable; default: the layout,
+    /// s3://BUCKET/PREFIX).
+    #[arg(long = "output-prefix")]
+    output_prefixes: Vec<String>,
+    /// Buckets the roles may read (repeatable), e.g. a requester-pays copy of CNIG data.
+    #[arg(long = "input-bucket")]
+    input_buckets: Vec<String>,
+    /// Also print the IAM policies (trust and permissions).
     #[arg(long)]
     iam: bool,
 }
@@ -759,6 +771,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 batch_max_vcpus: a.max_vcpus,
                 batch_service_role_arn: a.batch_service_role.clone(),
                 existing_bucket: a.existing_bucket,
+                create_roles: a.create_roles,
+                output_prefixes: a.output_prefixes.clone(),
+                input_buckets: a.input_buckets.clone(),
                 ..Default::default()
             };
             let actions = driver::deploy::plan(&config)?;
@@ -772,11 +787,20 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             if a.iam {
                 println!(
                     "function/container role policy:\n{}",
-                    serde_json::to_string_pretty(&driver::deploy::lambda_role_policy(
-                        &a.bucket,
-                        &config.prefix
-                    ))?
+                    serde_json::to_string_pretty(&driver::deploy::role_policy(&config)?)?
                 );
+                for (role, service) in [
+                    ("the functions' role", "lambda.amazonaws.com"),
+                    (
+                        "the containers' job and execution roles",
+                        "ecs-tasks.amazonaws.com",
+                    ),
+                ] {
+                    println!(
+                        "trust policy of {role}:\n{}",
+                        serde_json::to_string_pretty(&driver::deploy::iam::trust_policy(service))?
+                    );
+                }
                 println!(
                     "driver policy:\n{}",
                     serde_json::to_string_pretty(&driver::deploy::driver_policy(

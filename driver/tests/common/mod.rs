@@ -3,7 +3,7 @@
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cloud::{Ctx, ProgressMode, Store};
@@ -178,4 +178,20 @@ pub fn plots_geojson() -> String {
         ]
     })
     .to_string()
+}
+
+/// Starts a moto server of its own on a free loopback port (AWS's managed IAM policies
+/// loaded, as an account has them); returns its guard and endpoint.
+pub fn start_moto() -> (ChildGuard, String) {
+    let port = free_port();
+    let moto = find_program("moto_server").expect("moto_server (pip install moto[server])");
+    let mut child = Command::new(moto)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_port(port, &mut child, "moto_server");
+    (ChildGuard(child), format!("http://127.0.0.1:{port}"))
 }
