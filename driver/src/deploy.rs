@@ -22,6 +22,10 @@
 
 pub mod fargate;
 pub mod iam;
+pub mod undeploy;
+
+/// Tag (key, value) on every resource `deploy` creates: `undeploy` removes only these.
+pub const MADE_BY: (&str, &str) = ("made-by", "geobutton-deploy");
 
 use std::path::PathBuf;
 
@@ -642,6 +646,7 @@ pub fn apply(c: &DeployConfig, actions: &[Action]) -> Result<Vec<String>, Driver
                                         .build(),
                                 )
                                 .description("geobutton stage (cloud::entry Lambda mode)")
+                                .tags(MADE_BY.0, MADE_BY.1)
                                 .send()
                                 .await;
                             match created {
@@ -730,6 +735,7 @@ pub fn apply(c: &DeployConfig, actions: &[Action]) -> Result<Vec<String>, Driver
                         .r#type(JobDefinitionType::Container)
                         .platform_capabilities(capability)
                         .container_properties(props.build())
+                        .tags(MADE_BY.0, MADE_BY.1)
                         .send()
                         .await
                         .map_err(|e| {

@@ -513,6 +513,93 @@ print(json.dumps(out))
         text.contains("role geobutton-lambda exists (trust: lambda.amazonaws.com)"),
         "{text}"
     );
+
+    // `undeploy` removes what deploy made and nothing else: a function of the same name
+    // pattern made by hand stays, and so does the bucket.
+    let by_hand = r#"
+import sys, boto3
+ep, region, role, zip_path = sys.argv[1:5]
+kw = dict(endpoint_url=ep, region_name=region, aws_access_key_id="testing",
+          aws_secret_access_key="testing")
+boto3.client("lambda", **kw).create_function(FunctionName="geobutton-biomass-999",
+    Runtime="provided.al2023", Role=role, Handler="bootstrap",
+    Code={"ZipFile": open(zip_path, "rb").read()})
+"#;
+    let zip = zips.path().join("biomass/bootstrap.zip");
+    let o = Command::new("python3")
+        .args(["-c", by_hand, &ep, region, service, zip.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let undeploy = |mode: &str| {
+        common::test_credentials(&mut Command::new(BIN))
+            .args(["undeploy", mode, "--bucket", &bucket, "--endpoint", &ep])
+            .args(["--region", region])
+            .args(["--compute-environment", &format!("{bucket}-ce")])
+            .args(["--job-queue", &format!("{bucket}-q")])
+            .output()
+            .unwrap()
+    };
+    let o = undeploy("--dry-run");
+    let listed = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        o.status.success(),
+        "{listed}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for line in [
+        "would delete function geobutton-water-1024",
+        &format!("would delete job queue {bucket}-q"),
+        &format!("would delete compute environment {bucket}-ce"),
+        "would deregister job definition geobutton-water:",
+        "would delete role geobutton-batch-execution",
+        "would delete 1 object(s)",
+    ] {
+        assert!(listed.contains(line), "{line}: {listed}");
+    }
+    assert!(!listed.contains("geobutton-biomass-999"), "{listed}");
+    let o = undeploy("--apply");
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(
+        text.matches("deleted function").count(),
+        listed.matches("would delete function").count()
+    );
+    let left = r#"
+import json, sys, boto3
+ep, region, bucket = sys.argv[1:4]
+kw = dict(endpoint_url=ep, region_name=region, aws_access_key_id="testing",
+          aws_secret_access_key="testing")
+iam = boto3.client("iam", **kw)
+b = boto3.client("batch", **kw)
+print(json.dumps({
+  "functions": [f["FunctionName"] for f in boto3.client("lambda", **kw).list_functions()["Functions"]],
+  "roles": [r["RoleName"] for r in iam.list_roles()["Roles"]],
+  "definitions": [d["jobDefinitionName"] for d in b.describe_job_definitions(status="ACTIVE")["jobDefinitions"]],
+  "queues": [q["jobQueueName"] for q in b.describe_job_queues()["jobQueues"] if q["status"] != "DELETED"],
+  "envs": [c["computeEnvironmentName"] for c in b.describe_compute_environments()["computeEnvironments"]],
+  "objects": [o["Key"] for o in boto3.client("s3", **kw).list_objects_v2(Bucket=bucket).get("Contents", [])],
+}))
+"#;
+    let o = Command::new("python3")
+        .args(["-c", left, &ep, region, &bucket])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let left: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        left["functions"],
+        serde_json::json!(["geobutton-biomass-999"])
+    );
+    assert_eq!(left["roles"], serde_json::json!(["batch-service"]));
+    assert_eq!(left["definitions"], serde_json::json!([]));
+    assert_eq!(left["queues"], serde_json::json!([]));
+    assert_eq!(left["envs"], serde_json::json!([]));
+    assert_eq!(left["objects"], serde_json::json!([]));
 }
 
 /// Every `s3://my-bucket/…` location the documentation shows is allowed by the policies

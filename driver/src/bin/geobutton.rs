@@ -70,6 +70,44 @@ enum Command {
     },
     /// Create the S3 layout, Lambda functions and Batch job definitions.
     Deploy(DeployArgs),
+    /// Remove what `geobutton deploy` made (resources tagged made-by=geobutton-deploy):
+    /// functions, job queue, compute environment, job definitions, roles, the layout's
+    /// README (and with --delete-data everything under the prefix). The bucket stays.
+    Undeploy(UndeployArgs),
+}
+
+/// What `deploy` and `undeploy` act on, and whether they act.
+#[derive(Args, Debug)]
+struct DeployTarget {
+    /// Print what would be done; do nothing.
+    #[arg(long, conflicts_with = "apply", required_unless_present = "apply")]
+    dry_run: bool,
+    /// Do it.
+    #[arg(long)]
+    apply: bool,
+    #[arg(long)]
+    bucket: String,
+    /// Key prefix of the layout in the bucket.
+    #[arg(long, default_value = "geobutton")]
+    prefix: String,
+    #[arg(long)]
+    region: Option<String>,
+    /// Endpoint for S3, Lambda, Batch and IAM (emulators).
+    #[arg(long)]
+    endpoint: Option<String>,
+}
+
+#[derive(Args, Debug)]
+struct UndeployArgs {
+    #[command(flatten)]
+    target: DeployTarget,
+    /// Also delete every object under s3://BUCKET/PREFIX/ (inputs and runs).
+    #[arg(long)]
+    delete_data: bool,
+    #[arg(long, default_value = "geobutton-fargate")]
+    compute_environment: String,
+    #[arg(long, default_value = "geobutton")]
+    job_queue: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -308,24 +346,11 @@ enum PlatformArg {
 
 #[derive(Args, Debug)]
 struct DeployArgs {
-    /// Print the actions only.
-    #[arg(long, conflicts_with = "apply", required_unless_present = "apply")]
-    dry_run: bool,
-    /// Carry the actions out.
-    #[arg(long)]
-    apply: bool,
-    #[arg(long)]
-    bucket: String,
+    #[command(flatten)]
+    target: DeployTarget,
     /// The bucket exists already (made by hand, or another team's): do not create it.
     #[arg(long)]
     existing_bucket: bool,
-    #[arg(long, default_value = "geobutton")]
-    prefix: String,
-    #[arg(long)]
-    region: Option<String>,
-    /// Endpoint for S3, Lambda and Batch (emulators).
-    #[arg(long)]
-    endpoint: Option<String>,
     /// Memory sizes of the Lambda functions, MB.
     #[arg(long, value_delimiter = ',', default_value = "2048")]
     memory: Vec<u32>,
@@ -743,12 +768,28 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Undeploy(a) => {
+            let config = driver::deploy::DeployConfig {
+                bucket: a.target.bucket.clone(),
+                prefix: a.target.prefix.trim_matches('/').to_string(),
+                region: a.target.region.clone(),
+                endpoint: a.target.endpoint.clone(),
+                batch_compute_environment: a.compute_environment.clone(),
+                batch_job_queue: a.job_queue.clone(),
+                ..Default::default()
+            };
+            for line in driver::deploy::undeploy::undeploy(&config, a.target.apply, a.delete_data)?
+            {
+                println!("{line}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Deploy(a) => {
             let config = driver::deploy::DeployConfig {
-                bucket: a.bucket.clone(),
-                prefix: a.prefix.trim_matches('/').to_string(),
-                region: a.region.clone(),
-                endpoint: a.endpoint.clone(),
+                bucket: a.target.bucket.clone(),
+                prefix: a.target.prefix.trim_matches('/').to_string(),
+                region: a.target.region.clone(),
+                endpoint: a.target.endpoint.clone(),
                 stages: StageKind::ALL.to_vec(),
                 memories: a.memory.clone(),
                 architecture: if a.arm64 { "arm64" } else { "x86_64" }.to_string(),
@@ -777,7 +818,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 ..Default::default()
             };
             let actions = driver::deploy::plan(&config)?;
-            if a.dry_run {
+            if a.target.dry_run {
                 println!("{}", serde_json::to_string_pretty(&actions)?);
             } else {
                 for line in driver::deploy::apply(&config, &actions)? {
@@ -804,9 +845,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 println!(
                     "driver policy:\n{}",
                     serde_json::to_string_pretty(&driver::deploy::driver_policy(
-                        &a.bucket,
+                        &a.target.bucket,
                         &config.prefix,
-                        a.region.as_deref().unwrap_or("REGION"),
+                        a.target.region.as_deref().unwrap_or("REGION"),
                         "ACCOUNT"
                     ))?
                 );

@@ -125,6 +125,7 @@ pub async fn ensure_compute_environment(
                 .r#type(CeType::Managed)
                 .state(CeState::Enabled)
                 .set_service_role(service_role.map(str::to_string))
+                .tags(super::MADE_BY.0, super::MADE_BY.1)
                 .compute_resources(
                     ComputeResource::builder()
                         .r#type(CrType::Fargate)
@@ -195,6 +196,7 @@ pub async fn ensure_job_queue(
             .job_queue_name(name)
             .state(JqState::Enabled)
             .priority(1)
+            .tags(super::MADE_BY.0, super::MADE_BY.1)
             .compute_environment_order(
                 ComputeEnvironmentOrder::builder()
                     .order(1)

@@ -223,6 +223,13 @@ pub async fn ensure_role(
                 .role_name(name)
                 .assume_role_policy_document(&trust)
                 .description("geobutton (made by geobutton deploy --create-roles)")
+                .tags(
+                    aws_sdk_iam::types::Tag::builder()
+                        .key(super::MADE_BY.0)
+                        .value(super::MADE_BY.1)
+                        .build()
+                        .map_err(|e| iam_error(format!("CreateRole {name}"), e))?,
+                )
                 .send()
                 .await
                 .map_err(|e| iam_error(format!("CreateRole {name}"), DisplayErrorContext(&e)))?;
