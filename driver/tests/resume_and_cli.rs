@@ -363,12 +363,21 @@ fn rand_suffix() -> u32 {
 /// each service needs (read back through GetRole), least-privilege permissions scoped to
 /// the output prefix and the named input bucket (GetRolePolicy), the managed execution
 /// policy on the Fargate execution role, and uses them for the functions and the job
-/// definitions; a second deploy adopts them. In eu-south-2, against moto.
+/// definitions; a second deploy adopts them; `undeploy` leaves nothing deploy made. In
+/// eu-west-1 and then eu-south-2, against moto.
 #[test]
 fn deploy_creates_roles_with_their_trust_and_scoped_permissions() {
     let (_moto, ep) = common::start_moto();
-    let region = "eu-south-2";
-    let bucket = format!("gb-roles-{:08x}", rand_suffix());
+    // One region after the other on one account: the second deploy finds no roles left
+    // by the first (undeployed), and its bucket needs its own location constraint.
+    for region in ["eu-west-1", "eu-south-2"] {
+        deploy_and_undeploy_in(&ep, region);
+    }
+}
+
+fn deploy_and_undeploy_in(ep: &str, region: &str) {
+    let ep = ep.to_string();
+    let bucket = format!("gb-roles-{region}-{:08x}", rand_suffix());
     let zips = tempfile::tempdir().unwrap();
     // Stand-in zips, the default VPC's network, and a service role for the compute
     // environment (AWS would use its service-linked role; moto requires one).
