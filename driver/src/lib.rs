@@ -29,6 +29,7 @@ pub mod plot;
 pub mod report;
 pub mod run;
 pub mod stac;
+pub mod stac_search;
 pub mod stage;
 
 pub use error::DriverError;

@@ -23,6 +23,7 @@ pub mod preprocess;
 pub mod quicklook;
 pub mod radiometry;
 pub mod scene;
+pub mod search;
 pub mod stage;
 pub mod tile;
 

@@ -142,8 +142,9 @@ impl MosaicArg {
 struct Common {
     /// Inputs: files or URIs; for the lidar and water pipelines also folders and S3 prefixes
     /// (their .las/.laz or .tif/.asc files), globs (`tiles/*.laz`,
-    /// `s3://bucket/pnoa/**/*.laz`) and `@list.txt` (one of these per line).
-    #[arg(long = "input", short = 'i', num_args = 1.., required = true)]
+    /// `s3://bucket/pnoa/**/*.laz`) and `@list.txt` (one of these per line). Required but
+    /// by `ndvi --before/--after` (scenes found by a STAC search).
+    #[arg(long = "input", short = 'i', num_args = 1..)]
     inputs: Vec<String>,
     /// Output location (directory or s3:// prefix).
     #[arg(long, short = 'o')]
@@ -272,6 +273,25 @@ enum PipelineCommand {
         /// No PNG quicklook.
         #[arg(long)]
         no_quicklook: bool,
+        /// Search: the period of the earlier scenes, YYYY-MM-DD/YYYY-MM-DD (with --after, and
+        /// --bbox or --mgrs T1,T2,…): the least-cloudy scene of each tile in each period.
+        #[arg(long, requires = "after")]
+        before: Option<String>,
+        /// Search: the period of the later scenes.
+        #[arg(long, requires = "before")]
+        after: Option<String>,
+        /// Search: the area, W,S,E,N in degrees (WGS 84), at most 10° a side.
+        #[arg(long, allow_hyphen_values = true, conflicts_with = "mgrs")]
+        bbox: Option<String>,
+        /// Search: the most cloud cover accepted, percent.
+        #[arg(long, default_value_t = 20.0)]
+        max_cloud: f64,
+        /// Search: the STAC API.
+        #[arg(long, default_value = ndvi::search::EARTH_SEARCH)]
+        stac: String,
+        /// Search: do not mask cloud, shadow and cirrus with the SCL band.
+        #[arg(long)]
+        no_mask_scl: bool,
     },
     /// DTM tiles + stations (+ plots) → ET0/ETc per tile → mosaics and per-plot water use.
     Water {
@@ -485,6 +505,16 @@ fn expand_inputs(store: &Store, common: &Common, extensions: &[&str]) -> Result<
 }
 
 fn pipeline(cmd: PipelineCommand, store: &Store) -> Result<(Common, Box<dyn Pipeline>)> {
+    let searching = matches!(
+        &cmd,
+        PipelineCommand::Ndvi {
+            before: Some(_),
+            ..
+        }
+    );
+    if !searching && cmd.common().inputs.is_empty() {
+        bail!("--input is required (files, folders, globs, S3 prefixes or @list.txt)");
+    }
     Ok(match cmd {
         PipelineCommand::Lidar {
             common,
@@ -523,44 +553,77 @@ fn pipeline(cmd: PipelineCommand, store: &Store) -> Result<(Common, Box<dyn Pipe
             window,
             blocksize,
             no_quicklook,
+            before,
+            after,
+            bbox,
+            max_cloud,
+            stac,
+            no_mask_scl,
         } => {
-            let input = match input_kind {
-                NdviInputKind::Bands => {
-                    let [br, bn, ar, an] = common.inputs.as_slice() else {
-                        bail!(
-                            "ndvi: --input takes four bands: BEFORE_B04 BEFORE_B08 AFTER_B04 AFTER_B08 (or use --input-kind scenes)"
-                        );
-                    };
-                    NdviInput::Bands {
-                        before: ndvi::SceneBands::from_uris(br, bn, None, offset_dn),
-                        after: ndvi::SceneBands::from_uris(ar, an, None, offset_dn),
-                        out: common.output.clone(),
-                        window,
-                        blocksize,
-                        quicklook: !no_quicklook,
+            let input = match (before, after) {
+                (Some(before), Some(after)) => {
+                    if !common.inputs.is_empty() {
+                        bail!("ndvi: --before/--after search for the scenes: give no --input");
                     }
-                }
-                NdviInputKind::Scenes => {
-                    let [before, after] = common.inputs.as_slice() else {
-                        bail!("ndvi: --input takes two scenes: BEFORE AFTER");
+                    let area = match (&bbox, &mgrs) {
+                        (Some(b), None) => ndvi::search::Area::bbox(b)?,
+                        (None, Some(t)) => ndvi::search::Area::tiles(t)?,
+                        _ => bail!("ndvi: a search needs --bbox W,S,E,N or --mgrs T1,T2,…"),
                     };
-                    let offset = (offset_dn != 0.0).then_some(offset_dn);
-                    NdviInput::Request(ndvi::TileRequest {
-                        tile: mgrs.as_deref().map(str::parse).transpose()?,
-                        before: before.parse()?,
-                        after: after.parse()?,
-                        root,
+                    NdviInput::Search(driver::pipeline::ndvi::NdviSearch {
+                        stac,
+                        request: ndvi::search::SearchRequest {
+                            collection: ndvi::search::COLLECTION.to_string(),
+                            area,
+                            before: before.parse()?,
+                            after: after.parse()?,
+                            max_cloud,
+                        },
                         out: common.output.clone(),
                         window,
-                        scl_mask: Vec::new(),
-                        before_offset_dn: offset,
-                        after_offset_dn: offset,
-                        assets: Default::default(),
                         blocksize,
-                        level: None,
                         quicklook: !no_quicklook,
+                        mask_scl: !no_mask_scl,
                     })
                 }
+                _ => match input_kind {
+                    NdviInputKind::Bands => {
+                        let [br, bn, ar, an] = common.inputs.as_slice() else {
+                            bail!(
+                                "ndvi: --input takes four bands: BEFORE_B04 BEFORE_B08 AFTER_B04 AFTER_B08 (or use --input-kind scenes)"
+                            );
+                        };
+                        NdviInput::Bands {
+                            before: ndvi::SceneBands::from_uris(br, bn, None, offset_dn),
+                            after: ndvi::SceneBands::from_uris(ar, an, None, offset_dn),
+                            out: common.output.clone(),
+                            window,
+                            blocksize,
+                            quicklook: !no_quicklook,
+                        }
+                    }
+                    NdviInputKind::Scenes => {
+                        let [before, after] = common.inputs.as_slice() else {
+                            bail!("ndvi: --input takes two scenes: BEFORE AFTER");
+                        };
+                        let offset = (offset_dn != 0.0).then_some(offset_dn);
+                        NdviInput::Request(ndvi::TileRequest {
+                            tile: mgrs.as_deref().map(str::parse).transpose()?,
+                            before: before.parse()?,
+                            after: after.parse()?,
+                            root,
+                            out: common.output.clone(),
+                            window,
+                            scl_mask: Vec::new(),
+                            before_offset_dn: offset,
+                            after_offset_dn: offset,
+                            assets: Default::default(),
+                            blocksize,
+                            level: None,
+                            quicklook: !no_quicklook,
+                        })
+                    }
+                },
             };
             (common, Box::new(NdviPipeline::new(input)))
         }

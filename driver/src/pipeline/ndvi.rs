@@ -7,7 +7,9 @@
 //!    (float32 COGs) and the `ndvi_diff.png` quicklook.
 //!
 //! Scenes are given as scene references (dates with an MGRS tile, scene ids, STAC items;
-//! `ndvi::plan_tile`) or as explicit band URIs.
+//! `ndvi::plan_tile`), as explicit band URIs, or found by place and time in a STAC API
+//! ([`NdviSearch`]: the least-cloudy scene of each tile in each period; every tile found in
+//! both periods is run, its products under `OUT/<tile>/`, its task ids prefixed with it).
 
 use cloud::Store;
 use ndvi::NdviStage;
@@ -35,18 +37,146 @@ pub enum NdviInput {
         blocksize: u32,
         quicklook: bool,
     },
+    /// Scenes found by place and time in a STAC API.
+    Search(NdviSearch),
+}
+
+/// Sentinel-2 scenes by place and time: the tiles of `request.area`, the least-cloudy scene
+/// of each in each period.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct NdviSearch {
+    /// Root of the STAC API (`ndvi::search::EARTH_SEARCH` by default).
+    pub stac: String,
+    pub request: ndvi::search::SearchRequest,
+    /// Output root: each tile's products go to `OUT/<tile>/`.
+    pub out: String,
+    pub window: u64,
+    pub blocksize: u32,
+    pub quicklook: bool,
+    /// Mask the SCL classes of [`ndvi::DEFAULT_SCL_MASK`] (cloud, shadow, cirrus).
+    pub mask_scl: bool,
+}
+
+/// The scenes a search chose for one tile.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ChosenScenes {
+    pub tile: String,
+    pub before: String,
+    pub before_cloud: f64,
+    pub after: String,
+    pub after_cloud: f64,
 }
 
 /// Settings of an NDVI run.
 #[derive(Debug, Clone)]
 pub struct NdviPipeline {
     pub input: NdviInput,
-    plan: Option<TilePlan>,
+    /// The planned tiles: (task id prefix, plan); the prefix is empty for one tile.
+    plans: Vec<(String, TilePlan)>,
+    /// What a search chose, and the tiles it left out (with why).
+    chosen: Vec<ChosenScenes>,
+    left_out: Vec<String>,
 }
 
 impl NdviPipeline {
     pub fn new(input: NdviInput) -> NdviPipeline {
-        NdviPipeline { input, plan: None }
+        NdviPipeline {
+            input,
+            plans: Vec::new(),
+            chosen: Vec::new(),
+            left_out: Vec::new(),
+        }
+    }
+
+    /// Searches both periods, chooses each tile's scenes and plans every tile found in both.
+    fn plan_search(&mut self, store: &Store, s: &NdviSearch) -> Result<(), DriverError> {
+        use ndvi::search::{candidate, pick};
+        let plan_err = |e: ndvi::NdviError| DriverError::plan("ndvi", e);
+        s.request.validate().map_err(plan_err)?;
+        let mut chosen = Vec::new();
+        for period in [&s.request.before, &s.request.after] {
+            let found = crate::stac_search::search(&s.stac, &s.request.body(period))?;
+            let mut candidates = Vec::new();
+            for item in &found {
+                match candidate(item) {
+                    Ok(c) => candidates.push(c),
+                    Err(e) => tracing::warn!("STAC search: item left out: {e}"),
+                }
+            }
+            chosen.push(pick(
+                &candidates,
+                period,
+                s.request.max_cloud,
+                &s.request.area,
+            ));
+        }
+        let (before, after) = (&chosen[0], &chosen[1]);
+        for (tile, b) in before {
+            let Some(a) = after.get(tile) else {
+                self.left_out
+                    .push(format!("{tile}: no scene in the after period"));
+                continue;
+            };
+            let href = |c: &ndvi::search::Candidate| -> Result<String, DriverError> {
+                c.item["links"]
+                    .as_array()
+                    .and_then(|l| l.iter().find(|l| l["rel"] == "self"))
+                    .and_then(|l| l["href"].as_str())
+                    .map(str::to_string)
+                    .ok_or_else(|| {
+                        DriverError::Invalid(format!(
+                            "ndvi: STAC item {} has no self link to read it from",
+                            c.id
+                        ))
+                    })
+            };
+            let request = TileRequest {
+                tile: Some(*tile),
+                before: ndvi::SceneRef::StacItem(href(b)?),
+                after: ndvi::SceneRef::StacItem(href(a)?),
+                root: ndvi::scene::SENTINEL_COGS_ROOT.to_string(),
+                out: cloud::uri::join(&s.out, &tile.to_string()),
+                window: s.window,
+                scl_mask: if s.mask_scl {
+                    ndvi::DEFAULT_SCL_MASK.to_vec()
+                } else {
+                    Vec::new()
+                },
+                before_offset_dn: None,
+                after_offset_dn: None,
+                assets: Default::default(),
+                blocksize: s.blocksize,
+                level: None,
+                quicklook: s.quicklook,
+            };
+            let plan = ndvi::plan_tile(store, &request).map_err(plan_err)?;
+            self.plans.push((format!("{tile}-"), plan));
+            self.chosen.push(ChosenScenes {
+                tile: tile.to_string(),
+                before: b.id.clone(),
+                before_cloud: b.cloud,
+                after: a.id.clone(),
+                after_cloud: a.cloud,
+            });
+        }
+        for tile in after.keys().filter(|t| !before.contains_key(t)) {
+            self.left_out
+                .push(format!("{tile}: no scene in the before period"));
+        }
+        if self.plans.is_empty() {
+            return Err(DriverError::Invalid(format!(
+                "ndvi: the STAC search at {} found no tile with a scene at most {} % cloudy in \
+                 both periods{}",
+                s.stac,
+                s.request.max_cloud,
+                if self.left_out.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", self.left_out.join("; "))
+                }
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -110,6 +240,7 @@ impl Pipeline for NdviPipeline {
     fn describe(&self) -> Value {
         match &self.input {
             NdviInput::Request(r) => serde_json::json!({ "request": r }),
+            NdviInput::Search(s) => serde_json::json!({ "search": s }),
             NdviInput::Bands {
                 before,
                 after,
@@ -128,6 +259,12 @@ impl Pipeline for NdviPipeline {
         let invalid = |e: cloud::TaskError| DriverError::Invalid(format!("ndvi: {}", e.message));
         let (window, blocksize, level) = match &self.input {
             NdviInput::Request(r) => (r.window, r.blocksize, r.level),
+            NdviInput::Search(s) => {
+                s.request
+                    .validate()
+                    .map_err(|e| DriverError::Invalid(format!("ndvi: {e}")))?;
+                (s.window, s.blocksize, None)
+            }
             NdviInput::Bands {
                 window, blocksize, ..
             } => (*window, *blocksize, None),
@@ -145,9 +282,13 @@ impl Pipeline for NdviPipeline {
         match done.len() {
             0 => {
                 self.validate()?;
-                let plan = match &self.input {
+                (self.plans, self.chosen, self.left_out) = (Vec::new(), Vec::new(), Vec::new());
+                let input = self.input.clone();
+                match &input {
                     NdviInput::Request(r) => {
-                        ndvi::plan_tile(store, r).map_err(|e| DriverError::plan("ndvi", e))?
+                        let plan =
+                            ndvi::plan_tile(store, r).map_err(|e| DriverError::plan("ndvi", e))?;
+                        self.plans.push((String::new(), plan));
                     }
                     NdviInput::Bands {
                         before,
@@ -156,24 +297,37 @@ impl Pipeline for NdviPipeline {
                         window,
                         blocksize,
                         quicklook,
-                    } => plan_bands(store, before, after, out, *window, *blocksize, *quicklook)?,
-                };
-                let tasks = plan
-                    .window_tasks()
-                    .into_iter()
-                    .map(|t| TaskSpec::new::<NdviStage>(&t.id, &t.params))
-                    .collect::<Result<Vec<_>, _>>()?;
-                self.plan = Some(plan);
+                    } => {
+                        let plan =
+                            plan_bands(store, before, after, out, *window, *blocksize, *quicklook)?;
+                        self.plans.push((String::new(), plan));
+                    }
+                    NdviInput::Search(s) => self.plan_search(store, s)?,
+                }
+                let mut tasks = Vec::new();
+                for (prefix, plan) in &self.plans {
+                    for t in plan.window_tasks() {
+                        tasks.push(TaskSpec::new::<NdviStage>(
+                            &format!("{prefix}{}", t.id),
+                            &t.params,
+                        )?);
+                    }
+                }
                 Ok(Some(Step::new("windows", StageKind::Ndvi, tasks)?))
             }
             1 => {
-                let plan = self
-                    .plan
-                    .as_ref()
-                    .ok_or_else(|| DriverError::Invalid("ndvi: not planned".into()))?;
-                let t = plan.merge_task();
-                let task = TaskSpec::new::<NdviStage>(&t.id, &t.params)?;
-                Ok(Some(Step::new("merge", StageKind::Ndvi, vec![task])?))
+                if self.plans.is_empty() {
+                    return Err(DriverError::Invalid("ndvi: not planned".into()));
+                }
+                let tasks = self
+                    .plans
+                    .iter()
+                    .map(|(prefix, plan)| {
+                        let t = plan.merge_task();
+                        TaskSpec::new::<NdviStage>(&format!("{prefix}{}", t.id), &t.params)
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(Some(Step::new("merge", StageKind::Ndvi, tasks)?))
             }
             _ => Ok(None),
         }
@@ -181,27 +335,45 @@ impl Pipeline for NdviPipeline {
 
     fn results(&self, _store: &Store, done: &[StepOutcome]) -> Result<Results, DriverError> {
         let out: Vec<ndvi::stage::Output> = outcome("ndvi", done, "merge")?.outputs()?;
-        let Some(ndvi::stage::Output::Merge(m)) = out.into_iter().next() else {
+        let merges: Vec<_> = out
+            .into_iter()
+            .filter_map(|o| match o {
+                ndvi::stage::Output::Merge(m) => Some(m),
+                _ => None,
+            })
+            .collect();
+        if merges.is_empty() {
             return Err(DriverError::Invalid(
                 "ndvi: the merge task returned no merge output".into(),
             ));
-        };
-        let mut products = vec![
-            Product::new(&m.ndvi_before, "NDVI of the earlier date"),
-            Product::new(&m.ndvi_after, "NDVI of the later date"),
-            Product::new(&m.ndvi_diff, "NDVI difference, later − earlier"),
-        ];
-        if let Some(q) = &m.quicklook {
-            products.push(Product::new(q, "quicklook of the difference"));
         }
-        Ok(Results {
-            products,
-            summary: serde_json::json!({
-                "windows": done.first().map_or(0, |d| d.records.len()),
+        let mut products = Vec::new();
+        for m in &merges {
+            products.push(Product::new(&m.ndvi_before, "NDVI of the earlier date"));
+            products.push(Product::new(&m.ndvi_after, "NDVI of the later date"));
+            products.push(Product::new(
+                &m.ndvi_diff,
+                "NDVI difference, later − earlier",
+            ));
+            if let Some(q) = &m.quicklook {
+                products.push(Product::new(q, "quicklook of the difference"));
+            }
+        }
+        let windows = done.first().map_or(0, |d| d.records.len());
+        let summary = match &merges[..] {
+            [m] if self.chosen.is_empty() => serde_json::json!({
+                "windows": windows,
                 "stats_before": m.stats_before,
                 "stats_after": m.stats_after,
                 "stats_diff": m.stats_diff,
             }),
-        })
+            _ => serde_json::json!({
+                "windows": windows,
+                "tiles": self.chosen,
+                "left_out": self.left_out,
+                "stats_diff": merges.iter().map(|m| &m.stats_diff).collect::<Vec<_>>(),
+            }),
+        };
+        Ok(Results { products, summary })
     }
 }
