@@ -608,6 +608,30 @@ pub fn apply(c: &DeployConfig, actions: &[Action]) -> Result<Vec<String>, Driver
                         }
                     };
                     if exists {
+                        // Configuration first (role, memory, timeout, runtime), then the
+                        // code: Lambda takes one update at a time, so wait in between.
+                        let role = arn_of(&roles, role);
+                        wait_until_ready(&lambda, name, FUNCTION_READY_WAIT).await?;
+                        lambda
+                            .update_function_configuration()
+                            .function_name(name)
+                            .role(&role)
+                            .memory_size(*memory_mb as i32)
+                            .timeout(*timeout_s)
+                            .runtime(Runtime::Providedal2023)
+                            .handler("bootstrap")
+                            .send()
+                            .await
+                            .map_err(|e| {
+                                aws(
+                                    "lambda",
+                                    format!(
+                                        "UpdateFunctionConfiguration {name}: {}",
+                                        aws_sdk_lambda::error::DisplayErrorContext(&e)
+                                    ),
+                                )
+                            })?;
+                        wait_until_ready(&lambda, name, FUNCTION_READY_WAIT).await?;
                         lambda
                             .update_function_code()
                             .function_name(name)

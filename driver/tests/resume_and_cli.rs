@@ -514,10 +514,31 @@ print(json.dumps(out))
         "arn:aws:iam::123456789012:role/x"
     ));
 
-    // Again: the roles are adopted, their trust and permissions put again.
+    // Again: the roles are adopted, their trust and permissions put again, and a function
+    // whose configuration drifted is set back (here its timeout, changed by hand).
+    let timeout = |set: Option<u32>| {
+        let py = r#"
+import sys, boto3
+ep, region, value = sys.argv[1:4]
+l = boto3.client("lambda", endpoint_url=ep, region_name=region, aws_access_key_id="testing",
+                 aws_secret_access_key="testing")
+if value != "-":
+    l.update_function_configuration(FunctionName="geobutton-water-1024", Timeout=int(value))
+print(l.get_function_configuration(FunctionName="geobutton-water-1024")["Timeout"])
+"#;
+        let value = set.map_or("-".to_string(), |v| v.to_string());
+        let o = Command::new("python3")
+            .args(["-c", py, &ep, region, &value])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    assert_eq!(timeout(Some(3)), "3");
     let o = deploy();
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{text}");
+    assert_eq!(timeout(None), "900");
     assert!(
         text.contains("role geobutton-lambda exists (trust: lambda.amazonaws.com)"),
         "{text}"
@@ -657,4 +678,38 @@ fn documented_locations_are_allowed_by_the_printed_policies() {
         }
     }
     assert!(seen >= 5, "only {seen} documented locations found");
+
+    // docs/deploy.md's `--iam` command prints the role policy with the input bucket, both
+    // trust policies and the driver policy, and makes nothing (a dry run asks no service).
+    let o = Command::new(BIN)
+        .args([
+            "deploy",
+            "--dry-run",
+            "--bucket",
+            "my-bucket",
+            "--region",
+            "eu-west-1",
+        ])
+        .args(["--create-roles", "--input-bucket", "my-cnig-copy", "--iam"])
+        .args(["--endpoint", "http://127.0.0.1:9"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for part in [
+        "\"action\": \"create_role\"",
+        "arn:aws:s3:::my-cnig-copy/*",
+        "arn:aws:s3:::my-bucket/geobutton/*",
+        "trust policy of the functions' role",
+        "lambda.amazonaws.com",
+        "ecs-tasks.amazonaws.com",
+        "driver policy",
+        "lambda:GetAccountSettings",
+    ] {
+        assert!(text.contains(part), "{part}: {text}");
+    }
 }
