@@ -431,15 +431,7 @@ async fn wait_until_ready(
             .function_name(name)
             .send()
             .await
-            .map_err(|e| {
-                aws(
-                    "lambda",
-                    format!(
-                        "GetFunctionConfiguration {name}: {}",
-                        aws_sdk_lambda::error::DisplayErrorContext(&e)
-                    ),
-                )
-            })?;
+            .map_err(failed("lambda", format!("GetFunctionConfiguration {name}")))?;
         let (state, update) = (c.state(), c.last_update_status());
         if state == Some(&State::Failed) || update == Some(&LastUpdateStatus::Failed) {
             return Err(aws(
@@ -483,6 +475,19 @@ async fn sdk_config(c: &DeployConfig) -> aws_config::SdkConfig {
 
 fn aws(service: &'static str, message: String) -> DriverError {
     DriverError::Aws { service, message }
+}
+
+/// A `map_err` for an SDK error of `service`: `what` was asked, and the error in full.
+pub(crate) fn failed<E: std::error::Error>(
+    service: &'static str,
+    what: String,
+) -> impl FnOnce(E) -> DriverError {
+    move |e| {
+        aws(
+            service,
+            format!("{what}: {}", aws_sdk_lambda::error::DisplayErrorContext(&e)),
+        )
+    }
 }
 
 /// Carries out `actions`; returns one line per action done.
@@ -544,13 +549,7 @@ pub fn apply(c: &DeployConfig, actions: &[Action]) -> Result<Vec<String>, Driver
                             done.push(format!("bucket {bucket} exists"))
                         }
                         Err(e) => {
-                            return Err(aws(
-                                "s3",
-                                format!(
-                                    "CreateBucket {bucket}: {}",
-                                    aws_sdk_s3::error::DisplayErrorContext(&e)
-                                ),
-                            ));
+                            return Err(failed("s3", format!("CreateBucket {bucket}"))(e));
                         }
                     }
                 }
@@ -562,15 +561,7 @@ pub fn apply(c: &DeployConfig, actions: &[Action]) -> Result<Vec<String>, Driver
                         .body(layout_readme(&c).into_bytes().into())
                         .send()
                         .await
-                        .map_err(|e| {
-                            aws(
-                                "s3",
-                                format!(
-                                    "PutObject {uri}: {}",
-                                    aws_sdk_s3::error::DisplayErrorContext(&e)
-                                ),
-                            )
-                        })?;
+                        .map_err(failed("s3", format!("PutObject {uri}")))?;
                     done.push(format!("wrote {uri}"));
                 }
                 Action::DeployFunction {
@@ -598,13 +589,7 @@ pub fn apply(c: &DeployConfig, actions: &[Action]) -> Result<Vec<String>, Driver
                             false
                         }
                         Err(e) => {
-                            return Err(aws(
-                                "lambda",
-                                format!(
-                                    "GetFunction {name}: {}",
-                                    aws_sdk_lambda::error::DisplayErrorContext(&e)
-                                ),
-                            ));
+                            return Err(failed("lambda", format!("GetFunction {name}"))(e));
                         }
                     };
                     if exists {
@@ -622,15 +607,10 @@ pub fn apply(c: &DeployConfig, actions: &[Action]) -> Result<Vec<String>, Driver
                             .handler("bootstrap")
                             .send()
                             .await
-                            .map_err(|e| {
-                                aws(
-                                    "lambda",
-                                    format!(
-                                        "UpdateFunctionConfiguration {name}: {}",
-                                        aws_sdk_lambda::error::DisplayErrorContext(&e)
-                                    ),
-                                )
-                            })?;
+                            .map_err(failed(
+                                "lambda",
+                                format!("UpdateFunctionConfiguration {name}"),
+                            ))?;
                         wait_until_ready(&lambda, name, FUNCTION_READY_WAIT).await?;
                         lambda
                             .update_function_code()
@@ -639,15 +619,7 @@ pub fn apply(c: &DeployConfig, actions: &[Action]) -> Result<Vec<String>, Driver
                             .architectures(arch)
                             .send()
                             .await
-                            .map_err(|e| {
-                                aws(
-                                    "lambda",
-                                    format!(
-                                        "UpdateFunctionCode {name}: {}",
-                                        aws_sdk_lambda::error::DisplayErrorContext(&e)
-                                    ),
-                                )
-                            })?;
+                            .map_err(failed("lambda", format!("UpdateFunctionCode {name}")))?;
                         done.push(format!("updated function {name}"));
                     } else {
                         let role = arn_of(&roles, role);
@@ -686,13 +658,9 @@ pub fn apply(c: &DeployConfig, actions: &[Action]) -> Result<Vec<String>, Driver
                                     tokio::time::sleep(std::time::Duration::from_secs(5)).await;
                                 }
                                 Err(e) => {
-                                    return Err(aws(
-                                        "lambda",
-                                        format!(
-                                            "CreateFunction {name}: {}",
-                                            aws_sdk_lambda::error::DisplayErrorContext(&e)
-                                        ),
-                                    ));
+                                    return Err(
+                                        failed("lambda", format!("CreateFunction {name}"))(e),
+                                    );
                                 }
                             }
                         }
@@ -762,15 +730,7 @@ pub fn apply(c: &DeployConfig, actions: &[Action]) -> Result<Vec<String>, Driver
                         .tags(MADE_BY.0, MADE_BY.1)
                         .send()
                         .await
-                        .map_err(|e| {
-                            aws(
-                                "batch",
-                                format!(
-                                    "RegisterJobDefinition {name}: {}",
-                                    aws_sdk_batch::error::DisplayErrorContext(&e)
-                                ),
-                            )
-                        })?;
+                        .map_err(failed("batch", format!("RegisterJobDefinition {name}")))?;
                     done.push(format!(
                         "registered job definition {name} ({platform:?}, {vcpus} vCPU, {memory_mb} MiB)"
                     ));

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_batch::types::{CeState, JqState};
 
-use super::{DeployConfig, MADE_BY, fargate::READY_WAIT, iam, sdk_config};
+use super::{DeployConfig, MADE_BY, failed, fargate::READY_WAIT, iam, sdk_config};
 use crate::error::DriverError;
 
 fn err(service: &'static str, what: String, e: impl std::fmt::Display) -> DriverError {
@@ -17,14 +17,6 @@ fn err(service: &'static str, what: String, e: impl std::fmt::Display) -> Driver
         service,
         message: format!("{what}: {e}"),
     }
-}
-
-/// A `map_err` for an SDK error of `service`, naming `what` was asked.
-fn failed<E: std::error::Error>(
-    service: &'static str,
-    what: String,
-) -> impl FnOnce(E) -> DriverError {
-    move |x| err(service, what, aws_sdk_batch::error::DisplayErrorContext(&x))
 }
 
 fn made_by_deploy<'a>(mut tags: impl Iterator<Item = (&'a str, &'a str)>) -> bool {
