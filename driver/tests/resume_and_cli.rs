@@ -433,12 +433,7 @@ print(subnet); print(sg); print(service)
             .unwrap()
     };
     let o = deploy();
-    let text = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        o.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let text = common::succeeded(&o);
     for line in [
         "created role geobutton-lambda (trust: lambda.amazonaws.com), permissions put",
         "created role geobutton-batch-job (trust: ecs-tasks.amazonaws.com), permissions put",
@@ -589,12 +584,7 @@ boto3.client("lambda", **kw).create_function(FunctionName="geobutton-biomass-999
     }
     assert!(!listed.contains("geobutton-biomass-999"), "{listed}");
     let o = undeploy("--apply");
-    let text = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        o.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let text = common::succeeded(&o);
     assert_eq!(
         text.matches("deleted function").count(),
         listed.matches("would delete function").count()
@@ -694,12 +684,7 @@ fn documented_locations_are_allowed_by_the_printed_policies() {
         .args(["--endpoint", "http://127.0.0.1:9"])
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        o.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let text = common::succeeded(&o);
     for part in [
         "\"action\": \"create_role\"",
         "arn:aws:s3:::my-cnig-copy/*",

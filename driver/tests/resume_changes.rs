@@ -256,12 +256,7 @@ fn dry_run_plans_every_decision_and_writes_nothing() {
         .args(&dtms[..2])
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        o.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let text = common::succeeded(&o);
     assert!(text.contains("2 to run"), "{text}");
     assert!(text.contains("2 run: parameters changed"), "{text}");
     assert!(text.contains("nothing written"), "{text}");

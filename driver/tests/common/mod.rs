@@ -195,3 +195,15 @@ pub fn start_moto() -> (ChildGuard, String) {
     wait_for_port(port, &mut child, "moto_server");
     (ChildGuard(child), format!("http://127.0.0.1:{port}"))
 }
+
+/// The standard output of a finished command, which must have succeeded (else the test
+/// fails with both outputs).
+pub fn succeeded(o: &std::process::Output) -> String {
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        o.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    text
+}
