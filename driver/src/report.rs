@@ -542,7 +542,10 @@ impl Report {
             c.batch_usd,
             c.prices.source
         ));
-        s.push_str(&format!("  {}\n", c.storage.summary_line()));
+        let st = &c.storage;
+        if st.get_requests + st.put_requests > 0 || !st.cross_region_reads.is_empty() {
+            s.push_str(&format!("  {}\n", st.summary_line()));
+        }
         s
     }
 }
