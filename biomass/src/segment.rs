@@ -51,6 +51,13 @@ pub struct SegmentParams {
     pub connectivity: Connectivity,
     /// Which surface is flooded.
     pub flood: Flood,
+    /// The watershed floods only where the smoothed CHM is above this height (metres):
+    /// scikit-image's `watershed(…, mask=smoothed > h)`. `None`: where the CHM is above 0
+    /// (NEON). Whole-image runs only.
+    pub mask_above: Option<f32>,
+    /// Keep the smoothed heights where the CHM is 0 (scikit-image's `gaussian` alone); the
+    /// NEON step sets them to 0 ([`smooth_chm`]). Whole-image runs only.
+    pub smooth_ground: bool,
 }
 
 impl Default for SegmentParams {
@@ -62,6 +69,8 @@ impl Default for SegmentParams {
             marker_connectivity: Connectivity::Four,
             connectivity: Connectivity::Four,
             flood: Flood::Neon,
+            mask_above: None,
+            smooth_ground: false,
         }
     }
 }
@@ -82,12 +91,17 @@ impl SegmentParams {
                     .into(),
             ));
         }
-        if let Some(m) = self.min_height
-            && !(m.is_finite() && m >= 0.0)
-        {
-            return Err(BiomassError::Param(format!(
-                "min_height must be a height >= 0 m, got {m}"
-            )));
+        for (what, v) in [
+            ("min_height", self.min_height),
+            ("mask_above", self.mask_above),
+        ] {
+            if let Some(m) = v
+                && !(m.is_finite() && m >= 0.0)
+            {
+                return Err(BiomassError::Param(format!(
+                    "{what} must be a height >= 0 m, got {m}"
+                )));
+            }
         }
         Ok(())
     }
@@ -210,7 +224,11 @@ pub fn segment(
 ) -> Result<Segmentation, BiomassError> {
     params.validate()?;
     let (h, w) = chm.dim();
-    let smoothed = smooth_chm(chm, &params.gaussian)?;
+    let smoothed = if params.smooth_ground {
+        crate::gaussian::gaussian_filter(chm, &params.gaussian)?
+    } else {
+        smooth_chm(chm, &params.gaussian)?
+    };
     let peak_params = PeakParams {
         threshold_abs: params.min_height,
         ..params.peaks
@@ -235,7 +253,10 @@ pub fn segment(
     )?;
     let (tops, _) = tops_from_peaks(&peaks, params.marker_connectivity);
     let img = flood_surface(smoothed.view(), params.flood);
-    let mask: Vec<bool> = chm.iter().map(|&v| v > 0.0).collect();
+    let mask: Vec<bool> = match params.mask_above {
+        Some(h) => smoothed.iter().map(|&v| v > h).collect(),
+        None => chm.iter().map(|&v| v > 0.0).collect(),
+    };
     let mut out: Vec<u32> = markers
         .iter()
         .zip(&mask)
@@ -427,6 +448,11 @@ fn chunked_threshold(params: &SegmentParams) -> f32 {
 
 fn check_chunkable(params: &SegmentParams) -> Result<(), BiomassError> {
     params.validate()?;
+    if params.mask_above.is_some() || params.smooth_ground {
+        return Err(BiomassError::Param(
+            "chunked segmentation smooths and floods as NEON does; mask_above and smooth_ground need the whole image".into(),
+        ));
+    }
     if params.peaks.min_distance > 1 || params.peaks.num_peaks.is_some() {
         return Err(BiomassError::Param(
             "chunked segmentation needs min_distance = 1 and no num_peaks (both are global greedy selections); run the whole image instead".into(),

@@ -284,9 +284,38 @@ struct SegArgs {
     /// Gaussian sigma, pixels.
     #[arg(long, default_value_t = 2.0)]
     sigma: f64,
+    /// Gaussian kernel radius in sigmas (NEON: 2; scikit-image's default: 4).
+    #[arg(long, default_value_t = 2.0)]
+    truncate: f64,
+    /// Gaussian edge handling (NEON: constant 0; scikit-image's `gaussian` default: nearest).
+    #[arg(long, value_enum, default_value = "constant")]
+    gaussian_mode: GaussianModeArg,
     /// Peak footprint side, pixels.
     #[arg(long, default_value_t = 5)]
     footprint: usize,
+    /// Tree tops at least this many pixels apart, with scikit-image's default footprint
+    /// (2·N+1) instead of --footprint: `peak_local_max(min_distance=N)`.
+    #[arg(long)]
+    min_distance: Option<usize>,
+    /// Flood only where the smoothed CHM is above this height, metres (scikit-image's
+    /// `watershed(…, mask=smoothed > H)`); default: where the CHM is above 0 (NEON).
+    #[arg(long)]
+    mask_above: Option<f32>,
+    /// Keep the smoothed heights over bare ground (scikit-image's `gaussian` alone); NEON
+    /// sets them to 0.
+    #[arg(long)]
+    smooth_ground: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum GaussianModeArg {
+    /// Zero outside the image (NEON).
+    Constant,
+    /// The edge value repeats (scikit-image's `gaussian` default).
+    Nearest,
+    /// scipy's default.
+    Reflect,
+    Mirror,
 }
 
 impl SegArgs {
@@ -305,12 +334,27 @@ impl SegArgs {
             },
             gaussian: crate::GaussianParams {
                 sigma: self.sigma,
-                ..d.gaussian
+                truncate: self.truncate,
+                mode: match self.gaussian_mode {
+                    GaussianModeArg::Constant => crate::BorderMode::Constant(0.0),
+                    GaussianModeArg::Nearest => crate::BorderMode::Nearest,
+                    GaussianModeArg::Reflect => crate::BorderMode::Reflect,
+                    GaussianModeArg::Mirror => crate::BorderMode::Mirror,
+                },
             },
-            peaks: crate::PeakParams {
-                footprint: Some((self.footprint, self.footprint)),
-                ..d.peaks
+            peaks: match self.min_distance {
+                Some(n) => crate::PeakParams {
+                    min_distance: n,
+                    footprint: None,
+                    ..d.peaks
+                },
+                None => crate::PeakParams {
+                    footprint: Some((self.footprint, self.footprint)),
+                    ..d.peaks
+                },
             },
+            mask_above: self.mask_above,
+            smooth_ground: self.smooth_ground,
             ..d
         }
     }
