@@ -12,9 +12,10 @@
 //!   `GEOBUTTON_MANIFEST` and `AWS_BATCH_JOB_ARRAY_INDEX`); for Fargate (the default) with
 //!   `platformCapabilities: FARGATE`, the network and platform configuration, the
 //!   execution role and a vCPU/memory pair Fargate runs ([`fargate::check_size`]);
-//! - with `--subnets` and `--security-groups`, a managed Fargate compute environment
-//!   (`geobutton-fargate`) and the job queue the `batch` executor submits to (`geobutton`),
-//!   created or adopted; without them the queue must exist. See `docs/deploy.md`.
+//! - a managed Fargate compute environment (`geobutton-fargate`) in the `--subnets` and
+//!   `--security-groups` given, else in the default VPC's ([`vpc`]), and the job queue the
+//!   `batch` executor submits to (`geobutton`) on it, created or adopted; with
+//!   `--existing-job-queue` (and for EC2) the queue must exist instead. See `docs/deploy.md`.
 //!
 //! [`plan`] lists what would be done (`--dry-run` prints it); [`apply`] does it, creating
 //! what is missing and updating code/definitions that exist. [`role_policy`] and
@@ -23,6 +24,7 @@
 pub mod fargate;
 pub mod iam;
 pub mod undeploy;
+pub mod vpc;
 
 /// Tag (key, value) on every resource `deploy` creates: `undeploy` removes only these.
 pub const MADE_BY: (&str, &str) = ("made-by", "geobutton-deploy");
@@ -71,13 +73,16 @@ pub struct DeployConfig {
     /// Fargate: give the containers a public IP (needed to pull the image from ECR in a
     /// public subnet without a NAT gateway, as in the default VPC).
     pub batch_assign_public_ip: bool,
-    /// Subnets of the Fargate compute environment to create (none: create none).
+    /// Subnets of the Fargate compute environment to create (none: the default VPC's).
     pub batch_subnets: Vec<String>,
     pub batch_security_groups: Vec<String>,
     /// Name of the compute environment created or adopted.
     pub batch_compute_environment: String,
     /// Name of the job queue created, adopted or required.
     pub batch_job_queue: String,
+    /// The job queue exists (on a compute environment of one's own): require it, create no
+    /// compute environment.
+    pub batch_existing_queue: bool,
     /// Most vCPUs the compute environment runs at once.
     pub batch_max_vcpus: u32,
     /// Service role of the compute environment; `None` uses the account's service-linked
@@ -121,6 +126,7 @@ impl Default for DeployConfig {
             batch_security_groups: Vec::new(),
             batch_compute_environment: "geobutton-fargate".into(),
             batch_job_queue: "geobutton".into(),
+            batch_existing_queue: false,
             batch_max_vcpus: 256,
             batch_service_role_arn: None,
             existing_bucket: false,
@@ -184,6 +190,7 @@ pub enum Action {
     /// Create the managed Fargate compute environment, or adopt it; wait until `VALID`.
     CreateComputeEnvironment {
         name: String,
+        /// Empty: the default VPC's subnets and `default` security group, looked up then.
         subnets: Vec<String>,
         security_groups: Vec<String>,
         max_vcpus: u32,
@@ -325,7 +332,7 @@ pub fn plan(c: &DeployConfig) -> Result<Vec<Action>, DriverError> {
                 assign_public_ip: c.batch_assign_public_ip,
             });
         }
-        let queue = if c.batch_subnets.is_empty() {
+        let queue = if c.batch_existing_queue || c.batch_platform == BatchPlatform::Ec2 {
             vec![Action::RequireJobQueue {
                 name: c.batch_job_queue.clone(),
             }]
@@ -390,6 +397,13 @@ fn check_batch(c: &DeployConfig) -> Result<(), DriverError> {
                 );
             }
         }
+    }
+    if c.batch_existing_queue && !c.batch_subnets.is_empty() {
+        return bad(
+            "--existing-job-queue uses a queue of your own: --subnets and --security-groups \
+             are for the compute environment deploy would make"
+                .into(),
+        );
     }
     if !c.batch_subnets.is_empty() && c.batch_security_groups.is_empty() {
         return bad("--subnets needs --security-groups (the containers' security groups)".into());
@@ -742,12 +756,26 @@ pub fn apply(c: &DeployConfig, actions: &[Action]) -> Result<Vec<String>, Driver
                     max_vcpus,
                     service_role,
                 } => {
+                    // No subnets given: the default VPC's, as the AWS console does.
+                    let (subnets, security_groups) = if subnets.is_empty() {
+                        let net = vpc::default_network(&sdk, c.endpoint.as_deref()).await?;
+                        done.push(format!(
+                            "default VPC {}: {} subnets ({}), security group {}",
+                            net.vpc,
+                            net.subnets.len(),
+                            net.subnets.join(", "),
+                            net.security_group
+                        ));
+                        (net.subnets, vec![net.security_group])
+                    } else {
+                        (subnets.clone(), security_groups.clone())
+                    };
                     let (arn, line) = fargate::ensure_compute_environment(
                         &batch,
                         name,
                         fargate::Network {
-                            subnets,
-                            security_groups,
+                            subnets: &subnets,
+                            security_groups: &security_groups,
                         },
                         i32::try_from(*max_vcpus).unwrap_or(i32::MAX),
                         service_role.as_deref(),
@@ -854,6 +882,12 @@ pub fn driver_policy(bucket: &str, prefix: &str, region: &str, account: &str) ->
                            "batch:DescribeComputeEnvironments", "batch:CreateJobQueue",
                            "batch:DescribeJobQueues", "batch:TagResource"],
                 "Resource": "*"
+            },
+            {
+                "Sid": "DefaultVpc",
+                "Effect": "Allow",
+                "Action": ["ec2:DescribeVpcs", "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups"],
+                "Resource": "*"
             }
         ]
     })
@@ -905,13 +939,22 @@ mod tests {
             batch_execution_role_arn: Some("arn:aws:iam::1:role/geobutton-batch-execution".into()),
             ..DeployConfig::default()
         };
-        // No subnets: the queue must exist, checked before anything is made.
-        let p = plan(&fargate).unwrap();
+        // An existing queue: it must exist, checked before anything is made.
+        let p = plan(&DeployConfig {
+            batch_existing_queue: true,
+            ..fargate.clone()
+        })
+        .unwrap();
         assert_eq!(
             p[0],
             Action::RequireJobQueue {
                 name: "geobutton".into()
             }
+        );
+        // No subnets: a compute environment in the default VPC (looked up when applied).
+        let p = plan(&fargate).unwrap();
+        assert!(
+            matches!(&p[0], Action::CreateComputeEnvironment { subnets, .. } if subnets.is_empty())
         );
         assert!(p.iter().any(|a| matches!(
             a,

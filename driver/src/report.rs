@@ -85,7 +85,20 @@ pub struct CostEstimate {
     /// compute above, whichever executor runs it).
     #[serde(default)]
     pub storage: StorageCost,
+    /// Each step priced where it ran (Lambda or Batch/Fargate compute; local steps cost
+    /// nothing here), when steps ran on different executors (`--executor
+    /// preprocess=batch,windows=lambda`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub by_step: Vec<StepCost>,
     pub note: String,
+}
+
+/// The compute cost of one step on the executor that ran it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepCost {
+    pub step: String,
+    pub executor: String,
+    pub usd: f64,
 }
 
 /// What the S3 requests and transfers of a run's tasks cost their requester.
@@ -357,7 +370,15 @@ fn task_report(step: &StepOutcome, r: &crate::exec::TaskRecord) -> TaskReport {
 pub fn estimate_cost(steps: &[StepOutcome], o: &CostOptions) -> CostEstimate {
     let (mut gb_s, mut requests, mut vcpu_h, mut gb_h) = (0.0, 0u64, 0.0, 0.0);
     let mut traffic = Vec::new();
+    let p = &o.prices;
+    let rate = if o.lambda_architecture == "arm64" {
+        p.lambda_gb_s_arm64
+    } else {
+        p.lambda_gb_s_x86_64
+    };
+    let mut by_step = Vec::new();
     for st in steps {
+        let before = (gb_s, requests, vcpu_h, gb_h);
         for r in &st.records {
             if !r.skipped
                 && let Some(s) = &r.status
@@ -374,13 +395,26 @@ pub fn estimate_cost(steps: &[StepOutcome], o: &CostOptions) -> CostEstimate {
                 gb_h += gb * hours;
             }
         }
+        let usd = match st.executor.as_str() {
+            "lambda" => {
+                (gb_s - before.0) * rate
+                    + (requests - before.1) as f64 * p.lambda_requests_per_million / 1e6
+            }
+            "batch" => {
+                (vcpu_h - before.2) * p.fargate_vcpu_hour + (gb_h - before.3) * p.fargate_gb_hour
+            }
+            _ => 0.0,
+        };
+        by_step.push(StepCost {
+            step: st.step.clone(),
+            executor: st.executor.clone(),
+            usd,
+        });
     }
-    let p = &o.prices;
-    let rate = if o.lambda_architecture == "arm64" {
-        p.lambda_gb_s_arm64
-    } else {
-        p.lambda_gb_s_x86_64
-    };
+    // Only a mixed run needs it: otherwise it is the Lambda or Batch figure.
+    if by_step.windows(2).all(|w| w[0].executor == w[1].executor) {
+        by_step.clear();
+    }
     CostEstimate {
         prices: p.clone(),
         memory_mb: o.memory_mb,
@@ -393,6 +427,7 @@ pub fn estimate_cost(steps: &[StepOutcome], o: &CostOptions) -> CostEstimate {
         batch_gb_hours: gb_h,
         batch_usd: vcpu_h * p.fargate_vcpu_hour + gb_h * p.fargate_gb_hour,
         storage: storage_cost(traffic, o.region.as_deref(), p),
+        by_step,
         note: "every attempt of this run priced by its wall time (failed attempts included; \
                tasks skipped as already done cost nothing); S3 requests and transfer from the \
                tasks' final statuses, priced where the tasks ran; free tiers and storage not \
@@ -542,6 +577,18 @@ impl Report {
             c.batch_usd,
             c.prices.source
         ));
+        if !c.by_step.is_empty() {
+            let steps: Vec<String> = c
+                .by_step
+                .iter()
+                .map(|b| format!("{} on {} ${:.6}", b.step, b.executor, b.usd))
+                .collect();
+            s.push_str(&format!(
+                "  as run: ${:.6} ({})\n",
+                c.by_step.iter().map(|b| b.usd).sum::<f64>(),
+                steps.join(", ")
+            ));
+        }
         let st = &c.storage;
         if st.get_requests + st.put_requests > 0 || !st.cross_region_reads.is_empty() {
             s.push_str(&format!("  {}\n", st.summary_line()));
@@ -661,7 +708,46 @@ mod tests {
             records: vec![r.clone()],
             in_flight: None,
         };
+        // A step on Batch then the same on Lambda, then one locally: each priced where it ran.
+        let mixed = [
+            StepOutcome {
+                step: "preprocess".into(),
+                executor: "batch".into(),
+                ..st.clone()
+            },
+            st.clone(),
+            StepOutcome {
+                step: "merge".into(),
+                executor: "local".into(),
+                ..st.clone()
+            },
+        ];
+        let c = estimate_cost(&mixed, &CostOptions::default());
+        let by: Vec<(&str, &str)> = c
+            .by_step
+            .iter()
+            .map(|b| (b.step.as_str(), b.executor.as_str()))
+            .collect();
+        assert_eq!(
+            by,
+            [
+                ("preprocess", "batch"),
+                ("tiles", "lambda"),
+                ("merge", "local")
+            ]
+        );
+        // 15 s at 1 vCPU and (10 s × 1 GB + 5 s × 4 GB) on Fargate; 30 GB-s and 2 requests.
+        let fargate = 15.0 / 3600.0 * 0.040_48 + 30.0 / 3600.0 * 0.004_445;
+        assert!(
+            (c.by_step[0].usd - fargate).abs() < 1e-12,
+            "{:?}",
+            c.by_step
+        );
+        let lambda = 30.0 * 0.000_016_666_7 + 2.0 * 0.2 / 1e6;
+        assert!((c.by_step[1].usd - lambda).abs() < 1e-12);
+        assert_eq!(c.by_step[2].usd, 0.0);
         let c = estimate_cost(std::slice::from_ref(&st), &CostOptions::default());
+        assert!(c.by_step.is_empty(), "one executor: no per-step figures");
         // 10 s at 1 GB + 5 s at 4 GB = 30 GB-s; 2 requests.
         assert!((c.lambda_gb_seconds - 30.0).abs() < 1e-9);
         assert_eq!(c.lambda_requests, 2);

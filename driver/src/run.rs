@@ -227,6 +227,7 @@ pub fn run_step(
     step: Step,
     record: &mut RunRecord,
 ) -> Result<StepOutcome, DriverError> {
+    let executor = crate::exec::for_step(executor, &step.name);
     let decisions = decide_step(store, &step, config.force)?;
     let manifest = manifest_uri(&config.output, &step.name, None);
     write_manifest(store, &manifest, &step.tasks)?;
@@ -300,6 +301,26 @@ pub fn run_step(
     Ok(outcome)
 }
 
+/// Refuses an executor naming steps `pipeline` does not have (`--executor tile=lambda` for
+/// the water pipeline's `tiles`), before anything runs.
+pub fn check_executor_steps(
+    pipeline: &dyn Pipeline,
+    executor: &dyn Executor,
+) -> Result<(), DriverError> {
+    let known = pipeline.steps();
+    for step in executor.steps_named() {
+        if !known.contains(&step) {
+            return Err(DriverError::Invalid(format!(
+                "the executor names step {step:?}, which the {} pipeline does not have (its \
+                 steps: {})",
+                pipeline.name(),
+                known.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Runs `pipeline` with `executor`, writing everything under `config.output`.
 ///
 /// A step whose tasks fail (after retries) ends the run with [`DriverError::StepFailed`]
@@ -318,6 +339,7 @@ pub fn run_pipeline(
         config.cost.vcpus = v;
     }
     config.cost.region = executor.region();
+    check_executor_steps(pipeline, executor)?;
     pipeline.validate()?;
     // The previous run in this location, if any: what it wrote that this run no longer
     // plans is removed once this run has finished.
@@ -325,7 +347,7 @@ pub fn run_pipeline(
     let mut record = RunRecord {
         pipeline: pipeline.name().to_string(),
         params: pipeline.describe(),
-        executor: executor.name().to_string(),
+        executor: executor.describe(),
         output: config.output.clone(),
         start: Utc::now(),
         end: None,
@@ -684,6 +706,7 @@ pub fn plan_pipeline(
     store: &Store,
     config: &RunConfig,
 ) -> Result<Plan, DriverError> {
+    check_executor_steps(pipeline, executor)?;
     pipeline.validate()?;
     let memory_mb = executor.memory_mb().unwrap_or(config.cost.memory_mb);
     let vcpus = executor.vcpus().unwrap_or(config.cost.vcpus);
@@ -757,7 +780,9 @@ pub fn plan_pipeline(
             step: step.name.clone(),
             stage: step.stage,
             manifest: manifest_uri(&config.output, &step.name, None),
-            executor: executor.name().to_string(),
+            executor: crate::exec::for_step(executor, &step.name)
+                .name()
+                .to_string(),
             start: now,
             end: now,
             records,
@@ -777,7 +802,7 @@ pub fn plan_pipeline(
     let hours = task_seconds / 3600.0;
     Ok(Plan {
         pipeline: pipeline.name().to_string(),
-        executor: executor.name().to_string(),
+        executor: executor.describe(),
         output: config.output.clone(),
         steps,
         not_planned,

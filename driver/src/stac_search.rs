@@ -1,7 +1,7 @@
 //! A STAC API client for searches: `POST {api}/search` and its `next` pages, bounded in pages,
 //! bytes and time. What to ask and how to choose among the answers is `ndvi::search`'s.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -27,9 +27,10 @@ pub fn search(api: &str, body: &Value) -> Result<Vec<Value>, DriverError> {
         .timeout(Duration::from_secs(60))
         .build()
         .map_err(|e| failed(&url, e))?;
-    let deadline = Instant::now() + SEARCH_DEADLINE;
     let body = body.clone();
     cloud::runtime::block_on(async move {
+        // One deadline for the whole search: every wait below ends at it.
+        let deadline = tokio::time::Instant::now() + SEARCH_DEADLINE;
         let mut features = Vec::new();
         let mut request = ("POST".to_string(), url.clone(), Some(body));
         for page in 1..=MAX_PAGES {
@@ -42,8 +43,7 @@ pub fn search(api: &str, body: &Value) -> Result<Vec<Value>, DriverError> {
                     .body(b.to_string()),
                 None => client.get(&href),
             };
-            let left = deadline.saturating_duration_since(Instant::now());
-            let mut resp = tokio::time::timeout(left, send.send())
+            let mut resp = tokio::time::timeout_at(deadline, send.send())
                 .await
                 .map_err(|_| failed(&href, "the search took too long"))?
                 .map_err(|e| failed(&href, e))?;
@@ -55,7 +55,7 @@ pub fn search(api: &str, body: &Value) -> Result<Vec<Value>, DriverError> {
                 return Err(failed(&href, "the answer is larger than 64 MiB"));
             }
             let mut bytes = Vec::new();
-            while let Some(chunk) = tokio::time::timeout(left, resp.chunk())
+            while let Some(chunk) = tokio::time::timeout_at(deadline, resp.chunk())
                 .await
                 .map_err(|_| failed(&href, "the search took too long"))?
                 .map_err(|e| failed(&href, e))?

@@ -12,13 +12,13 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use cloud::{ProgressMode, Store, testing};
-use common::{ChildGuard, free_port, s3_env, wait_for_port};
+use common::{ChildGuard, lambda};
 use driver::exec::lambda::{LambdaConfig, LambdaExecutor};
 use driver::exec::local::LocalExecutor;
 use driver::exec::throttle::ThrottlePolicy;
@@ -33,59 +33,6 @@ const FUNCTIONS: [&str; 4] = [
     "geobutton-terrain-1024",
     "geobutton-terrain-2048",
 ];
-
-fn start_emulator() -> (ChildGuard, u16) {
-    let port = free_port();
-    let cargo_lambda = common::find_program("cargo-lambda").expect(
-        "cargo-lambda is not installed: pip install cargo-lambda (scripts/requirements-test.txt)",
-    );
-    let dir = tempfile::tempdir().unwrap().keep();
-    let mut manifest = String::from(
-        "[package]\nname = \"emulated\"\nversion = \"0.0.0\"\nedition = \"2021\"\n[workspace]\n",
-    );
-    for f in FUNCTIONS {
-        manifest.push_str(&format!(
-            "[[bin]]\nname = \"{f}\"\npath = \"src/main.rs\"\n"
-        ));
-    }
-    std::fs::write(dir.join("Cargo.toml"), manifest).unwrap();
-    std::fs::create_dir_all(dir.join("src")).unwrap();
-    std::fs::write(dir.join("src/main.rs"), "fn main() {}\n").unwrap();
-    let mut child = Command::new(cargo_lambda)
-        .args([
-            "lambda",
-            "watch",
-            "--only-lambda-apis",
-            "-A",
-            "127.0.0.1",
-            "-P",
-        ])
-        .arg(port.to_string())
-        .current_dir(&dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for_port(port, &mut child, "cargo lambda watch");
-    (ChildGuard(child), port)
-}
-
-/// Starts one instance of `function` (the real `water` binary in Lambda mode).
-fn instance(bin: &std::path::Path, port: u16, function: &str) -> ChildGuard {
-    let memory = function.rsplit('-').next().unwrap();
-    let mut cmd = Command::new(bin);
-    s3_env(&mut cmd)
-        .env(
-            "AWS_LAMBDA_RUNTIME_API",
-            format!("http://127.0.0.1:{port}/.rt/{function}"),
-        )
-        .env("AWS_LAMBDA_FUNCTION_NAME", function)
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", memory)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    ChildGuard(cmd.spawn().unwrap())
-}
 
 fn signal(child: &ChildGuard, sig: &str) {
     let ok = Command::new("kill")
@@ -150,16 +97,16 @@ fn lambda_runs_equal_local_retry_a_hung_instance_and_report_failures() {
     let bins = common::stage_binaries(&["water", "terrain"]);
     let bin = &bins[0];
     let inp = inputs();
-    let (_emulator, port) = start_emulator();
+    let (_emulator, port) = lambda::start_emulator(&FUNCTIONS);
 
     // A hung instance of the 1024 MB function: it takes the first invocation and never
     // answers (a frozen sandbox). Then healthy instances of both sizes.
-    let hung = instance(bin, port, FUNCTIONS[0]);
+    let hung = lambda::instance(bin, port, FUNCTIONS[0]);
     std::thread::sleep(Duration::from_millis(1500)); // it is now waiting for an event
     signal(&hung, "-STOP");
-    let _healthy = instance(bin, port, FUNCTIONS[0]);
-    let _bigger = instance(bin, port, FUNCTIONS[1]);
-    let _mosaic = instance(&bins[1], port, FUNCTIONS[2]);
+    let _healthy = lambda::instance(bin, port, FUNCTIONS[0]);
+    let _bigger = lambda::instance(bin, port, FUNCTIONS[1]);
+    let _mosaic = lambda::instance(&bins[1], port, FUNCTIONS[2]);
 
     let lambda = LambdaExecutor::new(LambdaConfig {
         memory_mb: 1024,
@@ -360,11 +307,11 @@ fn throttled_invocations_wait_and_go_again_without_failing_tasks() {
     common::aws_test_env();
     let bins = common::stage_binaries(&["water", "terrain"]);
     let inp = inputs();
-    let (_emulator, port) = start_emulator();
+    let (_emulator, port) = lambda::start_emulator(&FUNCTIONS);
     let _water: Vec<ChildGuard> = (0..3)
-        .map(|_| instance(&bins[0], port, FUNCTIONS[0]))
+        .map(|_| lambda::instance(&bins[0], port, FUNCTIONS[0]))
         .collect();
-    let _mosaic = instance(&bins[1], port, FUNCTIONS[2]);
+    let _mosaic = lambda::instance(&bins[1], port, FUNCTIONS[2]);
     // The account has 2 of unreserved concurrency; the first invocations are throttled
     // one in two, and any beyond 2 in flight is throttled as Lambda does.
     let (proxy, stats) = throttling_proxy(port, 2, 2, 8);

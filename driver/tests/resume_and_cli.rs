@@ -379,8 +379,9 @@ fn deploy_and_undeploy_in(ep: &str, region: &str) {
     let ep = ep.to_string();
     let bucket = format!("gb-roles-{region}-{:08x}", rand_suffix());
     let zips = tempfile::tempdir().unwrap();
-    // Stand-in zips, the default VPC's network, and a service role for the compute
-    // environment (AWS would use its service-linked role; moto requires one).
+    // Stand-in zips, the default VPC's network (deploy must find it by itself), and a
+    // service role for the compute environment (AWS would use its service-linked role;
+    // moto requires one).
     let setup = r##"
 import json, os, sys, zipfile, boto3
 ep, region, zips = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -392,7 +393,8 @@ for stage in ["lidar-partitioner", "terrain", "ndvi", "water", "biomass"]:
         z.writestr("bootstrap", "#!/bin/sh\n")
 ec2 = boto3.client("ec2", **kw)
 vpc = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
-subnet = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["Subnets"][0]["SubnetId"]
+subnets = sorted(s["SubnetId"] for s in
+                 ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["Subnets"])
 sg = ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [vpc]},
     {"Name": "group-name", "Values": ["default"]}])["SecurityGroups"][0]["GroupId"]
 iam = boto3.client("iam", **kw)
@@ -402,7 +404,7 @@ try:
     service = iam.create_role(RoleName="batch-service", AssumeRolePolicyDocument=trust)["Role"]["Arn"]
 except iam.exceptions.EntityAlreadyExistsException:
     service = iam.get_role(RoleName="batch-service")["Role"]["Arn"]
-print(subnet); print(sg); print(service)
+print(",".join(subnets)); print(sg); print(service)
 "##;
     let o = Command::new("python3")
         .args(["-c", setup, &ep, region, zips.path().to_str().unwrap()])
@@ -410,7 +412,7 @@ print(subnet); print(sg); print(service)
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let out = String::from_utf8(o.stdout).unwrap();
-    let [subnet, sg, service] = out.lines().collect::<Vec<_>>()[..] else {
+    let [subnets, sg, service] = out.lines().collect::<Vec<_>>()[..] else {
         panic!("{out}")
     };
     let output_prefix = format!("s3://{bucket}/geobutton");
@@ -425,8 +427,12 @@ print(subnet); print(sg); print(service)
                 "--input-bucket",
                 "cnig-copy",
             ])
-            .args(["--batch-image", "geobutton:1", "--subnets", subnet])
-            .args(["--security-groups", sg, "--batch-service-role", service])
+            .args([
+                "--batch-image",
+                "geobutton:1",
+                "--batch-service-role",
+                service,
+            ])
             .args(["--compute-environment", &format!("{bucket}-ce")])
             .args(["--job-queue", &format!("{bucket}-q")])
             .output()
@@ -439,6 +445,11 @@ print(subnet); print(sg); print(service)
         "created role geobutton-batch-job (trust: ecs-tasks.amazonaws.com), permissions put",
         "role geobutton-batch-execution (trust: ecs-tasks.amazonaws.com), arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy attached",
         "created function geobutton-water-1024",
+        &format!(
+            "subnets ({}), security group {sg}",
+            subnets.replace(',', ", ")
+        ),
+        &format!("created compute environment {bucket}-ce (Fargate"),
     ] {
         assert!(text.contains(line), "{line}: {text}");
     }
@@ -462,6 +473,9 @@ out["function_role"] = boto3.client("lambda", **kw).get_function(
 d = boto3.client("batch", **kw).describe_job_definitions(
     jobDefinitionName="geobutton-water", status="ACTIVE")["jobDefinitions"][-1]["containerProperties"]
 out["job_role"], out["execution_role"] = d.get("jobRoleArn"), d.get("executionRoleArn")
+ce = boto3.client("batch", **kw).describe_compute_environments(
+    computeEnvironments=[bucket + "-ce"])["computeEnvironments"][0]["computeResources"]
+out["ce_subnets"], out["ce_groups"] = sorted(ce["subnets"]), ce["securityGroupIds"]
 print(json.dumps(out))
 "#;
     let o = Command::new("python3")
@@ -491,6 +505,12 @@ print(json.dumps(out))
         got["execution_role"],
         got["geobutton-batch-execution"]["arn"]
     );
+    // The compute environment is in the default VPC: all its subnets, its default group.
+    assert_eq!(
+        got["ce_subnets"],
+        serde_json::json!(subnets.split(',').collect::<Vec<_>>())
+    );
+    assert_eq!(got["ce_groups"], serde_json::json!([sg]));
     // The permissions: the output prefix and the input bucket, nothing more.
     let policy = &got["policy"];
     let allows = |a: &str, r: &str| driver::deploy::iam::allows(policy, a, r);

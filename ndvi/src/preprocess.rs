@@ -306,6 +306,49 @@ pub fn run_sen2cor(program: &Path, product: &Path, work: &Path) -> Result<PathBu
     )))
 }
 
+/// Largest product copied to the local disk for Sen2Cor, bytes (a Level-1C product is
+/// 0.5–1 GB).
+pub const MAX_PRODUCT_BYTES: u64 = 16 << 30;
+
+/// Copies the product folder `product` (an S3 prefix) under `dir`, keeping its name and
+/// layout; returns the local folder. Refuses products over [`MAX_PRODUCT_BYTES`] and
+/// object names that would leave the folder.
+fn download_product(store: &Store, product: &str, dir: &Path) -> Result<PathBuf, NdviError> {
+    let product = product.trim_end_matches('/');
+    let prefix = format!("{product}/");
+    let objects = store.list(&prefix)?;
+    let total: u64 = objects.iter().map(|o| o.size).sum();
+    if total > MAX_PRODUCT_BYTES {
+        return Err(NdviError::Product {
+            product: product.to_string(),
+            reason: format!(
+                "{total} bytes: more than the {MAX_PRODUCT_BYTES} bytes a product may have"
+            ),
+        });
+    }
+    let root = dir.join(cloud::uri::file_name(product));
+    for o in &objects {
+        let rel = o.uri.strip_prefix(&prefix).unwrap_or("");
+        let safe = !rel.is_empty()
+            && Path::new(rel)
+                .components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)));
+        if !safe {
+            return Err(NdviError::Product {
+                product: product.to_string(),
+                reason: format!("object {} is not a file name under the product", o.uri),
+            });
+        }
+        let dst = root.join(rel);
+        if let Some(parent) = dst.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| NdviError::io(parent.display(), e))?;
+        }
+        let bytes = store.get_capped(&o.uri, o.size.max(1))?;
+        std::fs::write(&dst, &bytes).map_err(|e| NdviError::io(dst.display(), e))?;
+    }
+    Ok(root)
+}
+
 fn list_files(store: &Store, product: &str) -> Result<Vec<String>, NdviError> {
     let prefix = format!("{}/", product.trim_end_matches('/'));
     Ok(store.list(&prefix)?.into_iter().map(|o| o.uri).collect())
@@ -346,14 +389,20 @@ pub fn preprocess_with_path(
             .or_else(|| find_on_path(SEN2COR_PROGRAM, path_var));
         match program {
             Some(program) => {
-                let local = cloud::Location::parse(&task.product)?;
-                let local = local.as_local().ok_or_else(|| {
-                    product_err("Sen2Cor needs the Level-1C product on the local disk".into())
-                })?;
                 let work = tempfile::Builder::new()
                     .prefix("ndvi-sen2cor-")
                     .tempdir()
                     .map_err(|e| NdviError::io("temporary directory", e))?;
+                // Sen2Cor reads a folder on disk: a product on S3 is copied next to its output.
+                let location = cloud::Location::parse(&task.product)?;
+                let copied;
+                let local = match location.as_local() {
+                    Some(p) => p,
+                    None => {
+                        copied = download_product(store, &task.product, &work.path().join("in"))?;
+                        copied.as_path()
+                    }
+                };
                 let l2a = run_sen2cor(&program, local, work.path())?;
                 let l2a_str = l2a.display().to_string();
                 files = find_product_files(&list_files(store, &l2a_str)?);

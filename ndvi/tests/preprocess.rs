@@ -216,38 +216,46 @@ fn level_1c_without_sen2cor_is_a_clear_error_or_converted_on_request() {
     );
 }
 
-/// The Sen2Cor wiring (arguments, finding its L2A output) with a stand-in `L2A_Process` that
-/// writes the L2A product a real Sen2Cor run would (the 29RKH L2A bands).
-#[test]
-fn level_1c_goes_through_sen2cor_when_it_is_on_path() {
+/// A Level-1C product under `root`, and a `PATH` whose stand-in `L2A_Process` checks how it
+/// is called (`L2A_Process --output_dir DIR PRODUCT`, PRODUCT a folder on disk holding
+/// `MTD_MSIL1C.xml`) and writes the L2A product a real Sen2Cor run would (the 29RKH L2A
+/// bands): (product folder, PATH).
+fn l1c_with_stand_in_sen2cor(root: &Path) -> (String, String) {
     use std::os::unix::fs::PermissionsExt;
-    let dir = tempdir();
     let safe = make_safe(
-        dir.path(),
+        root,
         L1C,
         "tif",
         "<PROCESSING_BASELINE>02.09</PROCESSING_BASELINE>",
     );
     let l2a_src = make_safe(
-        &dir.path().join("sen2cor-result"),
+        &root.join("sen2cor-result"),
         L2A,
         "tif",
         &mtd("02.14", None),
     );
-    let bin = dir.path().join("bin");
+    let bin = root.join("bin");
     std::fs::create_dir(&bin).unwrap();
     let script = bin.join("L2A_Process");
     std::fs::write(
         &script,
         format!(
-            "#!/bin/sh\n# stand-in for Sen2Cor: L2A_Process --output_dir DIR PRODUCT\n\
-             [ \"$1\" = --output_dir ] || exit 3\n[ -d \"$3\" ] || exit 4\n\
+            "#!/bin/sh\n[ \"$1\" = --output_dir ] || exit 3\n\
+             [ -f \"$3/MTD_MSIL1C.xml\" ] || exit 4\n\
+             case \"$3\" in */{L1C}) ;; *) exit 5 ;; esac\n\
              cp -r '{l2a_src}' \"$2/\"\n"
         ),
     )
     .unwrap();
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let path = format!("{}:/usr/bin:/bin", bin.display());
+    (safe, format!("{}:/usr/bin:/bin", bin.display()))
+}
+
+/// The Sen2Cor wiring (arguments, finding its L2A output) with a stand-in `L2A_Process`.
+#[test]
+fn level_1c_goes_through_sen2cor_when_it_is_on_path() {
+    let dir = tempdir();
+    let (safe, path) = l1c_with_stand_in_sen2cor(dir.path());
     let out = path_str(&dir.path().join("o"));
     let stdout = run_ok(
         ndvi_bin()
@@ -267,6 +275,55 @@ fn level_1c_goes_through_sen2cor_when_it_is_on_path() {
         ))
         .exists()
     );
+}
+
+/// A Level-1C product on S3 (where a Batch job finds it): copied to the local disk for
+/// Sen2Cor, whose L2A result is converted into an archive on S3.
+#[test]
+fn level_1c_on_s3_is_copied_for_sen2cor() {
+    let dir = tempdir();
+    let (safe, path) = l1c_with_stand_in_sen2cor(dir.path());
+    let store = cloud::testing::s3_store();
+    let bucket = cloud::testing::unique_bucket(&store, "ndvi-l1c").unwrap();
+    let product = format!("s3://{bucket}/in/{L1C}");
+    let mut stack = vec![std::path::PathBuf::from(&safe)];
+    let mut files = 0;
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            let rel = p.strip_prefix(&safe).unwrap().to_str().unwrap().to_string();
+            store
+                .put(
+                    &format!("{product}/{rel}"),
+                    bytes::Bytes::from(std::fs::read(&p).unwrap()),
+                )
+                .unwrap();
+            files += 1;
+        }
+    }
+    assert_eq!(files, 3);
+    let out = format!("s3://{bucket}/archive");
+    let stdout = run_ok(s3_env(&mut ndvi_bin()).env("PATH", &path).args([
+        "preprocess",
+        &product,
+        "-o",
+        &out,
+    ]));
+    let o: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(o["level"], "L2A", "{o}");
+    assert!(
+        o["sen2cor"].as_str().unwrap().contains("L2A_Process"),
+        "{o}"
+    );
+    let scl_uri = format!("{out}/29/R/KH/2020/2/S2A_29RKH_20200219_0_L2A/SCL.tif");
+    assert_eq!(o["assets"]["SCL"], scl_uri.as_str());
+    let written: cog::Raster<u8> = cog::read_band(&store, &scl_uri, 1).unwrap();
+    let source: cog::Raster<u8> = cog::read_band(&cloud::Store::default(), &scl(), 1).unwrap();
+    assert_eq!(written.data, source.data);
 }
 
 /// With GDAL, a SAFE of real JPEG 2000 bands (lossless re-encodings of the fixture) converts

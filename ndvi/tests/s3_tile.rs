@@ -85,16 +85,6 @@ s3.put_bucket_policy(Bucket=b, Policy=json.dumps({"Version": "2012-10-17", "Stat
     store
 }
 
-fn s3_env(cmd: &mut std::process::Command) -> &mut std::process::Command {
-    cmd.env("AWS_ENDPOINT_URL", cloud::testing::s3_endpoint())
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env_remove("AWS_PROFILE")
-        .env_remove("AWS_ENDPOINT_URL_S3")
-}
-
 #[test]
 fn tile_over_loopback_s3_equals_local_diff() {
     let dir = tempdir();

@@ -3,7 +3,7 @@
 //! ```text
 //! geobutton demo [-o DIR]
 //! geobutton run <lidar|ndvi|water|biomass> --input URI... --output URI
-//!               [--executor local|lambda|batch] [--concurrency N] [--memory MB] [options]
+//!               [--executor local|lambda|batch|STEP=KIND,…] [--concurrency N] [--memory MB] [options]
 //! geobutton status OUTPUT
 //! geobutton report OUTPUT [--png DIR]
 //! geobutton deploy --dry-run|--apply --bucket B [...]
@@ -17,6 +17,7 @@ use cloud::{ProgressMode, Store};
 use driver::exec::batch::{BatchConfig, BatchExecutor};
 use driver::exec::lambda::{LambdaConfig, LambdaExecutor};
 use driver::exec::local::LocalExecutor;
+use driver::exec::mix::{ExecutorMix, ExecutorSpec};
 use driver::exec::throttle::ThrottlePolicy;
 use driver::exec::{Executor, RetryPolicy, seconds};
 use driver::pipeline::Pipeline;
@@ -110,13 +111,6 @@ struct UndeployArgs {
     job_queue: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum ExecutorKind {
-    Local,
-    Lambda,
-    Batch,
-}
-
 /// `--mosaic`: how tile products are assembled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum MosaicArg {
@@ -149,8 +143,11 @@ struct Common {
     /// Output location (directory or s3:// prefix).
     #[arg(long, short = 'o')]
     output: String,
-    #[arg(long, value_enum, default_value_t = ExecutorKind::Local)]
-    executor: ExecutorKind,
+    /// Where the tasks run: local, lambda or batch for every step, or per step
+    /// (`preprocess=batch,windows=lambda`; a kind without a step for the steps not named,
+    /// else local).
+    #[arg(long, default_value = "local")]
+    executor: String,
     /// Tasks running at once (local: 0 = one per core; lambda: invocations in flight, at
     /// most the account's unreserved concurrency, lowered while Lambda throttles).
     #[arg(long)]
@@ -289,9 +286,24 @@ enum PipelineCommand {
         /// Search: the STAC API.
         #[arg(long, default_value = ndvi::search::EARTH_SEARCH)]
         stac: String,
-        /// Search: do not mask cloud, shadow and cirrus with the SCL band.
+        /// Search and --preprocess: do not mask cloud, shadow and cirrus with the SCL band.
         #[arg(long)]
         no_mask_scl: bool,
+        /// --input BEFORE AFTER are Sentinel-2 products (`.SAFE` folders, local or on S3):
+        /// a first step, `preprocess`, converts them to COGs in the sentinel-cogs layout
+        /// (Level-1C through Sen2Cor's L2A_Process), the windows read those.
+        #[arg(long, conflicts_with_all = ["before", "input_kind"])]
+        preprocess: bool,
+        /// --preprocess: where the COGs and STAC items go (default OUTPUT/archive).
+        #[arg(long, requires = "preprocess")]
+        archive: Option<String>,
+        /// --preprocess: convert Level-1C top-of-atmosphere bands when Sen2Cor is not
+        /// installed (no atmospheric correction, no SCL).
+        #[arg(long, requires = "preprocess")]
+        allow_l1c: bool,
+        /// --preprocess: Sen2Cor's L2A_Process, when it is not on PATH.
+        #[arg(long, requires = "preprocess")]
+        sen2cor: Option<String>,
     },
     /// DTM tiles + stations (+ plots) → ET0/ETc per tile → mosaics and per-plot water use.
     Water {
@@ -399,9 +411,13 @@ struct DeployArgs {
     #[arg(long, value_enum, default_value = "fargate")]
     batch_platform: PlatformArg,
     /// Subnets of the Fargate compute environment to create with the job queue (comma
-    /// separated); without them the job queue must exist.
+    /// separated); without them, the default VPC's subnets and `default` security group.
     #[arg(long, value_delimiter = ',')]
     subnets: Vec<String>,
+    /// The --job-queue exists, on a compute environment of your own: require it and create
+    /// no compute environment.
+    #[arg(long, conflicts_with_all = ["subnets", "security_groups"])]
+    existing_job_queue: bool,
     /// Security groups of the Fargate containers (with --subnets).
     #[arg(long, value_delimiter = ',')]
     security_groups: Vec<String>,
@@ -439,7 +455,18 @@ struct DeployArgs {
     iam: bool,
 }
 
-fn executor(c: &Common) -> Result<Box<dyn Executor>> {
+/// The executors of `c.executor`: one kind, or a kind per step.
+fn executor(c: &Common) -> Result<(ExecutorSpec, Box<dyn Executor>)> {
+    let spec = ExecutorSpec::parse(&c.executor)?;
+    let mut mix = ExecutorMix::new(executor_of_kind(c, &spec.default)?);
+    for (step, kind) in &spec.steps {
+        mix = mix.with_step(step, executor_of_kind(c, kind)?);
+    }
+    Ok((spec, Box::new(mix)))
+}
+
+/// An executor of kind `kind` (`local`, `lambda`, `batch`) with the settings of `c`.
+fn executor_of_kind(c: &Common, kind: &str) -> Result<Box<dyn Executor>> {
     let retry = RetryPolicy {
         max_attempts: c.attempts.max(1),
         retry_memory_mb: c.retry_memory,
@@ -456,13 +483,13 @@ fn executor(c: &Common) -> Result<Box<dyn Executor>> {
         );
     }
     let timeout = |default: f64| seconds(c.timeout.unwrap_or(default));
-    Ok(match c.executor {
-        ExecutorKind::Local => Box::new(LocalExecutor {
+    Ok(match kind {
+        "local" => Box::new(LocalExecutor {
             concurrency: c.concurrency.unwrap_or(0),
             retry,
             timeout: Some(timeout(21_600.0)),
         }),
-        ExecutorKind::Lambda => Box::new(LambdaExecutor::new(LambdaConfig {
+        "lambda" => Box::new(LambdaExecutor::new(LambdaConfig {
             function_template: c.function_template.clone(),
             memory_mb: c.memory.unwrap_or(2048),
             concurrency: c.concurrency.unwrap_or(64),
@@ -476,7 +503,7 @@ fn executor(c: &Common) -> Result<Box<dyn Executor>> {
             region: None,
             architecture: c.arch.clone(),
         })),
-        ExecutorKind::Batch => Box::new(BatchExecutor::new(BatchConfig {
+        "batch" => Box::new(BatchExecutor::new(BatchConfig {
             job_queue: c.job_queue.clone(),
             definition_template: c.job_definition.clone(),
             memory_mb: c.memory,
@@ -488,6 +515,7 @@ fn executor(c: &Common) -> Result<Box<dyn Executor>> {
             region: None,
             on_submit: None,
         })),
+        other => bail!("--executor: {other:?} is not an executor"),
     })
 }
 
@@ -559,8 +587,30 @@ fn pipeline(cmd: PipelineCommand, store: &Store) -> Result<(Common, Box<dyn Pipe
             max_cloud,
             stac,
             no_mask_scl,
+            preprocess,
+            archive,
+            allow_l1c,
+            sen2cor,
         } => {
             let input = match (before, after) {
+                _ if preprocess => {
+                    let [before, after] = common.inputs.as_slice() else {
+                        bail!("ndvi --preprocess: --input takes two products: BEFORE AFTER");
+                    };
+                    NdviInput::Products(driver::pipeline::ndvi::NdviProducts {
+                        before: before.clone(),
+                        after: after.clone(),
+                        archive: archive
+                            .unwrap_or_else(|| cloud::uri::join(&common.output, "archive")),
+                        allow_l1c,
+                        sen2cor,
+                        out: common.output.clone(),
+                        window,
+                        blocksize,
+                        quicklook: !no_quicklook,
+                        mask_scl: !no_mask_scl,
+                    })
+                }
                 (Some(before), Some(after)) => {
                     if !common.inputs.is_empty() {
                         bail!("ndvi: --before/--after search for the scenes: give no --input");
@@ -681,13 +731,17 @@ fn print_products(s: &RunSummary) {
 fn run(cmd: PipelineCommand) -> Result<ExitCode> {
     let store = Store::try_from_env().map_err(anyhow::Error::msg)?;
     let (common, mut p) = pipeline(cmd, &store)?;
-    if common.executor != ExecutorKind::Local && !common.output.starts_with("s3://") {
+    let (spec, exec) = executor(&common)?;
+    spec.check_steps(p.name(), &p.steps())?;
+    if !spec.all_local() && !common.output.starts_with("s3://") {
         bail!(
-            "the {:?} executor needs an s3:// output (and s3:// or https:// inputs): its tasks run on other machines",
-            common.executor
+            "the {} executor needs an s3:// output (and s3:// or https:// inputs): its tasks run on other machines",
+            spec.kinds()
+                .into_iter()
+                .find(|k| *k != "local")
+                .unwrap_or("remote")
         );
     }
-    let exec = executor(&common)?;
     let mut config = RunConfig::new(&common.output);
     config.force = common.force;
     if common.quiet {
@@ -872,6 +926,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 batch_security_groups: a.security_groups.clone(),
                 batch_compute_environment: a.compute_environment.clone(),
                 batch_job_queue: a.job_queue.clone(),
+                batch_existing_queue: a.existing_job_queue,
                 batch_max_vcpus: a.max_vcpus,
                 batch_service_role_arn: a.batch_service_role.clone(),
                 existing_bucket: a.existing_bucket,

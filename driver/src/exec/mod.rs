@@ -11,6 +11,7 @@
 pub mod batch;
 pub mod lambda;
 pub mod local;
+pub mod mix;
 pub mod throttle;
 
 use std::sync::Arc;
@@ -274,8 +275,21 @@ pub trait Submission: Send {
 
 /// Where tasks run.
 pub trait Executor: Send + Sync {
-    /// `local`, `lambda` or `batch`.
+    /// `local`, `lambda`, `batch` (or `mix`: executors by step).
     fn name(&self) -> &'static str;
+    /// What runs where, for the run record and report: the name, or for a mix the
+    /// executor of each step (`local,preprocess=batch,windows=lambda`).
+    fn describe(&self) -> String {
+        self.name().to_string()
+    }
+    /// The executor that runs step `step` when it is not this one ([`mix::ExecutorMix`]).
+    fn step_executor(&self, _step: &str) -> Option<&dyn Executor> {
+        None
+    }
+    /// The steps given their own executor (checked against the pipeline's steps).
+    fn steps_named(&self) -> Vec<&str> {
+        Vec::new()
+    }
     /// Starts the pending tasks of `job`; `observe` is called as each task finishes.
     fn submit(
         &self,
@@ -296,6 +310,11 @@ pub trait Executor: Send + Sync {
     fn region(&self) -> Option<String> {
         None
     }
+}
+
+/// The executor that runs step `step` of a run on `executor`.
+pub fn for_step<'a>(executor: &'a dyn Executor, step: &str) -> &'a dyn Executor {
+    executor.step_executor(step).unwrap_or(executor)
 }
 
 /// Runs a step to completion: `submit` then `wait`.

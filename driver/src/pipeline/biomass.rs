@@ -43,6 +43,10 @@ impl Pipeline for BiomassPipeline {
         "biomass"
     }
 
+    fn steps(&self) -> Vec<&'static str> {
+        vec!["chunks", "merge"]
+    }
+
     fn describe(&self) -> Value {
         serde_json::json!({ "run": self.run, "chunks": self.chunks })
     }

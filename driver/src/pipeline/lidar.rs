@@ -137,6 +137,10 @@ impl Pipeline for LidarPipeline {
         "lidar"
     }
 
+    fn steps(&self) -> Vec<&'static str> {
+        vec!["partition", "terrain", "mosaic"]
+    }
+
     fn describe(&self) -> Value {
         serde_json::json!({
             "inputs": self.inputs, "out": self.out, "capacity": self.capacity,

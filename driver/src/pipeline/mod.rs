@@ -53,6 +53,9 @@ pub struct Results {
 pub trait Pipeline: Send {
     /// `lidar`, `ndvi`, `water` or `biomass`.
     fn name(&self) -> &'static str;
+    /// The names of the steps it runs, in order (`--executor STEP=KIND` is checked
+    /// against them).
+    fn steps(&self) -> Vec<&'static str>;
     /// The parameters, for the run record.
     fn describe(&self) -> Value;
     /// The next step, given the (successful) outcomes of the steps so far; `None` when done.

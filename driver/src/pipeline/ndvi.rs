@@ -6,6 +6,11 @@
 //! 2. `merge`: one task assembles `ndvi_before.tif`, `ndvi_after.tif`, `ndvi_diff.tif`
 //!    (float32 COGs) and the `ndvi_diff.png` quicklook.
 //!
+//! With `--preprocess` ([`NdviProducts`]) a first step, `preprocess`, converts the two
+//! products (`.SAFE` folders, Level-1C through Sen2Cor) to COGs in the `sentinel-cogs` layout
+//! under an archive root, one task per product (minutes each: the seed ran it on Batch,
+//! `--executor preprocess=batch,windows=lambda`); the windows read the archive.
+//!
 //! Scenes are given as scene references (dates with an MGRS tile, scene ids, STAC items;
 //! `ndvi::plan_tile`), as explicit band URIs, or found by place and time in a STAC API
 //! ([`NdviSearch`]: the least-cloudy scene of each tile in each period; every tile found in
@@ -39,6 +44,67 @@ pub enum NdviInput {
     },
     /// Scenes found by place and time in a STAC API.
     Search(NdviSearch),
+    /// Two Sentinel-2 products, preprocessed first (step `preprocess`).
+    Products(NdviProducts),
+}
+
+/// Two Sentinel-2 products to preprocess, then compare.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct NdviProducts {
+    /// The earlier and later products: `.SAFE` folders (or folders of `B04`/`B08`/`SCL`
+    /// GeoTIFFs named by scene id), local or on S3.
+    pub before: String,
+    pub after: String,
+    /// Where the COGs and STAC items go, in the `sentinel-cogs` layout (default `OUT/archive`).
+    pub archive: String,
+    /// Convert Level-1C top-of-atmosphere bands when Sen2Cor is not installed.
+    pub allow_l1c: bool,
+    /// Sen2Cor's `L2A_Process`, when not on `PATH`.
+    pub sen2cor: Option<String>,
+    pub out: String,
+    pub window: u64,
+    pub blocksize: u32,
+    pub quicklook: bool,
+    /// Mask the SCL classes of [`ndvi::DEFAULT_SCL_MASK`] (cloud, shadow, cirrus).
+    pub mask_scl: bool,
+}
+
+impl NdviProducts {
+    /// The preprocessing task of `product`.
+    fn task(&self, product: &str) -> ndvi::preprocess::PreprocessTask {
+        ndvi::preprocess::PreprocessTask {
+            product: product.to_string(),
+            out: self.archive.clone(),
+            allow_l1c: self.allow_l1c,
+            sen2cor: self.sen2cor.clone(),
+            blocksize: 1024,
+        }
+    }
+
+    /// Checks the products' names (scene ids: one tile) and the tasks, before anything runs.
+    fn validate(&self) -> Result<(), DriverError> {
+        let id = |product: &str| {
+            ndvi::preprocess::scene_id_of_product(cloud::uri::file_name(product)).ok_or_else(|| {
+                DriverError::Invalid(format!(
+                    "ndvi: {product} is not named as a Sentinel-2 product \
+                         (S2A_MSIL2A_…_T29RKH_….SAFE) or a scene id (S2A_29RKH_20200219_0_L2A)"
+                ))
+            })
+        };
+        let (b, a) = (id(&self.before)?, id(&self.after)?);
+        if b.tile != a.tile {
+            return Err(DriverError::Invalid(format!(
+                "ndvi: the products are of two tiles ({} and {}): give two products of one tile",
+                b.tile, a.tile
+            )));
+        }
+        for p in [&self.before, &self.after] {
+            ndvi::stage::Params::Preprocess(self.task(p))
+                .validate()
+                .map_err(|e| DriverError::Invalid(format!("ndvi: {}", e.message)))?;
+        }
+        Ok(())
+    }
 }
 
 /// Sentinel-2 scenes by place and time: the tiles of `request.area`, the least-cloudy scene
@@ -180,6 +246,59 @@ impl NdviPipeline {
     }
 }
 
+/// The tile request over what the `preprocess` step wrote: the two scenes' STAC items.
+fn preprocessed_request(
+    p: &NdviProducts,
+    preprocess: &StepOutcome,
+) -> Result<TileRequest, DriverError> {
+    let outputs: Vec<ndvi::stage::Output> = preprocess.outputs()?;
+    let items: Vec<&ndvi::preprocess::PreprocessOutput> = outputs
+        .iter()
+        .filter_map(|o| match o {
+            ndvi::stage::Output::Preprocess(o) => Some(o),
+            _ => None,
+        })
+        .collect();
+    let [before, after] = items[..] else {
+        return Err(DriverError::Invalid(format!(
+            "ndvi: the preprocess step returned {} scene(s), not the two products'",
+            items.len()
+        )));
+    };
+    for o in [before, after] {
+        if o.level != "L2A" {
+            tracing::warn!(
+                scene = %o.scene_id,
+                "top-of-atmosphere (Level-1C) reflectance: {}", o.sen2cor
+            );
+        }
+    }
+    // Level-1C products converted without Sen2Cor have no scene classification.
+    let has_scl = [before, after].iter().all(|o| o.assets.contains_key("SCL"));
+    if p.mask_scl && !has_scl {
+        tracing::warn!("a scene has no SCL band: clouds are not masked");
+    }
+    Ok(TileRequest {
+        tile: None,
+        before: ndvi::SceneRef::StacItem(before.stac_item.clone()),
+        after: ndvi::SceneRef::StacItem(after.stac_item.clone()),
+        root: p.archive.clone(),
+        out: p.out.clone(),
+        window: p.window,
+        scl_mask: if p.mask_scl && has_scl {
+            ndvi::DEFAULT_SCL_MASK.to_vec()
+        } else {
+            Vec::new()
+        },
+        before_offset_dn: None,
+        after_offset_dn: None,
+        assets: Default::default(),
+        blocksize: p.blocksize,
+        level: None,
+        quicklook: p.quicklook,
+    })
+}
+
 /// Plans a tile from explicit bands (what `ndvi::plan_tile` does after resolving scenes).
 pub fn plan_bands(
     store: &Store,
@@ -237,10 +356,18 @@ impl Pipeline for NdviPipeline {
         "ndvi"
     }
 
+    fn steps(&self) -> Vec<&'static str> {
+        match self.input {
+            NdviInput::Products(_) => vec!["preprocess", "windows", "merge"],
+            _ => vec!["windows", "merge"],
+        }
+    }
+
     fn describe(&self) -> Value {
         match &self.input {
             NdviInput::Request(r) => serde_json::json!({ "request": r }),
             NdviInput::Search(s) => serde_json::json!({ "search": s }),
+            NdviInput::Products(p) => serde_json::json!({ "products": p }),
             NdviInput::Bands {
                 before,
                 after,
@@ -265,6 +392,10 @@ impl Pipeline for NdviPipeline {
                     .map_err(|e| DriverError::Invalid(format!("ndvi: {e}")))?;
                 (s.window, s.blocksize, None)
             }
+            NdviInput::Products(p) => {
+                p.validate()?;
+                (p.window, p.blocksize, None)
+            }
             NdviInput::Bands {
                 window, blocksize, ..
             } => (*window, *blocksize, None),
@@ -279,9 +410,26 @@ impl Pipeline for NdviPipeline {
         store: &Store,
         done: &[StepOutcome],
     ) -> Result<Option<Step>, DriverError> {
-        match done.len() {
+        // With products to preprocess, the windows and merge come one step later.
+        let first = usize::from(matches!(self.input, NdviInput::Products(_)));
+        if let (NdviInput::Products(p), 0) = (&self.input, done.len()) {
+            self.validate()?;
+            let tasks = [
+                ("preprocess-before", &p.before),
+                ("preprocess-after", &p.after),
+            ]
+            .into_iter()
+            .map(|(id, product)| {
+                TaskSpec::new::<NdviStage>(id, &ndvi::stage::Params::Preprocess(p.task(product)))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+            return Ok(Some(Step::new("preprocess", StageKind::Ndvi, tasks)?));
+        }
+        match done.len() - first.min(done.len()) {
             0 => {
-                self.validate()?;
+                if first == 0 {
+                    self.validate()?;
+                }
                 (self.plans, self.chosen, self.left_out) = (Vec::new(), Vec::new(), Vec::new());
                 let input = self.input.clone();
                 match &input {
@@ -303,6 +451,13 @@ impl Pipeline for NdviPipeline {
                         self.plans.push((String::new(), plan));
                     }
                     NdviInput::Search(s) => self.plan_search(store, s)?,
+                    NdviInput::Products(p) => {
+                        let request =
+                            preprocessed_request(p, outcome("ndvi", done, "preprocess")?)?;
+                        let plan = ndvi::plan_tile(store, &request)
+                            .map_err(|e| DriverError::plan("ndvi", e))?;
+                        self.plans.push((String::new(), plan));
+                    }
                 }
                 let mut tasks = Vec::new();
                 for (prefix, plan) in &self.plans {
@@ -359,7 +514,7 @@ impl Pipeline for NdviPipeline {
                 products.push(Product::new(q, "quicklook of the difference"));
             }
         }
-        let windows = done.first().map_or(0, |d| d.records.len());
+        let windows = outcome("ndvi", done, "windows")?.records.len();
         let summary = match &merges[..] {
             [m] if self.chosen.is_empty() => serde_json::json!({
                 "windows": windows,

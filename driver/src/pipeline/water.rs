@@ -70,6 +70,10 @@ impl Pipeline for WaterPipeline {
         "water"
     }
 
+    fn steps(&self) -> Vec<&'static str> {
+        vec!["tiles", "mosaic"]
+    }
+
     fn describe(&self) -> Value {
         serde_json::json!({ "dtms": self.dtms, "template": self.template, "out": self.out, "mosaic": self.mosaic })
     }

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use cloud::{Ctx, ProgressMode, Store};
 use cog::Raster;
 
+pub mod batch;
 pub mod ecs;
+pub mod lambda;
 
 /// `../shared/data/<rel>`.
 pub fn data(rel: &str) -> String {

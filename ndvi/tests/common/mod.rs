@@ -237,3 +237,14 @@ pub fn assert_valid_cog(tif: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `cmd` with the loopback S3 server's endpoint and test credentials.
+pub fn s3_env(cmd: &mut Command) -> &mut Command {
+    cmd.env("AWS_ENDPOINT_URL", cloud::testing::s3_endpoint())
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ENDPOINT_URL_S3")
+}
