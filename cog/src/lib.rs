@@ -33,7 +33,7 @@ pub mod writer;
 
 pub use codec::Compression;
 pub use error::CogError;
-pub use mosaic::Mosaic;
+pub use mosaic::{Combine, Mosaic};
 pub use pixel::{Pixel, SampleType};
 pub use raster::{Crs, GeoTransform, Raster, Window};
 pub use reader::{BandInfo, BlockInfo, CogInfo, CogReader, OpenOptions, grid_of};

@@ -3,7 +3,8 @@
 //! The inputs must share the CRS (when known), a north-up pixel size and one pixel lattice
 //! (origins a whole number of pixels apart, within 10⁻⁶ pixel). The output covers their
 //! union; each pixel takes the first input, in the order given, that has a value there
-//! (neither its nodata nor NaN). [`Mosaic::plan`] reads only the inputs' headers;
+//! (neither its nodata nor NaN), or with [`Combine::Sum`] the sum of all the inputs covering
+//! it (a season's total from its days' rasters). [`Mosaic::plan`] reads only the inputs' headers;
 //! [`Mosaic::write_cog`] reads, for each band of output rows, the windows of the inputs
 //! that band crosses (concurrently) and hands the rows to a [`CogRowWriter`], so memory is
 //! a few bands of rows whatever the mosaic's height (see [`Mosaic::band_bytes`]).
@@ -22,6 +23,18 @@ use crate::writer::CogWriteOptions;
 
 /// Most samples one band of output rows may hold (`blocksize × width`): 512 MiB of f32.
 pub const MAX_BAND_SAMPLES: u64 = 1 << 27;
+
+/// How the inputs covering a pixel make its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Combine {
+    /// The first input, in the order given, that has a value there.
+    #[default]
+    First,
+    /// The sum of every input covering the pixel (added in f64); nodata where any of them
+    /// has none, so that a total is never silently short of a term.
+    Sum,
+}
 
 /// Where one input lies in the mosaic.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +68,8 @@ pub struct Mosaic {
     pub transform: GeoTransform,
     /// The first known CRS of the inputs (all known ones are the same).
     pub crs: Crs,
+    /// How overlapping inputs combine (first wins unless set).
+    pub combine: Combine,
     readers: Vec<CogReader>,
 }
 
@@ -173,6 +188,7 @@ impl Mosaic {
                 -py,
             ]),
             crs,
+            combine: Combine::First,
             readers: Vec::new(),
         })
     }
@@ -210,6 +226,9 @@ impl Mosaic {
             })
             .collect::<Result<_, CogError>>()?;
         let n = (r1.saturating_sub(r0)) as usize;
+        if self.combine == Combine::Sum {
+            return Ok(self.sum_rows(&windows, n, nodata));
+        }
         let mut out = Array2::from_elem((n, self.width as usize), nodata);
         let mut set = Array2::from_elem((n, self.width as usize), false);
         for (i, at, w) in &windows {
@@ -229,6 +248,38 @@ impl Mosaic {
                 });
         }
         Ok(out)
+    }
+
+    /// [`Combine::Sum`] of `windows` (input index, first row in the band, pixels) over a
+    /// band of `n` rows.
+    fn sum_rows(
+        &self,
+        windows: &[(usize, u64, Raster<f32>)],
+        n: usize,
+        nodata: f32,
+    ) -> Array2<f32> {
+        let mut sum = Array2::<f64>::zeros((n, self.width as usize));
+        // 0: no input covers the pixel; 1: all that do have a value; 2: one has none.
+        let mut state = Array2::<u8>::zeros((n, self.width as usize));
+        for (i, at, w) in windows {
+            let t = &self.inputs[*i];
+            let (r, c) = (*at as usize, t.col as usize);
+            let (h, wd) = (w.height(), w.width());
+            ndarray::Zip::from(sum.slice_mut(s![r..r + h, c..c + wd]))
+                .and(state.slice_mut(s![r..r + h, c..c + wd]))
+                .and(&w.data)
+                .for_each(|o, m, &v| {
+                    if v.is_nan() || w.is_nodata(v) {
+                        *m = 2;
+                    } else if *m < 2 {
+                        *o += v as f64;
+                        *m = 1;
+                    }
+                });
+        }
+        ndarray::Zip::from(&sum)
+            .and(&state)
+            .map_collect(|&v, &m| if m == 1 { v as f32 } else { nodata })
     }
 
     fn reader(&self, i: usize) -> Result<&CogReader, CogError> {
@@ -284,6 +335,12 @@ impl Mosaic {
     /// are written for inputs beside or below the VRT, `/vsis3/` and `/vsicurl/` paths for
     /// remote ones.
     pub fn write_vrt(&self, store: &Store, uri: &str, nodata: f32) -> Result<(), CogError> {
+        if self.combine != Combine::First {
+            return Err(CogError::request(
+                uri,
+                "a VRT shows the first input where they overlap: a sum needs a COG",
+            ));
+        }
         let vrt = self.vrt_xml(uri, nodata);
         store
             .put(uri, bytes::Bytes::from(vrt.into_bytes()))
@@ -485,6 +542,45 @@ mod tests {
         );
         assert!(vrt_path("elsewhere/a.tif", "out").0.starts_with('/'));
         assert_eq!(xml_escape("a<b&\"c\">"), "a&lt;b&amp;&quot;c&quot;&gt;");
+    }
+
+    #[test]
+    fn sums_add_every_covering_input_and_keep_gaps_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::default();
+        let put = |name: &str, x0: f64, rows: [[f32; 3]; 2]| {
+            let uri = dir.path().join(name).display().to_string();
+            let r = Raster {
+                data: ndarray::Array2::from_shape_fn((2, 3), |(i, j)| rows[i][j]),
+                transform: GeoTransform::north_up(x0, 10.0, 2.0),
+                crs: Crs::epsg(25830),
+                nodata: Some(-9999.0),
+            };
+            crate::write_cog(&store, &uri, &r, &CogWriteOptions::default()).unwrap();
+            uri
+        };
+        // Two days on one grid (day b has a gap), and a third input one column east.
+        let a = put("a.tif", 0.0, [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]);
+        let b = put("b.tif", 0.0, [[0.5, -9999.0, 0.25], [1.0, 1.0, 1.0]]);
+        let c = put("c.tif", 2.0, [[10.0, 10.0, 10.0], [10.0, 10.0, f32::NAN]]);
+        let mut m = Mosaic::plan(&store, &[a.clone(), b, c]).unwrap();
+        m.combine = Combine::Sum;
+        let rows = m.read_rows(0..2, -9999.0).unwrap();
+        assert_eq!(
+            rows,
+            ndarray::arr2(&[[1.5, -9999.0, 13.25, 10.0], [5.0, 16.0, 17.0, -9999.0]])
+        );
+        // The same through the COG writer; a VRT cannot sum.
+        let out = dir.path().join("sum.tif").display().to_string();
+        m.write_cog(&store, &out, -9999.0, &CogWriteOptions::default(), |_| {})
+            .unwrap();
+        let back: Raster<f32> = crate::read_band(&store, &out, 1).unwrap();
+        assert_eq!(back.data, rows);
+        let vrt = dir.path().join("sum.vrt").display().to_string();
+        assert!(m.write_vrt(&store, &vrt, -9999.0).is_err());
+        // First wins by default.
+        let m = Mosaic::plan(&store, &[a]).unwrap();
+        assert_eq!(m.read_rows(0..1, -9999.0).unwrap()[[0, 2]], 3.0);
     }
 
     #[test]

@@ -235,7 +235,7 @@ impl MosaicFormat {
 }
 
 /// Parameters of a `mosaic` task: inputs on one pixel lattice (see [`cog::mosaic`]); where
-/// they overlap, the first with a value wins.
+/// they overlap, the first with a value wins, or with `combine: sum` they add up.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MosaicParams {
@@ -245,6 +245,14 @@ pub struct MosaicParams {
     pub format: MosaicFormat,
     #[serde(default)]
     pub raster: RasterOutput,
+    /// How overlapping inputs combine (left out when `first`: the fingerprints of tasks
+    /// written before the field existed stay the same).
+    #[serde(default, skip_serializing_if = "is_first")]
+    pub combine: cog::Combine,
+}
+
+fn is_first(c: &cog::Combine) -> bool {
+    *c == cog::Combine::First
 }
 
 /// One `terrain` task.
@@ -454,7 +462,8 @@ pub fn run_slope_aspect(p: &SlopeAspectParams, ctx: &Ctx) -> Result<Vec<String>>
 
 /// Runs a `mosaic` task: a COG written by bands of rows, or a VRT over the inputs.
 pub fn run_mosaic(p: &MosaicParams, ctx: &Ctx) -> Result<String> {
-    let m = cog::Mosaic::plan(&ctx.store, &p.inputs)?;
+    let mut m = cog::Mosaic::plan(&ctx.store, &p.inputs)?;
+    m.combine = p.combine;
     match p.format {
         MosaicFormat::Cog => {
             let progress = ctx.progress("mosaic rows", m.height);
@@ -561,6 +570,11 @@ impl TerrainParams {
                 if p.raster.layout != Layout::Cog {
                     return Err(TaskError::invalid_task(
                         "a mosaic is written as a COG or a VRT (--format), not in strips",
+                    ));
+                }
+                if p.combine != cog::Combine::First && p.format == MosaicFormat::Vrt {
+                    return Err(TaskError::invalid_task(
+                        "a VRT shows the first input where they overlap: --sum needs --format cog",
                     ));
                 }
                 let inputs: Vec<&str> = p.inputs.iter().map(String::as_str).collect();
@@ -765,6 +779,11 @@ impl Stage for TerrainStage {
                 output: a.output,
                 format: a.format,
                 raster: a.raster.into(),
+                combine: if a.sum {
+                    cog::Combine::Sum
+                } else {
+                    cog::Combine::First
+                },
             }),
         };
         params.validate()?;
@@ -1241,6 +1260,10 @@ pub struct MosaicArgs {
     /// cog: a float32 COG written by bands of rows; vrt: a GDAL VRT over the inputs.
     #[arg(long, value_enum, default_value_t = MosaicFormat::Cog)]
     pub format: MosaicFormat,
+    /// Add the inputs up where they overlap (nodata where any of them has none), e.g. a
+    /// season's total from daily rasters, instead of taking the first.
+    #[arg(long)]
+    pub sum: bool,
     #[command(flatten)]
     pub raster: RasterArgs,
 }

@@ -183,6 +183,7 @@ fn compare_files(
                 output: mosaic_uri.clone(),
                 format: Default::default(),
                 raster: RasterOutput::default(),
+                combine: Default::default(),
             },
             &ctx,
         )

@@ -14,6 +14,7 @@ pub mod et0;
 pub mod fao56;
 pub mod grid;
 pub mod interp;
+pub mod irrigation;
 pub mod map;
 pub use cog::proj;
 pub mod solar;

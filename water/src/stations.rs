@@ -151,6 +151,18 @@ impl Cols {
     }
 }
 
+/// Whether a station table (its bytes) has a `date` column: a generic table of many days.
+/// A SIAM table has none (its date is the one asked for).
+///
+/// ```
+/// assert!(water::stations::has_date_column(b"id,x,y,elev_m,date,tmean_c\n"));
+/// assert!(!water::stations::has_date_column(b"X,Y,Cota,temp,hr\n"));
+/// ```
+pub fn has_date_column(bytes: &[u8]) -> bool {
+    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(bytes);
+    reader.headers().is_ok_and(|h| Cols::new(h).has("date"))
+}
+
 /// Reads a station table (`uri` names it in messages). `date` selects the rows of a generic
 /// table that has a `date` column.
 pub fn parse(

@@ -309,12 +309,29 @@ enum PipelineCommand {
     Water {
         #[command(flatten)]
         common: Common,
-        /// Station table.
+        /// Station table; over a season, one per day with `{date}` in its name
+        /// (`siam/{date}.csv`), or one table with a `date` column.
         #[arg(long)]
         stations: String,
         /// Day (YYYY-MM-DD).
+        #[arg(long, required_unless_present = "dates", conflicts_with = "dates")]
+        date: Option<String>,
+        /// A season, FIRST/LAST (YYYY-MM-DD/YYYY-MM-DD, at most 366 days): a task per tile
+        /// per day, then each tile's days added up (`et0_season.tif`, `plots_season.csv`).
         #[arg(long)]
-        date: String,
+        dates: Option<String>,
+        /// An NDVI product (e.g. an `ndvi` run's `ndvi_after.tif`, in the plots' CRS): the
+        /// per-plot table gains the plot's mean NDVI and its irrigated area (with --plots).
+        #[arg(long, requires = "plots")]
+        ndvi: Option<String>,
+        /// NDVI above which a pixel (and a plot, by its mean) counts as irrigated.
+        #[arg(
+            long,
+            default_value_t = 0.4,
+            requires = "ndvi",
+            allow_hyphen_values = true
+        )]
+        irrigated_ndvi: f64,
         /// Plots (GeoJSON or shapefile) with `uso_sigpac`.
         #[arg(long)]
         plots: Option<String>,
@@ -681,12 +698,25 @@ fn pipeline(cmd: PipelineCommand, store: &Store) -> Result<(Common, Box<dyn Pipe
             common,
             stations,
             date,
+            dates,
+            ndvi,
+            irrigated_ndvi,
             plots,
             kc,
             windows,
             dtm_epsg,
             mosaic,
         } => {
+            let dates = dates
+                .as_deref()
+                .map(driver::pipeline::water::parse_dates)
+                .transpose()?
+                .unwrap_or_default();
+            let date = match (&date, dates.first()) {
+                (Some(d), _) => d.clone(),
+                (None, Some(d)) => d.format("%Y-%m-%d").to_string(),
+                (None, None) => bail!("water: give --date DAY or --dates FIRST/LAST"),
+            };
             let template: water::Params = serde_json::from_value(serde_json::json!({
                 "dtm": "", "stations": stations, "date": date, "plots": plots, "kc": kc,
                 "out": "", "dtm_epsg": dtm_epsg, "options": { "windows": windows }
@@ -695,6 +725,11 @@ fn pipeline(cmd: PipelineCommand, store: &Store) -> Result<(Common, Box<dyn Pipe
             let dtms = expand_inputs(store, &common, &[".tif", ".tiff", ".asc"])?;
             let mut p = WaterPipeline::new(dtms, template, &common.output);
             p.mosaic = mosaic.format();
+            p.dates = dates;
+            p.irrigation = ndvi.map(|ndvi| driver::pipeline::water::Irrigation {
+                ndvi,
+                threshold: irrigated_ndvi,
+            });
             (common, Box::new(p))
         }
         PipelineCommand::Biomass {

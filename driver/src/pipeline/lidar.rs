@@ -128,6 +128,7 @@ impl LidarPipeline {
             output: cloud::uri::join(&self.out, &format!("{name}{}", format.extension())),
             format,
             raster: self.raster,
+            combine: Default::default(),
         }
     }
 }
