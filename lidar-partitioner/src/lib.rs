@@ -42,8 +42,8 @@
 //! (87–90 MiB peak on the same input with a 256 MiB budget; see [`mod@bounded`] for how
 //! close its tiles come to the exact ones).
 //!
-//! Outputs go through [`cloud::Store::put_reader`]: atomic, and on local disks `fsync`ed
-//! before the rename (which costs time a plain `cp` does not spend).
+//! Outputs go through [`cloud::Store::put_reader`]: atomic (written under a temporary name,
+//! renamed when complete; like `cp` and GDAL, not `fsync`ed).
 //!
 //! # Reading points
 //! [`LasFile`] and [`PointRecords`]/[`PointRef`] are the reader underneath, public for other
