@@ -165,7 +165,7 @@ fn density(u: f64, v: f64) -> f64 {
 }
 
 /// GeoKeyDirectoryTag of a projected EPSG code (LASF_Projection 34735).
-fn geokeys(epsg: u16) -> Vec<u8> {
+pub(crate) fn geokeys(epsg: u16) -> Vec<u8> {
     let keys: [[u16; 4]; 5] = [
         [1, 1, 0, 4],
         [1024, 0, 1, 1],    // GTModelType: projected
@@ -336,21 +336,39 @@ fn s2_pixel(r: usize, c: usize, date: usize, noise: f64) -> (u16, u16) {
 }
 
 fn s2_band(date: usize, nir: bool, seed: u64) -> Raster<u16> {
+    s2_band_at(
+        date,
+        nir,
+        seed,
+        S2_SIZE,
+        GeoTransform::north_up(600_000.0, 4_200_000.0, 10.0),
+    )
+}
+
+/// A `size`² band of the synthetic scene (red or NIR DN, date 0 or 1) on `transform`
+/// (EPSG:32630, 10 m).
+pub(crate) fn s2_band_at(
+    date: usize,
+    nir: bool,
+    seed: u64,
+    size: usize,
+    transform: GeoTransform,
+) -> Raster<u16> {
     let mut rng = Rng::new(seed);
-    let mut data = Array2::<u16>::zeros((S2_SIZE, S2_SIZE));
+    let mut data = Array2::<u16>::zeros((size, size));
     for ((r, c), v) in data.indexed_iter_mut() {
         let (red, n) = s2_pixel(r, c, date, rng.normal());
         *v = if nir { n } else { red };
     }
     Raster {
         data,
-        transform: GeoTransform::north_up(600_000.0, 4_200_000.0, 10.0),
+        transform,
         crs: Crs::epsg(32630),
         nodata: Some(0),
     }
 }
 
-fn stations_csv() -> String {
+pub(crate) fn stations_csv() -> String {
     // id, x, y (EPSG:25830), elevation, then the day's observations.
     let rows = [
         (
@@ -436,7 +454,7 @@ fn stations_csv() -> String {
     s
 }
 
-fn plots_geojson() -> String {
+pub(crate) fn plots_geojson() -> String {
     let rect = |id: &str, uso: &str, u0: f64, v0: f64, u1: f64, v1: f64| {
         let (x0, y0, x1, y1) = (LIDAR_X0 + u0, LIDAR_Y0 + v0, LIDAR_X0 + u1, LIDAR_Y0 + v1);
         serde_json::json!({

@@ -31,6 +31,7 @@ pub mod run;
 pub mod stac;
 pub mod stac_search;
 pub mod stage;
+pub mod workloads;
 
 pub use error::DriverError;
 pub use exec::{Executor, StepOutcome, TaskRecord};

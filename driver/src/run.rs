@@ -43,6 +43,34 @@ pub struct RunConfig {
     pub figures: Option<String>,
     /// Cost estimate settings (memory defaults to the executor's).
     pub cost: CostOptions,
+    /// What a dry run predicts beyond its task list (wall time at N Lambdas).
+    pub forecast: ForecastOptions,
+}
+
+/// Settings of a dry run's prediction of wall time and cost on Lambda.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ForecastOptions {
+    /// Concurrent functions to predict for (`None`: no prediction).
+    pub lambdas: Option<usize>,
+    /// Seconds each invocation adds to its task's wall time (round trip, a share of cold
+    /// starts); not billed.
+    pub overhead_s: f64,
+    /// Task seconds by step, measured elsewhere (e.g. one seed-size task timed on its own),
+    /// in place of the plan's estimates.
+    pub task_seconds: std::collections::BTreeMap<String, f64>,
+}
+
+impl Default for ForecastOptions {
+    /// No prediction; 0.2 s per invocation when asked for one (a warm invoke's round trip
+    /// of tens of milliseconds, plus a Rust function's cold start of ~0.1–0.3 s on a share
+    /// of them).
+    fn default() -> ForecastOptions {
+        ForecastOptions {
+            lambdas: None,
+            overhead_s: 0.2,
+            task_seconds: Default::default(),
+        }
+    }
 }
 
 impl RunConfig {
@@ -54,6 +82,7 @@ impl RunConfig {
             progress: ProgressMode::detect(),
             figures: Some(cloud::uri::join(output, "report")),
             cost: CostOptions::default(),
+            forecast: ForecastOptions::default(),
         }
     }
 }
@@ -568,8 +597,92 @@ pub struct PlannedTask {
     /// The outputs an earlier run of the task wrote, when there was one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outputs: Vec<String>,
-    /// Estimated wall time of the task, seconds (an earlier run's, else a typical figure).
+    /// Estimated wall time of the task, seconds: the figure given for its step, else an
+    /// earlier run's, else the mean of its step's tasks an earlier run timed, else a
+    /// typical figure of its stage.
     pub estimated_s: f64,
+    /// S3 requests (GET class, PUT class) and bytes read, from an earlier run of the task
+    /// or the mean of its step's (`None`: no earlier figures).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3: Option<TaskTraffic>,
+}
+
+/// Storage traffic of one task, as an earlier run measured it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct TaskTraffic {
+    pub get_class: f64,
+    pub put_class: f64,
+    pub bytes_read: f64,
+}
+
+impl TaskTraffic {
+    fn of(status: &cloud::TaskStatus) -> TaskTraffic {
+        let s3 = |f: fn(&cloud::S3Traffic) -> u64| status.s3.iter().map(f).sum::<u64>() as f64;
+        TaskTraffic {
+            get_class: s3(|t| t.get_class),
+            put_class: s3(|t| t.put_class),
+            bytes_read: status.bytes_read as f64,
+        }
+    }
+
+    fn mean(all: &[TaskTraffic]) -> Option<TaskTraffic> {
+        let n = all.len() as f64;
+        (!all.is_empty()).then(|| TaskTraffic {
+            get_class: all.iter().map(|t| t.get_class).sum::<f64>() / n,
+            put_class: all.iter().map(|t| t.put_class).sum::<f64>() / n,
+            bytes_read: all.iter().map(|t| t.bytes_read).sum::<f64>() / n,
+        })
+    }
+}
+
+/// A dry run's prediction for its tasks to run on `lambdas` concurrent functions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Forecast {
+    pub lambdas: usize,
+    /// Seconds each invocation adds to its task's wall time.
+    pub overhead_s: f64,
+    /// Wall time by planned step (tasks to run, longest first, each to the function free
+    /// first), seconds.
+    pub steps: Vec<(String, usize, f64)>,
+    /// The steps one after the other, seconds.
+    pub wall_s: f64,
+    /// Billed Lambda GB-seconds (task time × memory).
+    pub gb_s: f64,
+    /// Lambda compute and requests, USD.
+    pub lambda_usd: f64,
+    /// S3 requests of the tasks (earlier runs' counts; tasks without one count none).
+    pub s3_get_class: u64,
+    pub s3_put_class: u64,
+    pub s3_usd: f64,
+    /// Bytes the tasks read (earlier runs' counts), and that over the wall time, bytes/s.
+    pub bytes_read: u64,
+    pub read_rate: f64,
+    /// Lambda and S3, USD.
+    pub usd: f64,
+    /// Whether later steps are left out (planned only once this one has run).
+    pub partial: bool,
+}
+
+/// Wall time of `tasks` (seconds each) on `slots` workers, longest first, each to the worker
+/// free first (LPT), with `overhead` seconds added to each task.
+pub fn makespan(tasks: &[f64], slots: usize, overhead: f64) -> f64 {
+    let slots = slots.max(1);
+    let mut sorted: Vec<f64> = tasks.iter().map(|t| t + overhead).collect();
+    sorted.sort_by(|a, b| b.total_cmp(a));
+    if sorted.len() <= slots {
+        return sorted.first().copied().unwrap_or(0.0);
+    }
+    // A min-heap of the workers' finishing times (in nanoseconds, for a total order).
+    let mut free: std::collections::BinaryHeap<std::cmp::Reverse<u64>> =
+        (0..slots).map(|_| std::cmp::Reverse(0)).collect();
+    let mut end = 0u64;
+    for t in sorted {
+        let std::cmp::Reverse(at) = free.pop().unwrap_or(std::cmp::Reverse(0));
+        let done = at + (t * 1e9).round() as u64;
+        end = end.max(done);
+        free.push(std::cmp::Reverse(done));
+    }
+    end as f64 / 1e9
 }
 
 /// One step of a dry-run plan.
@@ -613,6 +726,9 @@ pub struct Plan {
     /// Buckets in other regions than the executor's that the tasks to run read.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cross_region: Vec<CrossRegionRead>,
+    /// Wall time and cost at N Lambdas (`--lambdas N`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forecast: Option<Forecast>,
 }
 
 /// Reads of one bucket from another region, as a dry run foresees them.
@@ -692,6 +808,26 @@ impl Plan {
             self.batch_usd,
             self.prices
         ));
+        if let Some(f) = &self.forecast {
+            s.push_str(&format!(
+                "  at {} Lambdas ({:.2} s per invocation): wall {:.1} s{}; {:.0} GB-s, Lambda ${:.4}, S3 {} GET + {} PUT requests ${:.4}, ${:.4} in all; {:.3} GB read ({:.2} GB/s)\n",
+                f.lambdas,
+                f.overhead_s,
+                f.wall_s,
+                if f.partial { " for the steps planned" } else { "" },
+                f.gb_s,
+                f.lambda_usd,
+                f.s3_get_class,
+                f.s3_put_class,
+                f.s3_usd,
+                f.usd,
+                f.bytes_read as f64 / 1e9,
+                f.read_rate / 1e9
+            ));
+            for (step, n, wall) in &f.steps {
+                s.push_str(&format!("      {step:<10} {n:>6} tasks {wall:>9.1} s\n"));
+            }
+        }
         s
     }
 }
@@ -722,10 +858,28 @@ pub fn plan_pipeline(
         let mut tasks = Vec::new();
         let mut records = Vec::new();
         let mut reasons = Vec::new();
-        for (i, (t, d)) in step.tasks.iter().zip(decisions).enumerate() {
-            let previous = cloud::entry::previous_status(store, &t.status_uri);
+        let previous: Vec<Option<cloud::TaskStatus>> = step
+            .tasks
+            .iter()
+            .map(|t| cloud::entry::previous_status(store, &t.status_uri))
+            .collect();
+        let timed: Vec<f64> = previous.iter().flatten().map(|p| p.duration_s).collect();
+        let step_mean = (!timed.is_empty()).then(|| timed.iter().sum::<f64>() / timed.len() as f64);
+        let traffic_mean = TaskTraffic::mean(
+            &previous
+                .iter()
+                .flatten()
+                .map(TaskTraffic::of)
+                .collect::<Vec<_>>(),
+        );
+        let given = config.forecast.task_seconds.get(&step.name).copied();
+        for (i, ((t, d), previous)) in step.tasks.iter().zip(decisions).zip(previous).enumerate() {
             let earlier = previous.as_ref().map(|p| p.duration_s);
-            let estimated_s = earlier.unwrap_or_else(|| t.stage.typical_task_seconds());
+            let estimated_s = given
+                .or(earlier)
+                .or(step_mean)
+                .unwrap_or_else(|| t.stage.typical_task_seconds());
+            let s3 = previous.as_ref().map(TaskTraffic::of).or(traffic_mean);
             let inputs = t.stage.input_uris(&t.task).unwrap_or_default();
             let outputs = previous
                 .as_ref()
@@ -757,6 +911,7 @@ pub fn plan_pipeline(
                 status: t.status_uri.clone(),
                 outputs,
                 estimated_s,
+                s3,
             });
         }
         let to_run = reasons.len();
@@ -800,6 +955,17 @@ pub fn plan_pipeline(
         p.lambda_gb_s_x86_64
     };
     let hours = task_seconds / 3600.0;
+    let forecast = config.forecast.lambdas.map(|n| {
+        forecast(
+            &steps,
+            n,
+            &config.forecast,
+            memory_mb,
+            rate,
+            p,
+            not_planned.is_some(),
+        )
+    });
     Ok(Plan {
         pipeline: pipeline.name().to_string(),
         executor: executor.describe(),
@@ -816,7 +982,66 @@ pub fn plan_pipeline(
         prices: p.source.clone(),
         cross_region: cross.finish(p),
         region,
+        forecast,
     })
+}
+
+/// The wall time and cost of the planned steps' tasks to run on `lambdas` functions.
+fn forecast(
+    steps: &[PlannedStep],
+    lambdas: usize,
+    options: &ForecastOptions,
+    memory_mb: u32,
+    gb_s_rate: f64,
+    prices: &crate::report::PriceTable,
+    partial: bool,
+) -> Forecast {
+    let mut f = Forecast {
+        lambdas,
+        overhead_s: options.overhead_s,
+        steps: Vec::new(),
+        wall_s: 0.0,
+        gb_s: 0.0,
+        lambda_usd: 0.0,
+        s3_get_class: 0,
+        s3_put_class: 0,
+        s3_usd: 0.0,
+        bytes_read: 0,
+        read_rate: 0.0,
+        usd: 0.0,
+        partial,
+    };
+    let (mut gets, mut puts, mut bytes, mut invocations) = (0.0, 0.0, 0.0, 0usize);
+    for st in steps {
+        let run: Vec<&PlannedTask> = st.tasks.iter().filter(|t| t.action == "run").collect();
+        if run.is_empty() {
+            continue;
+        }
+        let seconds: Vec<f64> = run.iter().map(|t| t.estimated_s).collect();
+        let wall = makespan(&seconds, lambdas, options.overhead_s);
+        f.steps.push((st.step.clone(), run.len(), wall));
+        f.wall_s += wall;
+        f.gb_s += seconds.iter().sum::<f64>() * memory_mb as f64 / 1024.0;
+        invocations += run.len();
+        for t in run.iter().filter_map(|t| t.s3) {
+            gets += t.get_class;
+            puts += t.put_class;
+            bytes += t.bytes_read;
+        }
+    }
+    f.lambda_usd =
+        f.gb_s * gb_s_rate + invocations as f64 * prices.lambda_requests_per_million / 1e6;
+    f.s3_get_class = gets.round() as u64;
+    f.s3_put_class = puts.round() as u64;
+    f.s3_usd = gets / 1000.0 * prices.s3_get_per_1000 + puts / 1000.0 * prices.s3_put_per_1000;
+    f.bytes_read = bytes.round() as u64;
+    f.read_rate = if f.wall_s > 0.0 {
+        bytes / f.wall_s
+    } else {
+        0.0
+    };
+    f.usd = f.lambda_usd + f.s3_usd;
+    f
 }
 
 /// The buckets of other regions that a dry run's tasks read, gathered task by task.
@@ -905,5 +1130,26 @@ impl<'a> CrossRegion<'a> {
                 r
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::makespan;
+
+    #[test]
+    fn makespan_schedules_longest_first() {
+        // Fewer tasks than functions: the longest task, plus the overhead.
+        assert_eq!(makespan(&[1.0, 3.0, 2.0], 8, 0.5), 3.5);
+        assert_eq!(makespan(&[], 8, 0.5), 0.0);
+        // One function: the sum.
+        assert!((makespan(&[1.0, 3.0, 2.0], 1, 0.0) - 6.0).abs() < 1e-9);
+        // LPT on two workers: 5 | 4; then 3 → 4+3=7 on the second; 3 → 5+3=8 on the first.
+        assert!((makespan(&[3.0, 5.0, 3.0, 4.0], 2, 0.0) - 8.0).abs() < 1e-9);
+        // 968 equal tasks on 1000 functions take one task's time; on 100, ten rounds.
+        assert!((makespan(&[1.0; 968], 1000, 0.1) - 1.1).abs() < 1e-9);
+        assert!((makespan(&[1.0; 968], 100, 0.0) - 10.0).abs() < 1e-9);
+        // Zero functions are taken as one.
+        assert!((makespan(&[1.0, 1.0], 0, 0.0) - 2.0).abs() < 1e-9);
     }
 }

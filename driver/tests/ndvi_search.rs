@@ -8,11 +8,10 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::process::Command;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
+
+use driver::workloads::serve_stac_api;
 
 use serde_json::{Value, json};
 
@@ -68,133 +67,6 @@ fn item(api: &str, bucket: &str, tile: &str, day: &str, cloud: f64) -> Value {
     it
 }
 
-/// Whether `item` answers the search `body` (collections, bbox, datetime, query).
-fn matches(item: &Value, body: &Value) -> bool {
-    if let Some(c) = body["collections"].as_array()
-        && !c.contains(&json!("sentinel-2-l2a"))
-    {
-        return false;
-    }
-    if let Some(b) = body["bbox"].as_array() {
-        let (q, i): (Vec<f64>, Vec<f64>) = (
-            b.iter().map(|x| x.as_f64().unwrap()).collect(),
-            item["bbox"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x.as_f64().unwrap())
-                .collect(),
-        );
-        if q[0] > i[2] || q[2] < i[0] || q[1] > i[3] || q[3] < i[1] {
-            return false;
-        }
-    }
-    let p = &item["properties"];
-    if let Some((a, b)) = body["datetime"].as_str().and_then(|d| d.split_once('/')) {
-        let t = p["datetime"].as_str().unwrap();
-        let parse = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap();
-        if parse(t) < parse(a) || parse(t) > parse(b) {
-            return false;
-        }
-    }
-    if let Some(lte) = body["query"]["eo:cloud_cover"]["lte"].as_f64()
-        && p["eo:cloud_cover"].as_f64().unwrap() > lte
-    {
-        return false;
-    }
-    if let Some(codes) = body["query"]["grid:code"]["in"].as_array()
-        && !codes.contains(&p["grid:code"])
-    {
-        return false;
-    }
-    true
-}
-
-/// Serves `items` as a STAC API on loopback; returns its root and the count of searches.
-fn stac_api(make: impl Fn(&str) -> Vec<Value>) -> (String, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let api = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-    let items = Arc::new(make(&api));
-    let searches = Arc::new(AtomicUsize::new(0));
-    let (seen, root) = (searches.clone(), api.clone());
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut c) = conn else { continue };
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 8192];
-            let head_end = loop {
-                if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                    break i + 4;
-                }
-                match c.read(&mut chunk) {
-                    Ok(0) | Err(_) => break 0,
-                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                }
-            };
-            if head_end == 0 {
-                continue;
-            }
-            let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-            let length: usize = head
-                .lines()
-                .find_map(|l| {
-                    let (k, v) = l.split_once(':')?;
-                    k.eq_ignore_ascii_case("content-length")
-                        .then(|| v.trim().parse().ok())?
-                })
-                .unwrap_or(0);
-            while buf.len() < head_end + length {
-                match c.read(&mut chunk) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                }
-            }
-            let line = head.lines().next().unwrap_or("").to_string();
-            let (status, answer) = if line.starts_with("POST /search ") {
-                seen.fetch_add(1, Ordering::SeqCst);
-                let body: Value =
-                    serde_json::from_slice(&buf[head_end..head_end + length]).unwrap_or(json!({}));
-                let found: Vec<&Value> = items.iter().filter(|i| matches(i, &body)).collect();
-                let from: usize = body["next"]
-                    .as_str()
-                    .and_then(|t| t.parse().ok())
-                    .unwrap_or(0);
-                let page: Vec<&Value> = found.iter().skip(from).take(PAGE).copied().collect();
-                let mut links = vec![];
-                if from + PAGE < found.len() {
-                    links.push(json!({"rel": "next", "href": format!("{root}/search"),
-                        "method": "POST", "body": {"next": (from + PAGE).to_string()},
-                        "merge": true}));
-                }
-                (
-                    "200 OK",
-                    json!({"type": "FeatureCollection", "features": page,
-                    "links": links, "numberMatched": found.len()}),
-                )
-            } else if let Some(id) = line
-                .strip_prefix("GET /collections/sentinel-2-l2a/items/")
-                .and_then(|r| r.split(' ').next())
-            {
-                match items.iter().find(|i| i["id"] == id) {
-                    Some(i) => ("200 OK", i.clone()),
-                    None => ("404 Not Found", json!({"code": "NotFound"})),
-                }
-            } else {
-                ("404 Not Found", json!({"code": "NotFound"}))
-            };
-            let text = answer.to_string();
-            let _ = c.write_all(
-                format!(
-                    "HTTP/1.1 {status}\r\nContent-Type: application/geo+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
-                    text.len()
-                )
-                .as_bytes(),
-            );
-        }
-    });
-    (api, searches)
-}
-
 fn scenes(api: &str) -> Vec<Value> {
     let bucket = bands_on_s3();
     let item = |tile: &str, day: &str, cloud: f64| item(api, &bucket, tile, day, cloud);
@@ -232,7 +104,7 @@ fn run(api: &str, out: &str, area: &[&str], extra: &[&str]) -> std::process::Out
 
 #[test]
 fn ndvi_by_place_and_time_takes_the_least_cloudy_scene_of_each_tile() {
-    let (api, searches) = stac_api(scenes);
+    let (api, searches) = serve_stac_api(PAGE, scenes).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run").display().to_string();
     let o = run(&api, &out, &["--mgrs", "29RKH,29RKJ"], &["--no-mask-scl"]);

@@ -10,6 +10,13 @@
 //!   Lambda executor against the `cargo lambda watch --only-lambda-apis` emulator with K
 //!   instances of the release `water` binary (`target/release/water`): invocation wall time
 //!   minus the task's own duration, median and 90th percentile, next to the local executor's.
+//! - `driver-bench seed [--workload lidar|ndvi|water] [--executors local,lambda]
+//!   [--concurrency 1,2,4,8,16]`: the seed's task counts (516 LAZ sheets partitioned, 968
+//!   NDVI windows over 8 tiles, 36 water tiles; `driver::workloads`) on the loopback S3
+//!   server (`source scripts/test-services.sh` first), through the local executor and the
+//!   Lambda executor against `cargo lambda watch` with as many instances of the release
+//!   stage binaries as the concurrency: wall time, per-task overhead, S3 requests per task,
+//!   and the dry run's forecast of the same run (from the first run's task times) beside it.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -89,7 +96,8 @@ fn main() -> Result<()> {
             }
         }
         Some("lambda-overhead") => lambda_overhead(&args, &store)?,
-        _ => bail!("driver-bench demo | lidar IN OUT | lambda-overhead --tasks N"),
+        Some("seed") => seed(&args)?,
+        _ => bail!("driver-bench demo | lidar IN OUT | lambda-overhead --tasks N | seed"),
     }
     Ok(())
 }
@@ -130,53 +138,10 @@ fn lambda_overhead(args: &[String], store: &Store) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let d = dir.path();
     // The emulator, with one function of our own name.
-    let port = free_port()?;
-    std::fs::create_dir_all(d.join("emu/src"))?;
-    std::fs::write(
-        d.join("emu/Cargo.toml"),
-        "[package]\nname = \"emu\"\nversion = \"0.0.0\"\nedition = \"2021\"\n[workspace]\n[[bin]]\nname = \"geobutton-water-2048\"\npath = \"src/main.rs\"\n",
+    let (_emulator, port) = emulator(
+        &[("geobutton-water-2048".to_string(), water.clone())],
+        instances,
     )?;
-    std::fs::write(d.join("emu/src/main.rs"), "fn main() {}\n")?;
-    let _emu = Kill(
-        Command::new("cargo-lambda")
-            .args([
-                "lambda",
-                "watch",
-                "--only-lambda-apis",
-                "-A",
-                "127.0.0.1",
-                "-P",
-                &port.to_string(),
-            ])
-            .current_dir(d.join("emu"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("cargo-lambda (pip install cargo-lambda)")?,
-    );
-    let t0 = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if t0.elapsed() > Duration::from_secs(60) {
-            bail!("the emulator did not start");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _fns: Vec<Kill> = (0..instances)
-        .map(|_| {
-            Command::new(&water)
-                .env(
-                    "AWS_LAMBDA_RUNTIME_API",
-                    format!("http://127.0.0.1:{port}/.rt/geobutton-water-2048"),
-                )
-                .env("AWS_LAMBDA_FUNCTION_NAME", "geobutton-water-2048")
-                .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "2048")
-                .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .map(Kill)
-        })
-        .collect::<std::io::Result<_>>()?;
     // Small tiles: the task is short, so the overhead shows.
     let stations = std::env::var("GEOBUTTON_SIAM")
         .unwrap_or_else(|_| "../shared/data/water/siam_data.csv".to_string());
@@ -273,6 +238,304 @@ fn lambda_overhead(args: &[String], store: &Store) -> Result<()> {
             median * 1e3,
             p90 * 1e3
         );
+    }
+    Ok(())
+}
+
+/// `cargo lambda watch --only-lambda-apis` on a free port with `instances` instances of each
+/// (function name, release binary).
+fn emulator(
+    functions: &[(String, std::path::PathBuf)],
+    instances: usize,
+) -> Result<(Vec<Kill>, u16)> {
+    let dir = tempfile::tempdir()?.keep();
+    let port = free_port()?;
+    std::fs::create_dir_all(dir.join("src"))?;
+    let mut manifest = String::from(
+        "[package]\nname = \"emu\"\nversion = \"0.0.0\"\nedition = \"2021\"\n[workspace]\n",
+    );
+    for (f, _) in functions {
+        manifest.push_str(&format!(
+            "[[bin]]\nname = \"{f}\"\npath = \"src/main.rs\"\n"
+        ));
+    }
+    std::fs::write(dir.join("Cargo.toml"), manifest)?;
+    std::fs::write(dir.join("src/main.rs"), "fn main() {}\n")?;
+    let mut guards = vec![Kill(
+        Command::new("cargo-lambda")
+            .args([
+                "lambda",
+                "watch",
+                "--only-lambda-apis",
+                "-A",
+                "127.0.0.1",
+                "-P",
+            ])
+            .arg(port.to_string())
+            .current_dir(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("cargo-lambda (pip install cargo-lambda)")?,
+    )];
+    let t0 = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if t0.elapsed() > Duration::from_secs(60) {
+            bail!("the emulator did not start");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for (f, bin) in functions {
+        if !bin.is_file() {
+            bail!(
+                "{} not found: cargo build --release --workspace --bins",
+                bin.display()
+            );
+        }
+        let memory = f.rsplit('-').next().unwrap_or("1024");
+        for _ in 0..instances {
+            guards.push(Kill(
+                Command::new(bin)
+                    .env(
+                        "AWS_LAMBDA_RUNTIME_API",
+                        format!("http://127.0.0.1:{port}/.rt/{f}"),
+                    )
+                    .env("AWS_LAMBDA_FUNCTION_NAME", f)
+                    .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", memory)
+                    .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+                    .env_remove("GEOBUTTON_MANIFEST")
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()?,
+            ));
+        }
+    }
+    Ok((guards, port))
+}
+
+/// One of the seed's runs, made fresh into `out`.
+fn seed_pipeline(
+    workload: &str,
+    inputs: &SeedInputs,
+    out: &str,
+) -> Result<Box<dyn driver::Pipeline>> {
+    use driver::pipeline::ndvi::{NdviInput, NdviPipeline, NdviSearch};
+    Ok(match (workload, inputs) {
+        ("lidar", SeedInputs::Lidar(cat)) => {
+            let mut p = LidarPipeline::new(cat.inputs.clone(), out);
+            p.partition_only = true;
+            p.buffer_m = 10.0;
+            Box::new(p)
+        }
+        ("ndvi", SeedInputs::Ndvi(cat, api)) => {
+            let request = ndvi::search::SearchRequest {
+                collection: ndvi::search::COLLECTION.to_string(),
+                area: ndvi::search::Area::Tiles(
+                    cat.tiles
+                        .iter()
+                        .map(|t| t.parse())
+                        .collect::<Result<_, _>>()?,
+                ),
+                before: "2021-05-01/2021-05-31".parse()?,
+                after: "2021-08-01/2021-08-31".parse()?,
+                max_cloud: 20.0,
+            };
+            Box::new(NdviPipeline::new(NdviInput::Search(NdviSearch {
+                stac: api.clone(),
+                request,
+                out: out.to_string(),
+                window: 32,
+                blocksize: 32,
+                quicklook: false,
+                mask_scl: false,
+            })))
+        }
+        ("water", SeedInputs::Water(cat)) => {
+            let template: water::Params = serde_json::from_value(serde_json::json!({
+                "dtm": "", "stations": cat.stations, "date": cat.date, "plots": cat.plots,
+                "out": "", "options": { "windows": 1 }
+            }))?;
+            Box::new(WaterPipeline::new(cat.dtms.clone(), template, out))
+        }
+        _ => bail!("unknown workload {workload}"),
+    })
+}
+
+enum SeedInputs {
+    Lidar(driver::workloads::LidarCatalog),
+    Ndvi(driver::workloads::S2Catalog, String),
+    Water(driver::workloads::WaterCatalog),
+}
+
+fn seed(args: &[String]) -> Result<()> {
+    use driver::workloads as w;
+    let list = |name: &str, default: &str| -> Vec<String> {
+        arg(args, name, default.to_string())
+            .split(',')
+            .map(str::to_string)
+            .collect()
+    };
+    let workloads = list("--workload", "lidar,ndvi,water");
+    let executors = list("--executors", "local,lambda");
+    let concurrency: Vec<usize> = list("--concurrency", "1,2,4,8,16")
+        .iter()
+        .map(|c| c.parse())
+        .collect::<Result<_, _>>()?;
+    let store = cloud::testing::s3_store();
+    let bucket = cloud::testing::unique_bucket(&store, "seed-bench")?;
+    let exe = std::env::current_exe()?;
+    let host = std::process::Command::new("nproc").output().ok();
+    println!(
+        "seed workloads on s3://{bucket} (loopback S3: {}), {} cores",
+        cloud::testing::s3_endpoint(),
+        host.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default()
+    );
+    for workload in &workloads {
+        let root = format!("s3://{bucket}/{workload}");
+        let clock = Instant::now();
+        let (inputs, step, functions) = match workload.as_str() {
+            "lidar" => (
+                SeedInputs::Lidar(w::lidar_catalog(
+                    &store,
+                    &format!("{root}/in"),
+                    12,
+                    43,
+                    60.0,
+                    0.5,
+                    true,
+                )?),
+                "partition",
+                vec![("lidar-partitioner", "geobutton-lidar-partitioner-1024")],
+            ),
+            "ndvi" => {
+                let cat = w::s2_catalog(
+                    &store,
+                    &format!("{root}/in"),
+                    &w::mgrs_tiles(w::SEED_NDVI_TILES),
+                    352,
+                    32,
+                )?;
+                let items = cat.items.clone();
+                let (api, _) = w::serve_stac_api(100, move |_| items)?;
+                (
+                    SeedInputs::Ndvi(cat, api),
+                    "windows",
+                    vec![("ndvi", "geobutton-ndvi-1024")],
+                )
+            }
+            "water" => (
+                SeedInputs::Water(w::water_catalog(
+                    &store,
+                    &format!("{root}/in"),
+                    6,
+                    6,
+                    40,
+                    100.0,
+                )?),
+                "tiles",
+                vec![
+                    ("water", "geobutton-water-1024"),
+                    ("terrain", "geobutton-terrain-1024"),
+                ],
+            ),
+            other => bail!("unknown workload {other}: lidar, ndvi or water"),
+        };
+        println!(
+            "\n{workload}: inputs made in {:.1} s",
+            clock.elapsed().as_secs_f64()
+        );
+        println!(
+            "  {:<7} {:>3}  {:>6}  {:>8}  {:>9}  {:>11}  {:>9}  {:>10}",
+            "exec", "N", "tasks", "wall s", "Σtask s", "overhead ms", "req/task", "forecast s"
+        );
+        let mut forecast_from: Option<String> = None;
+        for executor in &executors {
+            for &c in &concurrency {
+                let (_guards, exec): (Vec<Kill>, Box<dyn Executor>) = match executor.as_str() {
+                    "local" => (
+                        Vec::new(),
+                        Box::new(LocalExecutor {
+                            concurrency: c,
+                            ..Default::default()
+                        }),
+                    ),
+                    "lambda" => {
+                        let fns: Vec<(String, std::path::PathBuf)> = functions
+                            .iter()
+                            .map(|(bin, f)| (f.to_string(), exe.with_file_name(bin)))
+                            .collect();
+                        let (guards, port) = emulator(&fns, c)?;
+                        (
+                            guards,
+                            Box::new(LambdaExecutor::new(LambdaConfig {
+                                memory_mb: 1024,
+                                concurrency: c,
+                                deadline: Duration::from_secs(300),
+                                endpoint: Some(format!("http://127.0.0.1:{port}")),
+                                region: Some("us-east-1".into()),
+                                ..LambdaConfig::default()
+                            })),
+                        )
+                    }
+                    other => bail!("unknown executor {other}: local or lambda"),
+                };
+                let out = format!("{root}/{executor}-{c}");
+                // The forecast of this run, from the task times of the first run.
+                let forecast = match &forecast_from {
+                    Some(first) => {
+                        let mut p = seed_pipeline(workload, &inputs, first)?;
+                        let mut config = RunConfig {
+                            progress: ProgressMode::Silent,
+                            force: true,
+                            ..RunConfig::new(first)
+                        };
+                        config.forecast.lambdas = Some(c);
+                        config.forecast.overhead_s = 0.0;
+                        let plan =
+                            driver::run::plan_pipeline(p.as_mut(), exec.as_ref(), &store, &config)?;
+                        plan.forecast.map(|f| {
+                            f.steps
+                                .iter()
+                                .filter(|s| s.0 == step)
+                                .map(|s| s.2)
+                                .sum::<f64>()
+                        })
+                    }
+                    None => None,
+                };
+                let mut p = seed_pipeline(workload, &inputs, &out)?;
+                let config = RunConfig {
+                    progress: ProgressMode::Silent,
+                    ..RunConfig::new(&out)
+                };
+                let s = run_pipeline(p.as_mut(), exec.as_ref(), &store, &config)?;
+                let st = s
+                    .report
+                    .steps
+                    .iter()
+                    .find(|s| s.step == step)
+                    .context("no step")?;
+                let tasks: Vec<&driver::report::TaskReport> =
+                    s.report.tasks.iter().filter(|t| t.step == step).collect();
+                let (requests, _) = percentiles(tasks.iter().map(|t| t.requests as f64).collect());
+                let overhead = (st.wall_s * c as f64 - st.task_seconds) / st.tasks.max(1) as f64;
+                println!(
+                    "  {executor:<7} {c:>3}  {:>6}  {:>8.2}  {:>9.2}  {:>11.1}  {:>9.0}  {:>10}",
+                    st.tasks,
+                    st.wall_s,
+                    st.task_seconds,
+                    overhead * 1e3,
+                    requests,
+                    forecast
+                        .map(|f| format!("{f:.2}"))
+                        .unwrap_or_else(|| "-".into())
+                );
+                if forecast_from.is_none() {
+                    forecast_from = Some(out);
+                }
+            }
+        }
     }
     Ok(())
 }

@@ -175,6 +175,18 @@ struct Common {
     /// touching nothing.
     #[arg(long)]
     dry_run: bool,
+    /// With --dry-run: predict the wall time and cost of the tasks to run on N concurrent
+    /// Lambda functions (per-task times from earlier runs of the tasks, else of their step,
+    /// else typical figures; or --task-seconds).
+    #[arg(long, requires = "dry_run")]
+    lambdas: Option<usize>,
+    /// With --lambdas: seconds of task time by step, measured elsewhere
+    /// (`partition=4.2,terrain=9`), in place of the plan's estimates.
+    #[arg(long, value_delimiter = ',', requires = "lambdas")]
+    task_seconds: Vec<String>,
+    /// With --lambdas: seconds each invocation adds to its task (round trip, cold starts).
+    #[arg(long, default_value_t = 0.2, requires = "lambdas")]
+    invocation_overhead: f64,
     /// Print errors only.
     #[arg(long, short = 'q')]
     quiet: bool,
@@ -227,6 +239,10 @@ enum PipelineCommand {
         /// buffers (seams along file borders).
         #[arg(long)]
         no_neighbours: bool,
+        /// Partition only (the seed's LiDAR run): the partition tiles and their manifests
+        /// are the products; no terrain models, no mosaics.
+        #[arg(long)]
+        partition_only: bool,
         /// Raster resolution, m.
         #[arg(long, default_value_t = 1.0)]
         resolution: f64,
@@ -567,6 +583,7 @@ fn pipeline(cmd: PipelineCommand, store: &Store) -> Result<(Common, Box<dyn Pipe
             target_mb,
             buffer,
             no_neighbours,
+            partition_only,
             resolution,
             products,
             epsg,
@@ -577,6 +594,7 @@ fn pipeline(cmd: PipelineCommand, store: &Store) -> Result<(Common, Box<dyn Pipe
             p.capacity = capacity;
             p.target_mb = Some(target_mb);
             p.neighbours = !no_neighbours;
+            p.partition_only = partition_only;
             p.epsg = epsg;
             p.mosaic = mosaic.format();
             p.models.resolution = resolution;
@@ -763,6 +781,35 @@ fn print_products(s: &RunSummary) {
     }
 }
 
+/// `--lambdas`, `--task-seconds`, `--invocation-overhead`, checked.
+fn forecast_options(common: &Common) -> Result<driver::run::ForecastOptions> {
+    let mut f = driver::run::ForecastOptions {
+        lambdas: common.lambdas,
+        overhead_s: common.invocation_overhead,
+        ..Default::default()
+    };
+    if let Some(n) = common.lambdas
+        && !(1..=1_000_000).contains(&n)
+    {
+        bail!("--lambdas {n}: 1 to 1,000,000");
+    }
+    if !(0.0..=900.0).contains(&f.overhead_s) {
+        bail!("--invocation-overhead {}: 0 to 900 s", f.overhead_s);
+    }
+    for item in &common.task_seconds {
+        let parsed = item
+            .split_once('=')
+            .and_then(|(step, v)| Some((step.trim(), v.trim().parse::<f64>().ok()?)));
+        match parsed {
+            Some((step, secs)) if !step.is_empty() && (0.0..=900.0).contains(&secs) => {
+                f.task_seconds.insert(step.to_string(), secs);
+            }
+            _ => bail!("--task-seconds {item:?}: STEP=SECONDS, 0 to 900 s (a Lambda's limit)"),
+        }
+    }
+    Ok(f)
+}
+
 fn run(cmd: PipelineCommand) -> Result<ExitCode> {
     let store = Store::try_from_env().map_err(anyhow::Error::msg)?;
     let (common, mut p) = pipeline(cmd, &store)?;
@@ -784,6 +831,20 @@ fn run(cmd: PipelineCommand) -> Result<ExitCode> {
     }
     if common.dry_run {
         config.cost.lambda_architecture = common.arch.clone();
+        config.forecast = forecast_options(&common)?;
+        let steps = p.steps();
+        if let Some(s) = config
+            .forecast
+            .task_seconds
+            .keys()
+            .find(|s| !steps.contains(&s.as_str()))
+        {
+            bail!(
+                "--task-seconds: the {} pipeline has no step {s:?} (its steps: {})",
+                p.name(),
+                steps.join(", ")
+            );
+        }
         let plan = driver::run::plan_pipeline(p.as_mut(), exec.as_ref(), &store, &config)?;
         print!("{}", plan.summary_text());
         return Ok(ExitCode::SUCCESS);

@@ -105,6 +105,9 @@ pub fn function_name(template: &str, stage: StageKind, memory_mb: u32) -> String
 pub struct LambdaExecutor {
     config: Arc<LambdaConfig>,
     client: aws_sdk_lambda::Client,
+    /// The account's unreserved concurrency, asked once per executor (`Some(None)`: asked,
+    /// not known).
+    account_limit: Arc<std::sync::Mutex<Option<Option<usize>>>>,
 }
 
 impl std::fmt::Debug for LambdaExecutor {
@@ -141,6 +144,7 @@ impl LambdaExecutor {
         LambdaExecutor {
             config: Arc::new(config),
             client,
+            account_limit: Arc::default(),
         }
     }
 
@@ -346,10 +350,11 @@ async fn run_task(
 
 /// The account's unreserved concurrency (what functions without reserved concurrency
 /// share), from `GetAccountSettings`; `None` when it cannot be read (permissions, an
-/// emulator without that API) within 10 s.
+/// emulator without that API) within 3 s. Asked once per executor (the first step with
+/// tasks to run).
 async fn account_concurrency(client: &aws_sdk_lambda::Client) -> Option<usize> {
     let call = client.get_account_settings().send();
-    match tokio::time::timeout(Duration::from_secs(10), call).await {
+    match tokio::time::timeout(Duration::from_secs(3), call).await {
         Ok(Ok(out)) => {
             let limit = out.account_limit()?;
             let n = limit
@@ -399,16 +404,22 @@ impl Executor for LambdaExecutor {
     ) -> Result<Box<dyn Submission>, DriverError> {
         let client = self.client.clone();
         let config = self.config.clone();
+        let known_limit = self.account_limit.clone();
         let requested = config.concurrency.max(1);
         let handle = cloud::runtime::io_runtime().spawn(async move {
             let start = Utc::now();
             let stage = job.step.stage;
             let mut records = job.records.clone();
             let pending: Vec<TaskRecord> = records.iter().filter(|r| !r.skipped).cloned().collect();
-            let account_limit = if pending.is_empty() {
-                None
-            } else {
-                account_concurrency(&client).await
+            let asked = *known_limit.lock().unwrap_or_else(|e| e.into_inner());
+            let account_limit = match asked {
+                _ if pending.is_empty() => None,
+                Some(limit) => limit,
+                None => {
+                    let limit = account_concurrency(&client).await;
+                    *known_limit.lock().unwrap_or_else(|e| e.into_inner()) = Some(limit);
+                    limit
+                }
             };
             let ceiling = match account_limit {
                 Some(a) if a < requested => {

@@ -49,6 +49,8 @@ pub struct LidarPipeline {
     pub mosaic: Option<MosaicFormat>,
     /// Partition buffers take the points of neighbouring inputs (default true).
     pub neighbours: bool,
+    /// Stop after the partitioning (the tiles are the products; no terrain models).
+    pub partition_only: bool,
     /// Each input's neighbours (indices into `inputs`), found when the run is planned.
     neighbour_lists: Vec<Vec<usize>>,
 }
@@ -78,6 +80,7 @@ impl LidarPipeline {
             raster: RasterOutput::default(),
             mosaic: Some(MosaicFormat::Cog),
             neighbours: true,
+            partition_only: false,
             neighbour_lists: Vec::new(),
         }
     }
@@ -139,7 +142,11 @@ impl Pipeline for LidarPipeline {
     }
 
     fn steps(&self) -> Vec<&'static str> {
-        vec!["partition", "terrain", "mosaic"]
+        if self.partition_only {
+            vec!["partition"]
+        } else {
+            vec!["partition", "terrain", "mosaic"]
+        }
     }
 
     fn describe(&self) -> Value {
@@ -147,7 +154,7 @@ impl Pipeline for LidarPipeline {
             "inputs": self.inputs, "out": self.out, "capacity": self.capacity,
             "target_mb": self.target_mb, "buffer_m": self.buffer_m, "method": self.method,
             "models": self.models, "epsg": self.epsg, "mosaic": self.mosaic,
-            "neighbours": self.neighbours,
+            "neighbours": self.neighbours, "partition_only": self.partition_only,
         })
     }
 
@@ -220,6 +227,7 @@ impl Pipeline for LidarPipeline {
                     tasks,
                 )?))
             }
+            1 if self.partition_only => Ok(None),
             1 => {
                 let manifests: Vec<Manifest> = outcome("lidar", done, "partition")?.outputs()?;
                 let tiles: Vec<String> = manifests
@@ -270,6 +278,9 @@ impl Pipeline for LidarPipeline {
 
     fn results(&self, _store: &Store, done: &[StepOutcome]) -> Result<Results, DriverError> {
         let manifests: Vec<Manifest> = outcome("lidar", done, "partition")?.outputs()?;
+        if self.partition_only {
+            return Ok(partition_results(&manifests));
+        }
         let models = models_outputs(outcome("lidar", done, "terrain")?)?;
         let mut products: Vec<Product> = match self.mosaic {
             Some(format) => self
@@ -311,6 +322,25 @@ impl Pipeline for LidarPipeline {
                 "buffer_fraction": manifests.iter().map(|m| m.buffer_fraction()).collect::<Vec<_>>(),
             }),
         })
+    }
+}
+
+/// The results of a partition-only run: each input's manifest, points and tiles.
+fn partition_results(manifests: &[Manifest]) -> Results {
+    let products = manifests
+        .iter()
+        .map(|m| Product::new(&m.manifest_uri, format!("partitions of {}", m.input.uri)))
+        .collect();
+    let points: u64 = manifests.iter().map(|m| m.input.points).sum();
+    let tiles: usize = manifests.iter().map(|m| m.tiles.len()).sum();
+    Results {
+        products,
+        summary: serde_json::json!({
+            "inputs": manifests.len(),
+            "points": points,
+            "partition_tiles": tiles,
+            "buffer_fraction": manifests.iter().map(|m| m.buffer_fraction()).collect::<Vec<_>>(),
+        }),
     }
 }
 
