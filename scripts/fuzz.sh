@@ -2,6 +2,7 @@
 # Runs the cargo-fuzz target of the cog IFD parser for a bounded time (called from .ci/run).
 #
 #   bash scripts/fuzz.sh [SECONDS]        # default: $FUZZ_SECONDS or 60
+#   bash scripts/fuzz.sh --build-only     # install cargo-fuzz and build the target, no run
 #
 # Installs cargo-fuzz when missing, seeds the corpus with the small GeoTIFF fixtures of
 # ../shared/data (when present) so the fuzzer starts from real IFD layouts, and fails when
@@ -10,6 +11,11 @@
 # under the sanitizer); RUSTC_BOOTSTRAP lets the stable toolchain take cargo-fuzz's -Z flags.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+build_only=0
+if [ "${1:-}" = --build-only ]; then
+    build_only=1
+    shift
+fi
 seconds="${1:-${FUZZ_SECONDS:-60}}"
 CARGO_FUZZ_VERSION=0.13.2
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
@@ -27,5 +33,8 @@ fi
 export RUSTC_BOOTSTRAP=1
 export CARGO_TARGET_DIR="${GEOBUTTON_FUZZ_TARGET:-${TMPDIR:-/tmp}/geobutton-fuzz-target}"
 cd cog/fuzz
+if ((build_only)); then
+    exec cargo fuzz build ifd
+fi
 cargo fuzz run ifd "$corpus" -- -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 \
     -max_len=262144 -print_final_stats=1

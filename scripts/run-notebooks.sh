@@ -2,6 +2,7 @@
 # Executes every evcxr notebook in notebooks/ headlessly, as CI does (called from .ci/run).
 #
 #   bash scripts/run-notebooks.sh [--demo] [NAME...]     # NAME: e.g. biomass (default: all)
+#   bash scripts/run-notebooks.sh --prepare-only         # steps 1 and 2 only
 #
 # 1. Installs what is missing: the evcxr Jupyter kernel (`cargo install evcxr_jupyter
 #    --locked`, then `evcxr_jupyter --install`) and the pinned Python packages of
@@ -16,7 +17,8 @@
 # --demo runs the notebooks without the fixtures (they fall back to `geobutton demo` data).
 # Environment: GEOBUTTON_NOTEBOOKS_DIR (default ${TMPDIR:-/tmp}/geobutton-notebooks) holds the
 # build directory, the executed notebooks and the notebooks' outputs; it is kept between runs
-# so a second run reuses the compiled dependencies. NOTEBOOK_TIMEOUT: seconds per cell (1800).
+# so a second run reuses the compiled dependencies. NOTEBOOK_TIMEOUT: seconds per cell (1800);
+# NOTEBOOK_STARTUP_TIMEOUT: seconds for the kernel to start (120).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(dirname "$here")"
@@ -28,10 +30,12 @@ start=$(date +%s)
 stamp() { echo "== notebooks: $(( $(date +%s) - start )) s: $*" >&2; }
 
 demo=0
+prepare_only=0
 names=()
 for a in "$@"; do
     case "$a" in
         --demo) demo=1 ;;
+        --prepare-only) prepare_only=1 ;;
         -h|--help) sed -n '2,20p' "${BASH_SOURCE[0]}"; exit 0 ;;
         -*) echo "unknown option $a" >&2; exit 2 ;;
         *) names+=("${a%.ipynb}") ;;
@@ -80,7 +84,7 @@ execute() { # notebook-path output-name
     jupyter nbconvert --to notebook --execute \
         --ExecutePreprocessor.kernel_name=rust \
         --ExecutePreprocessor.timeout="$timeout" \
-        --ExecutePreprocessor.startup_timeout=120 \
+        --ExecutePreprocessor.startup_timeout="${NOTEBOOK_STARTUP_TIMEOUT:-120}" \
         --output-dir "$out/executed" --output "$2" "$1"
 }
 
@@ -112,6 +116,9 @@ EOF
 stamp "building the notebooks' dependencies (first run: the whole workspace and the AWS SDK)"
 ( cd "$out" && execute precompile.ipynb precompile-executed.ipynb )
 stamp "dependencies built"
+if ((prepare_only)); then
+    exit 0
+fi
 
 # --- 3. the notebooks -------------------------------------------------------------------
 failed=()

@@ -18,25 +18,31 @@
 //!
 //! # Performance
 //!
-//! `cargo run --release -p biomass --bin biomass-bench -- chm CHM.tif | rf` against
-//! `../shared/bench/skimage_bench.py` and `rf_bench.py`, generated 5000×5000 CHM, 2 vCPU shared
-//! with a concurrent CI build (wall seconds; loaded, so CPU seconds are given too):
+//! `biomass crowns CHM -o OUT --flood inverted --truncate 4 --gaussian-mode nearest
+//! --smooth-ground --min-distance 3 --min-height 2 --mask-above 2` against
+//! `../shared/bench/skimage_bench.py` (the same call: gaussian, `peak_local_max`, watershed of
+//! the negated smoothed CHM) on the generated 5000×5000 CHM (68 192 crowns, 361 groups of
+//! tied marker heights; the labels are scikit-image's, crown for crown), whole processes,
+//! 2 vCPU, n = 5 alternated pairs, 2026-12-04: 2.81 s vs 58.8 s wall (21×), 3.69 s vs 58.9 s
+//! CPU (16×), peak RSS 863 vs 955 MiB. `biomass-bench chm CHM.tif` prints the steps: read
+//! 0.11 s, gaussian 0.38 s, peaks 0.31 s, watershed 1.88 s (through the f64 [`watershed()`]
+//! API) against scikit-image 0.25.2's 0.30, 0.87, 9.07 and 46.8 s in the same session.
+//!
+//! The watershed pops pixels in skimage's exact order from a two-level queue (coarse key
+//! buckets, the current one sorted) over one 64-bit word per pixel in 2 MiB pages, fetching
+//! the pixels a few pops ahead; the flood is bound by memory latency (each pop touches three
+//! rows somewhere in a 200 MB table). Markers of equal height pop in an order set by skimage's
+//! heap shape; the flood proves, group by group, that the order cannot change a label, and
+//! otherwise reruns on skimage's own heap (see [`watershed()`]).
 //!
 //! | step | ours | peer | |
 //! |---|---|---|---|
-//! | read + gaussian + peak_local_max | 1.7 s | 15.4 s (skimage) | 9× |
-//! | watershed (68 192 markers, 361 groups of tied marker values) | 12.7–15.4 s (≈ 9–10 s CPU) | 61.7 s (15.7 s on a quieter machine) | ≈ 4× here |
-//! | whole process (CPU user+sys) | ≈ 10.3–11.9 s | 68.2 s | ≈ 6× |
 //! | forest predict, 100 trees, 100 000 rows | 0.42 s (median of 3) | 0.92 s (scikit-learn, 1 core) | 2.2× |
 //! | forest fit, 1000 × 6 | 0.05 s | 0.31 s | 6× |
 //!
-//! The watershed reproduces skimage's binary heap exactly because markers of equal value pop
-//! in the order of that heap's shape; when no two markers tie (e.g. SJER) it runs a
-//! hierarchical queue instead (O(1) per pixel). On the benchmark CHM markers tie, so the
-//! binary heap (≈ 15 M pops on a heap of millions of 16-byte items, cache-miss bound) remains
-//! the bottleneck and the ≥ 10× end-to-end target is not met. Forest prediction uses
-//! [`FlatForest`], smartcore's forest copied into flat node arrays and walked branch-free in
-//! lockstep (bit-identical predictions; smartcore's own walk took 2.6–3.7 s here).
+//! Forest prediction uses [`FlatForest`], smartcore's forest copied into flat node arrays and
+//! walked branch-free in lockstep (bit-identical predictions; smartcore's own walk took
+//! 2.6–3.7 s here).
 
 pub mod error;
 pub mod forest;

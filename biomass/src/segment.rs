@@ -30,7 +30,7 @@ use crate::peaks::{
     Candidate, Connectivity, PeakParams, label_mask, label_points, peak_threshold, peaks_to_mask,
     select_peaks, window_candidates,
 };
-use crate::watershed::{Flood, flood};
+use crate::watershed::{Flood, flood_f32};
 
 /// Segmentation settings (defaults: the NEON SJER tutorial).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -210,13 +210,6 @@ fn tops_from_peaks(peaks: &[Candidate], connectivity: Connectivity) -> (Vec<Tree
     (tops.into_iter().flatten().collect(), lab)
 }
 
-fn flood_surface(smoothed: ArrayView2<'_, f32>, flood: Flood) -> Vec<f64> {
-    match flood {
-        Flood::Neon => smoothed.iter().map(|&v| v as f64).collect(),
-        Flood::Inverted => smoothed.iter().map(|&v| -(v as f64)).collect(),
-    }
-}
-
 /// Segments a whole (sanitised) CHM, exactly as the NEON tutorial with scipy/scikit-image.
 pub fn segment(
     chm: ArrayView2<'_, f32>,
@@ -252,7 +245,6 @@ pub fn segment(
         params.marker_connectivity,
     )?;
     let (tops, _) = tops_from_peaks(&peaks, params.marker_connectivity);
-    let img = flood_surface(smoothed.view(), params.flood);
     let mask: Vec<bool> = match params.mask_above {
         Some(h) => smoothed.iter().map(|&v| v > h).collect(),
         None => chm.iter().map(|&v| v > 0.0).collect(),
@@ -262,7 +254,13 @@ pub fn segment(
         .zip(&mask)
         .map(|(&m, &k)| if k { m } else { 0 })
         .collect();
-    flood(&img, &mask, &mut out, h, w, params.connectivity);
+    flood_f32(
+        smoothed.view(),
+        params.flood,
+        &mask,
+        &mut out,
+        params.connectivity,
+    );
     let labels =
         Array2::from_shape_vec((h, w), out).map_err(|e| BiomassError::Shape(e.to_string()))?;
     Ok(Segmentation {
@@ -424,8 +422,13 @@ fn flood_window(
             out[i] = k as u32 + 1;
         }
     }
-    let img = flood_surface(smoothed.view(), params.flood);
-    flood(&img, &mask, &mut out, h, w, params.connectivity);
+    flood_f32(
+        smoothed.view(),
+        params.flood,
+        &mask,
+        &mut out,
+        params.connectivity,
+    );
     for (o, &k) in out.iter_mut().zip(comp.iter()) {
         if open[k as usize] {
             *o = UNRESOLVED;

@@ -11,11 +11,12 @@
 //! reproduces operation for operation, so labels are identical even then.
 //!
 //! Implementations (all give skimage's labels; tests compare them on tie-heavy images):
-//! float32-exact images with no two markers of equal value use a hierarchical queue (one FIFO
-//! per distinct value, O(1) per pixel: with every (value, age) key distinct, any exact
-//! priority queue pops in skimage's order); float32-exact images with tied markers use
-//! skimage's binary heap on packed (value bits, age) keys, since the tie order then depends on
-//! the heap's shape; other images use the same heap on (f64, age, index) items.
+//! float32-exact images flood on a two-level queue (coarse key buckets, a small heap for the
+//! current one), which pops in skimage's order whenever every (value, age) key is distinct;
+//! markers of equal value pop in an order set by skimage's heap shape, so the flood proves,
+//! tie by tie, that the order cannot change a label (see [`flood_buckets`]) and otherwise
+//! reruns on skimage's binary heap with packed (value bits, age) keys. Other images use that
+//! heap on (f64, age, index) items.
 //!
 //! The NEON tutorial floods the smoothed CHM itself (`watershed(chm_smooth, markers,
 //! mask)`): since the queue pops the *lowest* values first and markers sit on crown tops,
@@ -196,31 +197,12 @@ pub(crate) fn flood(
     w: usize,
     connectivity: Connectivity,
 ) {
-    // Neighbour offsets in skimage's order (sorted by distance, then raster order).
-    const N4: [(isize, isize); 4] = [(-1, 0), (0, -1), (0, 1), (1, 0)];
-    const N8: [(isize, isize); 8] = [
-        (-1, 0),
-        (0, -1),
-        (0, 1),
-        (1, 0),
-        (-1, -1),
-        (-1, 1),
-        (1, -1),
-        (1, 1),
-    ];
-    let neigh: &[(isize, isize)] = match connectivity {
-        Connectivity::Four => &N4,
-        Connectivity::Eight => &N8,
-    };
+    let neigh = neighbours(connectivity);
     let n = img.len();
     let all_f32 = img.par_iter().all(|&v| (v as f32) as f64 == v);
     if all_f32 && n < (u32::MAX as usize) / 2 {
-        let keys: Vec<u32> = img.par_iter().map(|&v| ordered_bits(v as f32)).collect();
-        if !marker_ties(&keys, out) {
-            flood_buckets(&keys, mask, out, h, w, neigh);
-            return;
-        }
-        flood_packed(&keys, mask, out, h, w, neigh);
+        let cells = pixel_cells(n, |i| ordered_bits(img[i] as f32), mask, out);
+        flood_cells(cells, mask, out, h, w, neigh);
         return;
     }
     let mut heap: Heap<Item> = Heap {
@@ -261,17 +243,133 @@ pub(crate) fn flood(
     }
 }
 
-/// True when two marker pixels have the same key. Markers all have age 0, so such ties pop in
-/// the order of skimage's binary heap, which only [`flood_packed`] reproduces.
-fn marker_ties(keys: &[u32], out: &[u32]) -> bool {
-    let mut mk: Vec<u32> = out
+/// Neighbour offsets in skimage's order (sorted by distance, then raster order).
+fn neighbours(connectivity: Connectivity) -> &'static [(isize, isize)] {
+    const N4: [(isize, isize); 4] = [(-1, 0), (0, -1), (0, 1), (1, 0)];
+    const N8: [(isize, isize); 8] = [
+        (-1, 0),
+        (0, -1),
+        (0, 1),
+        (1, 0),
+        (-1, -1),
+        (-1, 1),
+        (1, -1),
+        (1, 1),
+    ];
+    match connectivity {
+        Connectivity::Four => &N4,
+        Connectivity::Eight => &N8,
+    }
+}
+
+/// [`flood`] of a float32 surface (the smoothed CHM, negated for [`Flood::Inverted`]) without
+/// an f64 copy: the same labels as `flood` on the surface's f64 values.
+pub(crate) fn flood_f32(
+    smoothed: ArrayView2<'_, f32>,
+    how: Flood,
+    mask: &[bool],
+    out: &mut [u32],
+    connectivity: Connectivity,
+) {
+    let (h, w) = smoothed.dim();
+    let sign = match how {
+        Flood::Neon => 1.0f32,
+        Flood::Inverted => -1.0,
+    };
+    let standard = smoothed.as_standard_layout();
+    let values = standard.as_slice().unwrap_or_default();
+    if values.len() != h * w
+        || values.len() >= (u32::MAX as usize) / 2
+        || values.par_iter().any(|v| v.is_nan())
+    {
+        let img: Vec<f64> = smoothed.iter().map(|&v| (sign * v) as f64).collect();
+        flood(&img, mask, out, h, w, connectivity);
+        return;
+    }
+    let cells = pixel_cells(values.len(), |i| ordered_bits(sign * values[i]), mask, out);
+    flood_cells(cells, mask, out, h, w, neighbours(connectivity));
+}
+
+/// The key of pixels that can never be queued (outside the mask, not a marker); no float32
+/// other than NaN maps to it.
+const OUTSIDE: u32 = u32::MAX;
+
+/// One word per pixel, key << 32 | label (key [`OUTSIDE`] where nothing can be queued), in
+/// 2 MiB pages: the flood visits pixels in value order, all over the image, so nearly every
+/// visit misses the cache and the TLB; this way a neighbour's key, mask and label come in one
+/// miss.
+fn pixel_cells(
+    n: usize,
+    key: impl Fn(usize) -> u32 + Sync,
+    mask: &[bool],
+    out: &[u32],
+) -> Vec<u64> {
+    let mut cells: Vec<u64> = Vec::with_capacity(n);
+    advise_huge_pages(&cells);
+    cells.par_extend((0..n).into_par_iter().map(|i| {
+        let o = out[i];
+        let k = if mask[i] || o != 0 { key(i) } else { OUTSIDE };
+        ((k as u64) << 32) | o as u64
+    }));
+    cells
+}
+
+/// The flood of float32-exact values given as [`pixel_cells`] (fewer than 2³¹ pixels): the
+/// two-level queue, or skimage's heap when tied markers might pop in an order that matters.
+fn flood_cells(
+    mut cells: Vec<u64>,
+    mask: &[bool],
+    out: &mut [u32],
+    h: usize,
+    w: usize,
+    neigh: &[(isize, isize)],
+) {
+    let tied = tied_markers(&cells, out);
+    if flood_buckets(&mut cells, out, h, w, neigh, &tied) == TieOrder::Irrelevant {
+        return;
+    }
+    tracing::debug!(
+        tied = tied.len(),
+        "watershed: tied markers might pop in an order that matters; flooding on skimage's heap"
+    );
+    let keys: Vec<u32> = cells.par_iter().map(|&c| (c >> 32) as u32).collect();
+    drop(cells);
+    flood_packed(&keys, mask, out, h, w, neigh);
+}
+
+/// The marker pixels whose key another marker shares (sorted). Markers all have age 0, so
+/// such ties pop in the order of skimage's binary heap, which only [`flood_packed`]
+/// reproduces in general; [`flood_buckets`] proves, tie by tie, when that order cannot change
+/// the labels.
+fn tied_markers(cells: &[u64], out: &[u32]) -> Vec<u32> {
+    let mut mk: Vec<u64> = out
         .iter()
-        .zip(keys)
-        .filter(|(m, _)| **m != 0)
-        .map(|(_, &k)| k)
+        .zip(cells)
+        .enumerate()
+        .filter(|(_, (m, _))| **m != 0)
+        .map(|(i, (_, &c))| (c & !0xFFFF_FFFF) | i as u64)
         .collect();
     mk.par_sort_unstable();
-    mk.windows(2).any(|p| p[0] == p[1])
+    let mut tied = Vec::new();
+    for (j, &e) in mk.iter().enumerate() {
+        let k = e >> 32;
+        let before = j > 0 && mk[j - 1] >> 32 == k;
+        let after = mk.get(j + 1).is_some_and(|&n| n >> 32 == k);
+        if before || after {
+            tied.push((e & 0xFFFF_FFFF) as u32);
+        }
+    }
+    tied.sort_unstable();
+    tied
+}
+
+/// Whether the order in which tied markers pop can change the labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TieOrder {
+    /// No marker ties, or every tie was proven not to matter: the labels are skimage's.
+    Irrelevant,
+    /// A tie might matter: only skimage's own heap ([`flood_packed`]) gives its labels.
+    MayMatter,
 }
 
 /// skimage's flood with its own binary heap (exact even when markers tie).
@@ -380,103 +478,242 @@ impl MinSet {
     }
 }
 
-/// The same flood as [`flood_packed`] when no two markers tie: every (value, age) key is then
-/// distinct, so the pop order is fixed by the keys alone and any exact priority queue yields
-/// skimage's labels. This one is a hierarchical queue: one FIFO per distinct value (equal
-/// values pop in push order, i.e. by age; a bucket's marker, pushed first, pops first), the
-/// lowest non-empty bucket found with a [`MinSet`]. O(1) per pixel instead of O(log n).
+/// Coarse buckets of [`TwoLevelQueue`]: 2^12 ranges of the ordered key bits, few enough that
+/// the buckets' growing ends stay in cache.
+const COARSE_BITS: u32 = 12;
+
+/// An exact priority queue of pixels by (key, age, pixel) for [`flood_buckets`]: the key
+/// range is cut into coarse buckets; items of buckets above the current one wait unordered in
+/// their bucket. The current bucket is sorted when it is reached (a run popped in order, so
+/// the pixels to come are known and can be fetched ahead); items pushed later into it or
+/// below it go to a small heap merged with the run.
+struct TwoLevelQueue {
+    kmin: u32,
+    shift: u32,
+    /// Waiting items of each bucket above `cur`, as (key << 64 | age << 32 | pixel).
+    waiting: Vec<Vec<u128>>,
+    /// The buckets with waiting items.
+    set: MinSet,
+    /// The current bucket's items as it was reached, sorted; `run[pos..]` are still queued.
+    run: Vec<u128>,
+    pos: usize,
+    /// Items pushed into a bucket ≤ `cur` since it was reached.
+    side: std::collections::BinaryHeap<std::cmp::Reverse<u128>>,
+    /// Every queued item of a bucket ≤ `cur` is in `run[pos..]` or `side`, every other one in
+    /// `waiting`.
+    cur: usize,
+}
+
+impl TwoLevelQueue {
+    /// A queue for keys in `kmin..=kmax`.
+    fn new(kmin: u32, kmax: u32) -> Self {
+        let span = (kmax - kmin) as u64;
+        let shift = (64 - span.leading_zeros()).saturating_sub(COARSE_BITS);
+        let nb = ((kmax - kmin) >> shift) as usize + 1;
+        TwoLevelQueue {
+            kmin,
+            shift,
+            waiting: vec![Vec::new(); nb],
+            set: MinSet::new(nb),
+            run: Vec::new(),
+            pos: 0,
+            side: std::collections::BinaryHeap::new(),
+            cur: 0,
+        }
+    }
+
+    #[inline(always)]
+    fn push(&mut self, p: usize, key: u32, age: u32) {
+        let e = ((key as u128) << 64) | ((age as u128) << 32) | p as u128;
+        let b = ((key - self.kmin) >> self.shift) as usize;
+        if b <= self.cur {
+            self.side.push(std::cmp::Reverse(e));
+        } else {
+            if self.waiting[b].is_empty() {
+                self.set.insert(b);
+            }
+            self.waiting[b].push(e);
+        }
+    }
+
+    /// The least item, as (pixel, key, age).
+    #[inline(always)]
+    fn pop(&mut self) -> Option<(usize, u32, u32)> {
+        loop {
+            let from_run = self.run.get(self.pos).copied();
+            let e = match (from_run, self.side.peek()) {
+                (Some(a), Some(&std::cmp::Reverse(b))) if b < a => {
+                    self.side.pop();
+                    b
+                }
+                (Some(a), _) => {
+                    self.pos += 1;
+                    a
+                }
+                (None, Some(&std::cmp::Reverse(b))) => {
+                    self.side.pop();
+                    b
+                }
+                (None, None) => {
+                    let b = self.set.first()?;
+                    self.set.remove(b);
+                    self.cur = b;
+                    // The spent run's buffer becomes the bucket's, the bucket's items the run.
+                    let mut spare = std::mem::take(&mut self.run);
+                    spare.clear();
+                    self.run = std::mem::replace(&mut self.waiting[b], spare);
+                    self.run.sort_unstable();
+                    self.pos = 0;
+                    continue;
+                }
+            };
+            return Some(((e as u32) as usize, (e >> 64) as u32, (e >> 32) as u32));
+        }
+    }
+
+    /// The pixel `k` places ahead in the current run (it pops then unless smaller items are
+    /// pushed first).
+    #[inline(always)]
+    fn ahead(&self, k: usize) -> Option<usize> {
+        self.run.get(self.pos + k).map(|&e| (e as u32) as usize)
+    }
+}
+
+/// Asks Linux to back `buf`'s allocation (not yet written) with 2 MiB pages: the flood reads
+/// it in value order, all over the image, and with 4 KiB pages nearly every read also misses
+/// the TLB. A hint: ignored where transparent huge pages are off.
+fn advise_huge_pages<T>(buf: &Vec<T>) {
+    #[cfg(target_os = "linux")]
+    {
+        const PAGE: usize = 4096;
+        let start = buf.as_ptr() as usize;
+        let end = start + buf.capacity() * std::mem::size_of::<T>();
+        let first = start.div_ceil(PAGE) * PAGE;
+        if end > first + (2 << 20) {
+            // SAFETY: madvise only changes how the kernel backs whole pages of this
+            // allocation (`first..end` lies inside it); it never unmaps or changes contents.
+            unsafe {
+                libc::madvise(first as *mut libc::c_void, end - first, libc::MADV_HUGEPAGE);
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = buf;
+}
+
+/// How many pops ahead [`flood_buckets`] asks for a pixel's rows.
+const PREFETCH_AHEAD: usize = 8;
+
+/// Asks the CPU to start loading `cells[i]` (a hint; no effect elsewhere than x86-64).
+#[inline(always)]
+fn prefetch(cells: &[u64], i: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(c) = cells.get(i) {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        // SAFETY: a prefetch is a hint that never faults, and SSE is part of x86-64.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>((c as *const u64).cast::<i8>()) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (cells, i);
+}
+
+/// The same flood as [`flood_packed`] on a [`TwoLevelQueue`]. With every (value, age) key
+/// distinct, any exact priority queue pops in skimage's order, so the labels are skimage's.
+///
+/// Markers of equal value (`tied`, sorted pixel indices) all have age 0: skimage pops them in
+/// the order its heap's shape gives, this queue in raster order. That order cannot change a
+/// label when, for every group of tied markers of value v:
+/// 1. no member queues a neighbour below v: nothing below v is queued when the group's first
+///    member pops and queued items of value v have ages > 0, so the group pops as one block;
+/// 2. no two members reach the same unlabelled pixel: every child gets the same label in
+///    either order;
+/// 3. children of different members have different values.
+///
+/// After the block both orders then hold the same pixels with the same values and labels;
+/// their ages differ only between children of different members, whose values differ, so no
+/// comparison ever depends on them and every later pop is the same. When a check fails the
+/// flood stops with [`TieOrder::MayMatter`], `out` untouched (the labels are written to `out`
+/// only at the end; `cells` keep their keys either way).
 fn flood_buckets(
-    keys: &[u32],
-    mask: &[bool],
+    cells: &mut [u64],
     out: &mut [u32],
     h: usize,
     w: usize,
     neigh: &[(isize, isize)],
-) {
-    const NONE: u32 = u32::MAX;
-    let n = keys.len();
-    // Dense ranks of the keys of every pixel that can be queued (in the mask, or a marker).
-    let mut order: Vec<u64> = (0..n)
-        .into_par_iter()
-        .filter(|&i| mask[i] || out[i] != 0)
-        .map(|i| ((keys[i] as u64) << 32) | i as u64)
-        .collect();
-    order.par_sort_unstable();
-    let mut rank = vec![0u32; n];
-    let mut buckets = 0usize;
-    let mut prev: Option<u32> = None;
-    for &o in &order {
-        let k = (o >> 32) as u32;
-        if prev != Some(k) {
-            buckets += 1;
-            prev = Some(k);
-        }
-        rank[(o & 0xFFFF_FFFF) as usize] = (buckets - 1) as u32;
+    tied: &[u32],
+) -> TieOrder {
+    debug_assert!(cells.len() < (u32::MAX as usize) / 2);
+    let (kmin, kmax) = cells
+        .par_iter()
+        .map(|&c| (c >> 32) as u32)
+        .filter(|&k| k != OUTSIDE)
+        .map(|k| (k, k))
+        .reduce(|| (u32::MAX, 0), |a, b| (a.0.min(b.0), a.1.max(b.1)));
+    if kmin > kmax {
+        return TieOrder::Irrelevant;
     }
-    drop(order);
-    if buckets == 0 {
-        return;
-    }
-    let mut head = vec![NONE; buckets];
-    let mut tail = vec![NONE; buckets];
-    let mut next = vec![NONE; n];
-    let mut set = MinSet::new(buckets);
-    let mut cur = usize::MAX;
-    let push = |p: usize,
-                head: &mut [u32],
-                tail: &mut [u32],
-                next: &mut [u32],
-                set: &mut MinSet,
-                cur: &mut usize| {
-        let b = rank[p] as usize;
-        if head[b] == NONE {
-            head[b] = p as u32;
-            set.insert(b);
-        } else {
-            next[tail[b] as usize] = p as u32;
-        }
-        tail[b] = p as u32;
-        if b < *cur {
-            *cur = b;
-        }
-    };
+    let mut queue = TwoLevelQueue::new(kmin, kmax);
     for (index, &m) in out.iter().enumerate() {
         if m != 0 {
-            push(index, &mut head, &mut tail, &mut next, &mut set, &mut cur);
+            queue.push(index, (cells[index] >> 32) as u32, 0);
         }
     }
-    if cur == usize::MAX {
-        return;
-    }
+    let mut age: u32 = 0;
+    // For the block being popped: which member labelled a pixel, which member queued a value.
+    let mut labelled_by: std::collections::HashMap<u32, (u32, u32)> = Default::default();
+    let mut value_of: std::collections::HashMap<(u32, u32), u32> = Default::default();
     let (hi, wi) = (h as isize, w as isize);
-    loop {
-        let p = head[cur] as usize;
-        head[cur] = next[p];
-        if head[cur] == NONE {
-            set.remove(cur);
+    while let Some((p, group, p_age)) = queue.pop() {
+        // Start loading the rows of a pixel a few pops ahead while this one is processed.
+        if let Some(q) = queue.ahead(PREFETCH_AHEAD) {
+            prefetch(cells, q.wrapping_sub(w));
+            prefetch(cells, q);
+            prefetch(cells, q + w);
         }
+        let member = p_age == 0 && !tied.is_empty() && tied.binary_search(&(p as u32)).is_ok();
         let r = (p / w) as isize;
         let c = (p % w) as isize;
-        let label = out[p];
+        let label = cells[p] as u32;
         for &(dr, dc) in neigh {
             let (nr, nc) = (r + dr, c + dc);
             if nr < 0 || nc < 0 || nr >= hi || nc >= wi {
                 continue;
             }
             let ni = nr as usize * w + nc as usize;
-            if !mask[ni] || out[ni] != 0 {
+            let cell = cells[ni];
+            let key = (cell >> 32) as u32;
+            if cell as u32 != 0 {
+                if member
+                    && labelled_by
+                        .get(&(ni as u32))
+                        .is_some_and(|&(g, m)| g == group && m != p as u32)
+                {
+                    return TieOrder::MayMatter; // check 2
+                }
                 continue;
             }
-            out[ni] = label;
-            push(ni, &mut head, &mut tail, &mut next, &mut set, &mut cur);
-        }
-        if head[cur] == NONE {
-            match set.first() {
-                Some(b) => cur = b,
-                None => break,
+            if key == OUTSIDE {
+                continue;
             }
+            if member {
+                if key < group {
+                    return TieOrder::MayMatter; // check 1
+                }
+                match value_of.insert((group, key), p as u32) {
+                    Some(m) if m != p as u32 => return TieOrder::MayMatter, // check 3
+                    _ => {}
+                }
+                labelled_by.insert(ni as u32, (group, p as u32));
+            }
+            cells[ni] = cell | label as u64;
+            age += 1;
+            queue.push(ni, key, age);
         }
     }
+    out.par_iter_mut()
+        .zip(cells.par_iter())
+        .for_each(|(o, &c)| *o = c as u32);
+    TieOrder::Irrelevant
 }
 
 #[cfg(test)]
@@ -484,6 +721,39 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use ndarray::array;
+
+    /// A deterministic xorshift64 generator.
+    fn xorshift(mut s: u64) -> impl FnMut() -> u64 {
+        move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        }
+    }
+
+    /// [`flood_buckets`] on keys (the cells built as `flood` builds them).
+    fn buckets(
+        keys: &[u32],
+        mask: &[bool],
+        out: &mut [u32],
+        h: usize,
+        w: usize,
+        neigh: &[(isize, isize)],
+        tied: &[u32],
+    ) -> TieOrder {
+        let mut cells = pixel_cells(keys.len(), |i| keys[i], mask, out);
+        flood_buckets(&mut cells, out, h, w, neigh, tied)
+    }
+
+    /// [`tied_markers`] of markers with these keys.
+    fn tied_of(keys: &[u32], markers: &[u32]) -> Vec<u32> {
+        let none = vec![false; keys.len()];
+        tied_markers(
+            &pixel_cells(keys.len(), |i| keys[i], &none, markers),
+            markers,
+        )
+    }
 
     #[test]
     fn two_basins() {
@@ -578,13 +848,7 @@ mod tests {
     /// values, irregular mask: the bucket queue and skimage's heap give identical labels.
     #[test]
     fn bucket_queue_equals_skimage_heap_with_many_ties() {
-        let mut s: u64 = 0x2545_F491_4F6C_DD1D;
-        let mut rnd = move || {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            s
-        };
+        let mut rnd = xorshift(0x2545_F491_4F6C_DD1D);
         for (case, &(h, w, levels)) in [(40, 50, 3u64), (64, 64, 7), (97, 31, 2), (120, 150, 25)]
             .iter()
             .enumerate()
@@ -595,7 +859,7 @@ mod tests {
                 .collect();
             let mask: Vec<bool> = (0..n).map(|_| rnd() % 10 != 0).collect();
             // Markers on distinct key values (in the mask); one extra tied marker makes
-            // `marker_ties` true.
+            // `tied_markers` non-empty.
             let mut markers = vec![0u32; n];
             let mut used = std::collections::HashSet::new();
             let mut label = 0;
@@ -607,24 +871,16 @@ mod tests {
                 }
             }
             assert!(label >= 2, "case {case}: {label} markers");
-            assert!(!marker_ties(&keys, &markers));
+            assert!(tied_of(&keys, &markers).is_empty());
             for neigh in [
-                &[(-1, 0), (0, -1), (0, 1), (1, 0)][..],
-                &[
-                    (-1, 0),
-                    (0, -1),
-                    (0, 1),
-                    (1, 0),
-                    (-1, -1),
-                    (-1, 1),
-                    (1, -1),
-                    (1, 1),
-                ],
+                neighbours(Connectivity::Four),
+                neighbours(Connectivity::Eight),
             ] {
                 let mut a = markers.clone();
                 flood_packed(&keys, &mask, &mut a, h, w, neigh);
                 let mut b = markers.clone();
-                flood_buckets(&keys, &mask, &mut b, h, w, neigh);
+                let proof = buckets(&keys, &mask, &mut b, h, w, neigh, &[]);
+                assert_eq!(proof, TieOrder::Irrelevant);
                 assert_eq!(a, b, "case {case}, {} neighbours", neigh.len());
                 // Every marker's label is present and something beyond the markers was flooded.
                 assert!(a.iter().filter(|&&v| v != 0).count() > label as usize);
@@ -634,7 +890,7 @@ mod tests {
                 .find(|&j| mask[j] && tied[j] == 0 && used.contains(&keys[j]))
                 .unwrap();
             tied[j] = label + 1;
-            assert!(marker_ties(&keys, &tied));
+            assert_eq!(tied_of(&keys, &tied).len(), 2);
         }
     }
 
@@ -642,14 +898,9 @@ mod tests {
     /// the packed heap reproduces the (f64, age, index) heap exactly.
     #[test]
     fn packed_heap_equals_general_heap_with_tied_markers() {
-        let mut s: u64 = 0x9E37_79B9_7F4A_7C15;
-        let mut rnd = move || {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            s
-        };
+        let mut rnd = xorshift(0x9E37_79B9_7F4A_7C15);
         let mut differs_from_buckets = false;
+        let mut may_matter = false;
         for &(h, w, levels, every) in &[(40, 50, 3u64, 7u64), (80, 64, 5, 13), (33, 120, 2, 5)] {
             let n = h * w;
             let vals: Vec<f32> = (0..n).map(|_| (rnd() % levels) as f32 * 0.25).collect();
@@ -665,19 +916,11 @@ mod tests {
                     markers[i] = label;
                 }
             }
-            assert!(marker_ties(&keys, &markers));
+            let tied = tied_of(&keys, &markers);
+            assert!(!tied.is_empty());
             for neigh in [
-                &[(-1, 0), (0, -1), (0, 1), (1, 0)][..],
-                &[
-                    (-1, 0),
-                    (0, -1),
-                    (0, 1),
-                    (1, 0),
-                    (-1, -1),
-                    (-1, 1),
-                    (1, -1),
-                    (1, 1),
-                ],
+                neighbours(Connectivity::Four),
+                neighbours(Connectivity::Eight),
             ] {
                 let mut a = markers.clone();
                 flood_packed(&keys, &mask, &mut a, h, w, neigh);
@@ -689,13 +932,120 @@ mod tests {
                 };
                 flood(&img, &mask, &mut b, h, w, conn);
                 assert_eq!(a, b, "{h}x{w}, {} neighbours", neigh.len());
+                // Ties ignored (raster order): not skimage's labels here.
                 let mut c = markers.clone();
-                flood_buckets(&keys, &mask, &mut c, h, w, neigh);
+                buckets(&keys, &mask, &mut c, h, w, neigh, &[]);
                 differs_from_buckets |= a != c;
+                // Ties checked: the proof fails on these dense ties, so `flood` takes the heap.
+                let mut d = markers.clone();
+                let proof = buckets(&keys, &mask, &mut d, h, w, neigh, &tied);
+                assert!(proof == TieOrder::MayMatter || a == d);
+                may_matter |= proof == TieOrder::MayMatter;
             }
         }
         // The tie order matters: a plain priority queue would not reproduce skimage here.
         assert!(differs_from_buckets);
+        assert!(may_matter);
+    }
+
+    /// Markers on a jittered grid (2 to 5 pixels apart, so some share neighbours), many at
+    /// equal values, below or amid the other values, on images with few or many levels:
+    /// wherever `flood_buckets` proves the tie order irrelevant its labels are skimage's
+    /// heap's, and `flood` always gives the heap's labels. Dropping any one of the three
+    /// checks makes this fail.
+    #[test]
+    fn tie_proof_is_sound() {
+        let mut rnd = xorshift(0xD1B5_4A32_D192_ED03);
+        let (mut proven, mut refused) = (0, 0);
+        for case in 0..72 {
+            let (h, w) = (24 + (case % 7) * 9, 30 + (case % 5) * 11);
+            let n = h * w;
+            let levels = [4u64, 40, 100_000][(case / 3) % 3];
+            // Markers below every other value (tree tops), or amid them (checks 1 and 3).
+            let amid = (case / 9) % 2 == 1;
+            let tie_levels = [3u64, 60][(case / 18) % 2];
+            let mut vals: Vec<f32> = (0..n).map(|_| (rnd() % levels) as f32).collect();
+            let mask: Vec<bool> = (0..n).map(|_| rnd() % 12 != 0).collect();
+            let mut markers = vec![0u32; n];
+            let mut label = 0;
+            let spacing = [2usize, 4, 5][case % 3];
+            for r in (1..h - 1).step_by(spacing) {
+                for c in (1..w - 1).step_by(spacing) {
+                    let (r, c) = (r + (rnd() % 2) as usize, c + (rnd() % 2) as usize);
+                    let i = r.min(h - 1) * w + c.min(w - 1);
+                    if mask[i] && markers[i] == 0 {
+                        label += 1;
+                        markers[i] = label;
+                        // On one of a few levels: many ties.
+                        let tie = (rnd() % tie_levels) as f32;
+                        vals[i] = if amid {
+                            (levels / 2) as f32 + tie
+                        } else {
+                            -1.0 - tie
+                        };
+                    }
+                }
+            }
+            let keys: Vec<u32> = vals.iter().map(|&v| ordered_bits(v)).collect();
+            let img: Vec<f64> = vals.iter().map(|&v| v as f64).collect();
+            let tied = tied_of(&keys, &markers);
+            assert!(!tied.is_empty());
+            for conn in [Connectivity::Four, Connectivity::Eight] {
+                let neigh = neighbours(conn);
+                let mut heap = markers.clone();
+                flood_packed(&keys, &mask, &mut heap, h, w, neigh);
+                let mut queued = markers.clone();
+                match buckets(&keys, &mask, &mut queued, h, w, neigh, &tied) {
+                    TieOrder::Irrelevant => {
+                        proven += 1;
+                        assert_eq!(heap, queued, "case {case}, {conn:?}");
+                    }
+                    TieOrder::MayMatter => {
+                        refused += 1;
+                        assert_eq!(queued, markers, "refused, yet `out` changed");
+                    }
+                }
+                let mut public = markers.clone();
+                flood(&img, &mask, &mut public, h, w, conn);
+                assert_eq!(heap, public, "case {case}, {conn:?}");
+            }
+        }
+        // Both outcomes occur, so the equality above is exercised.
+        assert!(
+            proven >= 10 && refused >= 10,
+            "{proven} proven, {refused} refused"
+        );
+    }
+
+    /// The float32 entry floods exactly what `flood` floods on the same values as f64, both
+    /// ways up.
+    #[test]
+    fn flood_f32_equals_flood_on_f64() {
+        let sm = Array2::<f32>::from_shape_fn((40, 50), |(r, c)| {
+            let (x, y) = (c as f32 * 0.37, r as f32 * 0.29);
+            3.0 + 2.0 * (x.sin() * y.cos()) + ((r * 31 + c * 17) % 7) as f32 * 0.125
+        });
+        let mask: Vec<bool> = sm.iter().map(|&v| v > 2.0).collect();
+        let mut markers = vec![0u32; 40 * 50];
+        for (k, i) in [
+            (1u32, 5 * 50 + 7),
+            (2, 20 * 50 + 30),
+            (3, 33 * 50 + 12),
+            (4, 8 * 50 + 44),
+        ] {
+            markers[i] = k;
+        }
+        for (how, sign) in [(Flood::Neon, 1.0f64), (Flood::Inverted, -1.0)] {
+            for conn in [Connectivity::Four, Connectivity::Eight] {
+                let img: Vec<f64> = sm.iter().map(|&v| sign * v as f64).collect();
+                let mut a = markers.clone();
+                flood(&img, &mask, &mut a, 40, 50, conn);
+                let mut b = markers.clone();
+                flood_f32(sm.view(), how, &mask, &mut b, conn);
+                assert_eq!(a, b, "{how:?} {conn:?}");
+                assert!(a.iter().filter(|&&l| l != 0).count() > 100);
+            }
+        }
     }
 
     #[test]

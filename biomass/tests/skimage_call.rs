@@ -28,12 +28,13 @@ print(json.dumps({"skimage": int(len(peaks)), "ours": int(ours.max()),
                   "label_pairs": len(pairs)}))
 "#;
 
-#[test]
-fn crowns_equal_the_scikit_image_call_of_the_bench() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("crowns.tif");
+/// Runs the bench's call on `chm` with `biomass crowns` and compares with scikit-image.
+fn crowns_like_the_bench(
+    chm: &str,
+    out: &std::path::Path,
+) -> (serde_json::Value, serde_json::Value) {
     let o = Command::new(env!("CARGO_BIN_EXE_biomass"))
-        .args(["crowns", common::SJER_CHM, "-o", out.to_str().unwrap()])
+        .args(["crowns", chm, "-o", out.to_str().unwrap()])
         .args([
             "--flood",
             "inverted",
@@ -55,11 +56,18 @@ fn crowns_equal_the_scikit_image_call_of_the_bench() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let said: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let o = Command::new("python3")
-        .args(["-c", CHECK, common::SJER_CHM, out.to_str().unwrap()])
+        .args(["-c", CHECK, chm, out.to_str().unwrap()])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    (said, serde_json::from_slice(&o.stdout).unwrap())
+}
+
+#[test]
+fn crowns_equal_the_scikit_image_call_of_the_bench() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("crowns.tif");
+    let (said, r) = crowns_like_the_bench(common::SJER_CHM, &out);
     assert_eq!(r["skimage"], 839, "{r}");
     assert_eq!(said["crowns"], r["skimage"]);
     assert_eq!(r["ours"], r["skimage"]);
@@ -75,4 +83,23 @@ fn crowns_equal_the_scikit_image_call_of_the_bench() {
         .unwrap();
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("mask_above"));
+}
+
+/// The benchmark CHM (`../shared/bench/gen_data.py --only chm`: 5000², 68 192 crowns, 361
+/// groups of tied marker heights, so the watershed's tie proof is exercised): label for label.
+/// About two minutes (scikit-image's own run is most of it), so opt-in:
+/// `GEOBUTTON_BENCH_CHM=/path/chm.tif cargo test -p biomass --test skimage_call -- --ignored`.
+#[test]
+#[ignore = "needs GEOBUTTON_BENCH_CHM (gen_data.py's chm.tif); about two minutes"]
+fn bench_chm_crowns_equal_scikit_image() {
+    let chm = std::env::var("GEOBUTTON_BENCH_CHM")
+        .expect("GEOBUTTON_BENCH_CHM: the chm.tif written by ../shared/bench/gen_data.py");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("crowns.tif");
+    let (said, r) = crowns_like_the_bench(&chm, &out);
+    assert_eq!(r["skimage"], 68_192, "{r}");
+    assert_eq!(said["crowns"], r["skimage"]);
+    assert_eq!(r["ours"], r["skimage"]);
+    assert_eq!(r["foreground_differs"], 0, "{r}");
+    assert_eq!(r["label_pairs"], r["skimage"], "{r}");
 }
