@@ -857,7 +857,7 @@ mod tests {
             let keys: Vec<u32> = (0..n)
                 .map(|_| ordered_bits(-((rnd() % levels) as f32) * 0.5))
                 .collect();
-            let mask: Vec<bool> = (0..n).map(|_| rnd() % 10 != 0).collect();
+            let mask: Vec<bool> = (0..n).map(|_| !rnd().is_multiple_of(10)).collect();
             // Markers on distinct key values (in the mask); one extra tied marker makes
             // `tied_markers` non-empty.
             let mut markers = vec![0u32; n];
@@ -907,11 +907,11 @@ mod tests {
             let keys: Vec<u32> = vals.iter().map(|&v| ordered_bits(v)).collect();
             // Same order and ties, not float32-exact: `flood` takes the general heap.
             let img: Vec<f64> = vals.iter().map(|&v| v as f64 + 1e-12).collect();
-            let mask: Vec<bool> = (0..n).map(|_| rnd() % 8 != 0).collect();
+            let mask: Vec<bool> = (0..n).map(|_| !rnd().is_multiple_of(8)).collect();
             let mut markers = vec![0u32; n];
             let mut label = 0;
             for i in 0..n {
-                if mask[i] && rnd() % every == 0 {
+                if mask[i] && rnd().is_multiple_of(every) {
                     label += 1;
                     markers[i] = label;
                 }
@@ -965,7 +965,7 @@ mod tests {
             let amid = (case / 9) % 2 == 1;
             let tie_levels = [3u64, 60][(case / 18) % 2];
             let mut vals: Vec<f32> = (0..n).map(|_| (rnd() % levels) as f32).collect();
-            let mask: Vec<bool> = (0..n).map(|_| rnd() % 12 != 0).collect();
+            let mask: Vec<bool> = (0..n).map(|_| !rnd().is_multiple_of(12)).collect();
             let mut markers = vec![0u32; n];
             let mut label = 0;
             let spacing = [2usize, 4, 5][case % 3];
