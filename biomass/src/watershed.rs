@@ -11,8 +11,9 @@
 //! reproduces operation for operation, so labels are identical even then.
 //!
 //! Implementations (all give skimage's labels; tests compare them on tie-heavy images):
-//! float32-exact images flood on a two-level queue (coarse key buckets, a small heap for the
-//! current one), which pops in skimage's order whenever every (value, age) key is distinct;
+//! float32-exact images flood on a two-level queue (coarse key buckets, the current one
+//! sorted, a small heap for items pushed into it later), which pops in skimage's order
+//! whenever every (value, age) key is distinct;
 //! markers of equal value pop in an order set by skimage's heap shape, so the flood proves,
 //! tie by tie, that the order cannot change a label (see [`flood_buckets`]) and otherwise
 //! reruns on skimage's binary heap with packed (value bits, age) keys. Other images use that
