@@ -24,7 +24,7 @@
 //! the negated smoothed CHM) on the generated 5000×5000 CHM (68 192 crowns, 361 groups of
 //! tied marker heights; the labels are scikit-image's, crown for crown), whole processes,
 //! 2 vCPU, n = 5 alternated pairs, 2026-12-04: 2.81 s vs 58.8 s wall (21×), 3.69 s vs 58.9 s
-//! CPU (16×), peak RSS 863 vs 955 MiB. `biomass-bench chm CHM.tif` prints the steps: read
+//! CPU (16×), peak RSS 863 vs 955 MiB. `cargo bench -p biomass --bench biomass_bench -- chm CHM.tif` prints the steps: read
 //! 0.11 s, gaussian 0.38 s, peaks 0.31 s, watershed 1.88 s (through the f64 [`watershed()`]
 //! API) against scikit-image 0.25.2's 0.30, 0.87, 9.07 and 46.8 s in the same session.
 //!
@@ -35,12 +35,8 @@
 //! heap shape; the flood proves, group by group, that the order cannot change a label, and
 //! otherwise reruns on skimage's own heap (see [`watershed()`]).
 //!
-//! | step | ours | peer | |
-//! |---|---|---|---|
-//! | forest predict, 100 trees, 100 000 rows | 0.42 s (median of 3) | 0.92 s (scikit-learn, 1 core) | 2.2× |
-//! | forest fit, 1000 × 6 | 0.05 s | 0.31 s | 6× |
-//!
-//! Forest prediction uses [`FlatForest`], smartcore's forest copied into flat node arrays and
+//! The random forest (`biomass_bench rf` against `rf_bench.py`, scikit-learn 1.6.1, one
+//! core; the README has the figures): fit 10.7×, predict 2.6×. Forest prediction uses [`FlatForest`], smartcore's forest copied into flat node arrays and
 //! walked branch-free in lockstep (bit-identical predictions; smartcore's own walk took
 //! 2.6–3.7 s here).
 

@@ -306,7 +306,7 @@ fn pixel_cells(
     out: &[u32],
 ) -> Vec<u64> {
     let mut cells: Vec<u64> = Vec::with_capacity(n);
-    advise_huge_pages(&cells);
+    cloud::mem::advise_huge_pages(&cells);
     cells.par_extend((0..n).into_par_iter().map(|i| {
         let o = out[i];
         let k = if mask[i] || o != 0 { key(i) } else { OUTSIDE };
@@ -578,28 +578,6 @@ impl TwoLevelQueue {
     fn ahead(&self, k: usize) -> Option<usize> {
         self.run.get(self.pos + k).map(|&e| (e as u32) as usize)
     }
-}
-
-/// Asks Linux to back `buf`'s allocation (not yet written) with 2 MiB pages: the flood reads
-/// it in value order, all over the image, and with 4 KiB pages nearly every read also misses
-/// the TLB. A hint: ignored where transparent huge pages are off.
-fn advise_huge_pages<T>(buf: &Vec<T>) {
-    #[cfg(target_os = "linux")]
-    {
-        const PAGE: usize = 4096;
-        let start = buf.as_ptr() as usize;
-        let end = start + buf.capacity() * std::mem::size_of::<T>();
-        let first = start.div_ceil(PAGE) * PAGE;
-        if end > first + (2 << 20) {
-            // SAFETY: madvise only changes how the kernel backs whole pages of this
-            // allocation (`first..end` lies inside it); it never unmaps or changes contents.
-            unsafe {
-                libc::madvise(first as *mut libc::c_void, end - first, libc::MADV_HUGEPAGE);
-            }
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = buf;
 }
 
 /// How many pops ahead [`flood_buckets`] asks for a pixel's rows.

@@ -14,6 +14,7 @@ pub mod fingerprint;
 mod http;
 pub mod inputs;
 mod local;
+pub mod mem;
 #[cfg(not(feature = "remote"))]
 mod offline;
 pub mod progress;

@@ -1,5 +1,5 @@
 //! The seed's three region-scale runs at their task counts, on synthetic data made here (no
-//! download, fixed seeds), for the tests and `driver-bench seed` that put them through the
+//! download, fixed seeds), for the tests and `driver_bench seed` that put them through the
 //! real control plane (planning, executors, statuses, resume):
 //!
 //! - [`lidar_catalog`]: `cols × rows` adjacent LAZ files, one per sheet as CNIG publishes

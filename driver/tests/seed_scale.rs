@@ -13,7 +13,7 @@
 //! (516 sheets; 8 tiles × 121 windows) with `GEOBUTTON_SEED_SCALE=full`, and 48 sheets and
 //! 2 tiles × 121 windows otherwise: at the seed's counts they take ~10 minutes against the
 //! loopback S3 server (whose ~20 ms a request, at ~11–22 requests a task, bounds them), more
-//! than CI's budget; `driver-bench seed` measures the full counts with release binaries.
+//! than CI's budget; `cargo bench -p driver --bench driver_bench -- seed` measures the full counts with release binaries.
 #![allow(clippy::unwrap_used)]
 
 mod common;

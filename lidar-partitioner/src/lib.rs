@@ -45,6 +45,15 @@
 //! Outputs go through [`cloud::Store::put_reader`]: atomic (written under a temporary name,
 //! renamed when complete; like `cp` and GDAL, not `fsync`ed).
 //!
+//! What bounds it (profiled on 16 M format-6 points, 10 tiles, 2 cores): for LAS, memory
+//! traffic, not I/O policy. Reading the file into the columns (a kernel copy plus the first
+//! touch of 480 MB of fresh pages) and writing the tiles (a kernel copy of 540 MB) are about
+//! 0.4 CPU-seconds that `cp`, copying inside the kernel, never spends; the count-median split
+//! (a quarter of the CPU: histogram and stable partition passes over x/y) and the gather of
+//! 18 M records make the rest. For LAZ, the LASzip codec: decompressing the input and
+//! compressing the tiles are 95 % of the CPU, both on every core from the first chunk to the
+//! last, with the same `laz` codec that laspy's `lazrs` backend uses.
+//!
 //! # Reading points
 //! [`LasFile`] and [`PointRecords`]/[`PointRef`] are the reader underneath, public for other
 //! stages: raw records plus typed accessors for formats 0–10.

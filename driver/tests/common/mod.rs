@@ -1,10 +1,8 @@
 //! Helpers for the driver's tests: fixtures, rasters, stage binaries, loopback services.
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code, unused_imports, clippy::unwrap_used)]
 
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use cloud::{Ctx, ProgressMode, Store};
 use cog::Raster;
@@ -44,43 +42,15 @@ pub fn assert_same_raster(store: &Store, a: &str, b: &str) {
     assert_eq!(differ, 0, "{a} vs {b}: {differ} pixels differ");
 }
 
-/// Kills (and reaps) a child process when dropped.
-pub struct ChildGuard(pub Child);
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+pub use testkit::process::{ChildGuard, find_program};
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    testkit::process::free_port().expect("a free loopback port")
 }
 
 pub fn wait_for_port(port: u16, child: &mut Child, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("{what} exited before listening on port {port}: {status}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("{what} did not listen on port {port} within 60 s");
-}
-
-pub fn find_program(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
+    testkit::process::wait_for_port(port, child, what, std::time::Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// The folder of this build's binaries (`target/debug`).

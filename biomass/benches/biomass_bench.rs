@@ -1,11 +1,12 @@
 //! Benchmark of the biomass core against `shared/bench/skimage_bench.py` and `rf_bench.py`
-//! (same work, same parameters), printing `STEP name seconds` lines like the peers.
+//! (same work, same parameters), printing `STEP name seconds` lines like the peers:
+//! `cargo bench -p biomass --bench biomass_bench -- chm CHM.tif | rf`.
 //!
-//! `biomass-bench chm CHM.tif`: gaussian (σ 2, truncate 4, nearest — skimage's
+//! `chm CHM.tif`: gaussian (σ 2, truncate 4, nearest — skimage's
 //! `gaussian` defaults), `peak_local_max(min_distance=3, threshold_abs=2)`, and the watershed
 //! of the negated smoothed CHM from one marker per peak, masked to smoothed > 2 m.
 //!
-//! `biomass-bench rf`: random forest, 100 trees, all features per split, no depth limit, fit
+//! `rf`: random forest, 100 trees, all features per split, no depth limit, fit
 //! on 1000 × 6 synthetic rows (`50·x0 + 30·x1² + 10·sin(6·x2) + noise`), predict 100 000 rows.
 
 use std::time::Instant;
@@ -101,10 +102,11 @@ fn rf_bench() -> Result<()> {
 }
 
 fn main() -> Result<()> {
-    let args: Vec<String> = std::env::args().collect();
+    // `cargo bench` adds `--bench`.
+    let args: Vec<String> = std::env::args().filter(|a| a != "--bench").collect();
     match args.get(1).map(String::as_str) {
-        Some("chm") => chm_bench(args.get(2).context("usage: biomass-bench chm CHM.tif")?),
+        Some("chm") => chm_bench(args.get(2).context("usage: biomass_bench chm CHM.tif")?),
         Some("rf") => rf_bench(),
-        _ => bail!("usage: biomass-bench chm CHM.tif | biomass-bench rf"),
+        _ => bail!("usage: biomass_bench chm CHM.tif | rf"),
     }
 }

@@ -1,12 +1,12 @@
-//! Benchmarks of the `water` crate (build with `--release`).
+//! Benchmarks of the `water` crate: `cargo bench -p water --bench water_bench -- CASE [ARGS]`.
 //!
-//! - `water-bench et0 [N]`: daily ET0 over an N×N (2000) raster stack of one day's inputs,
+//! - `et0 [N]`: daily ET0 over an N×N (2000) raster stack of one day's inputs,
 //!   built as `shared/bench/pyet_bench.py` builds its inputs for pyet's `pm_fao56`; prints
 //!   `STEP make_inputs`, `STEP et0_daily` seconds and the ET0 statistics.
-//! - `water-bench tile [DIR]`: the full workflow on a generated 5600×3700 5 m DTM (one MDT05
+//! - `tile [DIR]`: the full workflow on a generated 5600×3700 5 m DTM (one MDT05
 //!   sheet near Murcia, written once to DIR, default /tmp/bench-data/water) with the 47 SIAM
 //!   stations: time per window and per tile, peak RSS.
-//! - `water-bench window I [DIR]`: one window (I of the 3×3) read from the DTM COG with its
+//! - `window I [DIR]`: one window (I of the 3×3) read from the DTM COG with its
 //!   halo, as a per-window task would: time and peak RSS.
 
 use std::time::Instant;
@@ -110,20 +110,25 @@ fn stations_uri() -> String {
     .to_string()
 }
 
+/// The SIAM stations of the bench day (2022-05-15).
+fn bench_stations(store: &Store) -> Result<Vec<water::stations::Station>> {
+    let bytes = store.get(&stations_uri())?;
+    let date = NaiveDate::from_ymd_opt(2022, 5, 15).context("date")?;
+    Ok(water::stations::parse(
+        "siam_data.csv",
+        &bytes,
+        water::stations::StationFormat::Auto,
+        date,
+    )?)
+}
+
 fn ensure_dtm(store: &Store, dir: &str) -> Result<String> {
     let uri = dtm_uri(dir);
     if store.exists(&uri)? {
         return Ok(uri);
     }
     std::fs::create_dir_all(dir)?;
-    let bytes = store.get(&stations_uri())?;
-    let date = NaiveDate::from_ymd_opt(2022, 5, 15).context("date")?;
-    let st = water::stations::parse(
-        "siam_data.csv",
-        &bytes,
-        water::stations::StationFormat::Auto,
-        date,
-    )?;
+    let st = bench_stations(store)?;
     let t = Instant::now();
     // One MDT05-sized sheet south-west of Murcia city, with the coast in its corner.
     let dtm = water::synth::dtm(
@@ -210,14 +215,7 @@ fn bench_window(i: usize, dir: &str) -> Result<()> {
         reader.read_window(1, cog::Window::new(c0, r0, c1 - c0, r1 - r0), 0)?;
     let read_s = t.elapsed().as_secs_f64();
     let proj = water::proj::Projection::from_epsg(25830)?;
-    let bytes = store.get(&stations_uri())?;
-    let date = NaiveDate::from_ymd_opt(2022, 5, 15).context("date")?;
-    let st = water::stations::parse(
-        "siam_data.csv",
-        &bytes,
-        water::stations::StationFormat::Auto,
-        date,
-    )?;
+    let st = bench_stations(&store)?;
     let e = water::workflow::extent(
         &info.geotransform,
         info.width as usize,
@@ -246,7 +244,8 @@ fn bench_window(i: usize, dir: &str) -> Result<()> {
 }
 
 fn main() -> Result<()> {
-    let args: Vec<String> = std::env::args().collect();
+    // `cargo bench` adds `--bench`.
+    let args: Vec<String> = std::env::args().filter(|a| a != "--bench").collect();
     let dir = |k: usize| {
         args.get(k)
             .cloned()
@@ -256,6 +255,6 @@ fn main() -> Result<()> {
         Some("et0") => bench_et0(args.get(2).map_or(Ok(2000), |s| s.parse()).context("N")?),
         Some("tile") => bench_tile(&dir(2)),
         Some("window") => bench_window(args.get(2).context("window index")?.parse()?, &dir(3)),
-        _ => bail!("usage: water-bench et0 [N] | tile [DIR] | window I [DIR]"),
+        _ => bail!("usage: water_bench et0 [N] | tile [DIR] | window I [DIR]"),
     }
 }

@@ -1,16 +1,17 @@
-//! Benchmarks of the driver (build with `cargo build --release -p driver`).
+//! Benchmarks of the driver: `cargo bench -p driver --bench driver_bench -- CASE [ARGS]`
+//! (the stage binaries first: `cargo build --release --workspace --bins`). Cases:
 //!
-//! - `driver-bench demo [--dir D] [--concurrency N]`: the demo scene's four pipelines with
+//! - `demo [--dir D] [--concurrency N]`: the demo scene's four pipelines with
 //!   the local executor; prints, per pipeline, the wall time, the sum of the task durations
 //!   (the stage work, timed by the task adapter around `Stage::run`) and the difference
 //!   (driver overhead: planning, manifests, resume checks, status objects, report, figures).
-//! - `driver-bench lidar IN.las OUT [--capacity N] [--buffer M] [--concurrency N]`: the same
+//! - `lidar IN.las OUT [--capacity N] [--buffer M] [--concurrency N]`: the same
 //!   for the lidar pipeline on one file (e.g. the 16 M-point `/tmp/bench-data/cloud.las`).
-//! - `driver-bench lambda-overhead --tasks N [--instances K]`: per-task overhead of the
+//! - `lambda-overhead --tasks N [--instances K]`: per-task overhead of the
 //!   Lambda executor against the `cargo lambda watch --only-lambda-apis` emulator with K
 //!   instances of the release `water` binary (`target/release/water`): invocation wall time
 //!   minus the task's own duration, median and 90th percentile, next to the local executor's.
-//! - `driver-bench seed [--workload lidar|ndvi|water] [--executors local,lambda]
+//! - `seed [--workload lidar|ndvi|water] [--executors local,lambda]
 //!   [--concurrency 1,2,4,8,16]`: the seed's task counts (516 LAZ sheets partitioned, 968
 //!   NDVI windows over 8 tiles, 36 water tiles; `driver::workloads`) on the loopback S3
 //!   server (`source scripts/test-services.sh` first), through the local executor and the
@@ -18,7 +19,6 @@
 //!   stage binaries as the concurrency: wall time, per-task overhead, S3 requests per task,
 //!   and the dry run's forecast of the same run (from the first run's task times) beside it.
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -31,6 +31,7 @@ use driver::pipeline::lidar::LidarPipeline;
 use driver::pipeline::water::WaterPipeline;
 use driver::report::Report;
 use driver::run::{RunConfig, run_pipeline};
+use testkit::process::ChildGuard;
 
 fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
     args.iter()
@@ -51,8 +52,21 @@ fn print_overhead(name: &str, r: &Report) {
     );
 }
 
+/// The directory of the workspace's release binaries (`target/release`; a bench runs from
+/// its `deps` folder).
+fn release_dir() -> Result<std::path::PathBuf> {
+    let exe = std::env::current_exe()?;
+    let dir = exe.parent().context("the bench's own path has no folder")?;
+    Ok(if dir.ends_with("deps") {
+        dir.parent().unwrap_or(dir).to_path_buf()
+    } else {
+        dir.to_path_buf()
+    })
+}
+
 fn main() -> Result<()> {
-    let args: Vec<String> = std::env::args().collect();
+    // `cargo bench` adds `--bench`.
+    let args: Vec<String> = std::env::args().filter(|a| a != "--bench").collect();
     let store = Store::from_env();
     match args.get(1).map(String::as_str) {
         Some("demo") => {
@@ -72,7 +86,7 @@ fn main() -> Result<()> {
         }
         Some("lidar") => {
             let (Some(input), Some(out)) = (args.get(2), args.get(3)) else {
-                bail!("driver-bench lidar IN.las OUT [--capacity N] [--buffer M]");
+                bail!("driver_bench lidar IN.las OUT [--capacity N] [--buffer M]");
             };
             let _ = std::fs::remove_dir_all(out);
             let mut p = LidarPipeline::new(vec![input.clone()], out);
@@ -97,23 +111,9 @@ fn main() -> Result<()> {
         }
         Some("lambda-overhead") => lambda_overhead(&args, &store)?,
         Some("seed") => seed(&args)?,
-        _ => bail!("driver-bench demo | lidar IN OUT | lambda-overhead --tasks N | seed"),
+        _ => bail!("driver_bench demo | lidar IN OUT | lambda-overhead --tasks N | seed"),
     }
     Ok(())
-}
-
-struct Kill(std::process::Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
 }
 
 fn percentiles(mut v: Vec<f64>) -> (f64, f64) {
@@ -127,8 +127,7 @@ fn percentiles(mut v: Vec<f64>) -> (f64, f64) {
 fn lambda_overhead(args: &[String], store: &Store) -> Result<()> {
     let tasks = arg(args, "--tasks", 40usize);
     let instances = arg(args, "--instances", 2usize);
-    let exe = std::env::current_exe()?;
-    let water = exe.with_file_name("water");
+    let water = release_dir()?.join("water");
     if !water.is_file() {
         bail!(
             "{} not found: cargo build --release -p water",
@@ -247,66 +246,24 @@ fn lambda_overhead(args: &[String], store: &Store) -> Result<()> {
 fn emulator(
     functions: &[(String, std::path::PathBuf)],
     instances: usize,
-) -> Result<(Vec<Kill>, u16)> {
-    let dir = tempfile::tempdir()?.keep();
-    let port = free_port()?;
-    std::fs::create_dir_all(dir.join("src"))?;
-    let mut manifest = String::from(
-        "[package]\nname = \"emu\"\nversion = \"0.0.0\"\nedition = \"2021\"\n[workspace]\n",
-    );
-    for (f, _) in functions {
-        manifest.push_str(&format!(
-            "[[bin]]\nname = \"{f}\"\npath = \"src/main.rs\"\n"
-        ));
-    }
-    std::fs::write(dir.join("Cargo.toml"), manifest)?;
-    std::fs::write(dir.join("src/main.rs"), "fn main() {}\n")?;
-    let mut guards = vec![Kill(
-        Command::new("cargo-lambda")
-            .args([
-                "lambda",
-                "watch",
-                "--only-lambda-apis",
-                "-A",
-                "127.0.0.1",
-                "-P",
-            ])
-            .arg(port.to_string())
-            .current_dir(&dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("cargo-lambda (pip install cargo-lambda)")?,
-    )];
-    let t0 = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if t0.elapsed() > Duration::from_secs(60) {
-            bail!("the emulator did not start");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    for (f, bin) in functions {
+) -> Result<(Vec<ChildGuard>, u16)> {
+    for (_, bin) in functions {
         if !bin.is_file() {
             bail!(
                 "{} not found: cargo build --release --workspace --bins",
                 bin.display()
             );
         }
-        let memory = f.rsplit('-').next().unwrap_or("1024");
+    }
+    let names: Vec<&str> = functions.iter().map(|(f, _)| f.as_str()).collect();
+    let (emulator, port) = testkit::lambda::start_emulator(&names)?;
+    let mut guards = vec![emulator];
+    for (f, bin) in functions {
         for _ in 0..instances {
-            guards.push(Kill(
-                Command::new(bin)
-                    .env(
-                        "AWS_LAMBDA_RUNTIME_API",
-                        format!("http://127.0.0.1:{port}/.rt/{f}"),
-                    )
-                    .env("AWS_LAMBDA_FUNCTION_NAME", f)
-                    .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", memory)
-                    .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
-                    .env_remove("GEOBUTTON_MANIFEST")
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()?,
+            let mut cmd = std::process::Command::new(bin);
+            cmd.env_remove("GEOBUTTON_MANIFEST");
+            guards.push(ChildGuard(
+                testkit::lambda::as_instance(&mut cmd, port, f).spawn()?,
             ));
         }
     }
@@ -383,7 +340,7 @@ fn seed(args: &[String]) -> Result<()> {
         .collect::<Result<_, _>>()?;
     let store = cloud::testing::s3_store();
     let bucket = cloud::testing::unique_bucket(&store, "seed-bench")?;
-    let exe = std::env::current_exe()?;
+    let bins = release_dir()?;
     let host = std::process::Command::new("nproc").output().ok();
     println!(
         "seed workloads on s3://{bucket} (loopback S3: {}), {} cores",
@@ -452,7 +409,8 @@ fn seed(args: &[String]) -> Result<()> {
         let mut forecast_from: Option<String> = None;
         for executor in &executors {
             for &c in &concurrency {
-                let (_guards, exec): (Vec<Kill>, Box<dyn Executor>) = match executor.as_str() {
+                let (_guards, exec): (Vec<ChildGuard>, Box<dyn Executor>) = match executor.as_str()
+                {
                     "local" => (
                         Vec::new(),
                         Box::new(LocalExecutor {
@@ -463,7 +421,7 @@ fn seed(args: &[String]) -> Result<()> {
                     "lambda" => {
                         let fns: Vec<(String, std::path::PathBuf)> = functions
                             .iter()
-                            .map(|(bin, f)| (f.to_string(), exe.with_file_name(bin)))
+                            .map(|(bin, f)| (f.to_string(), bins.join(bin)))
                             .collect();
                         let (guards, port) = emulator(&fns, c)?;
                         (
