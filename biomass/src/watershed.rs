@@ -15,7 +15,7 @@
 //! sorted, a small heap for items pushed into it later), which pops in skimage's order
 //! whenever every (value, age) key is distinct;
 //! markers of equal value pop in an order set by skimage's heap shape, so the flood proves,
-//! tie by tie, that the order cannot change a label (see [`flood_buckets`]) and otherwise
+//! tie by tie, that the order cannot change a label (see `flood_buckets`) and otherwise
 //! reruns on skimage's binary heap with packed (value bits, age) keys. Other images use that
 //! heap on (f64, age, index) items.
 //!

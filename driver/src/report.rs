@@ -1,7 +1,7 @@
 //! The run report: `report.json` with every task (stage, start, end, duration, peak RSS,
 //! bytes in/out, retries), per-step summaries, and an estimated cost.
 //!
-//! Cost model (list prices, see [`PriceTable::AWS_US_EAST_1`]): Lambda bills GB-seconds
+//! Cost model (list prices, see [`PriceTable::aws_us_east_1`]): Lambda bills GB-seconds
 //! (memory × duration, per ms) plus requests; AWS Batch on Fargate bills vCPU-hours and
 //! GB-hours of the containers for as long as they run. The estimate prices every attempt
 //! this run made (failed ones cost too), at the executor's memory or the given one.

@@ -124,12 +124,12 @@ impl Grid {
         }
     }
 
-    /// Pixel size along x (|gt[1]|), CRS units.
+    /// Pixel size along x (`|gt[1]|`), CRS units.
     pub fn pixel_x(&self) -> f64 {
         self.transform.0[1].abs()
     }
 
-    /// Pixel size along y (|gt[5]|), CRS units.
+    /// Pixel size along y (`|gt[5]|`), CRS units.
     pub fn pixel_y(&self) -> f64 {
         self.transform.0[5].abs()
     }

@@ -8,7 +8,8 @@
 //! - [`products`]: CHM = DSM − DEM (≥ 0) and forest canopy cover on the CHM.
 //! - [`derivatives`]: slope and aspect identical to `gdaldem` (Horn, Zevenbergen–Thorne).
 //! - [`models`]: the whole per-partition pipeline, buffer-aware and cropped to the core.
-//! - [`mosaic`]: per-partition rasters back into one.
+//! - mosaics: per-partition rasters back into one through [`cog::mosaic`] (the `mosaic`
+//!   task of [`stage`]).
 //! - [`stage`]: the `terrain` stage (CLI, AWS Lambda, AWS Batch).
 //!
 //! Coordinates are in the point cloud's CRS (projected, metres); outputs are float32 COGs
