@@ -6,8 +6,8 @@
 //! `gaussian` defaults), `peak_local_max(min_distance=3, threshold_abs=2)`, and the watershed
 //! of the negated smoothed CHM from one marker per peak, masked to smoothed > 2 m.
 //!
-//! `rf`: random forest, 100 trees, all features per split, no depth limit, fit
-//! on 1000 × 6 synthetic rows (`50·x0 + 30·x1² + 10·sin(6·x2) + noise`), predict 100 000 rows.
+//! `rf`: random forest, 100 trees, all features per split, no depth limit, fit on 1000 × 6
+//! synthetic rows (`50·x0 + 30·x1² + 10·sin(6·x2) + noise`), predict 100 000 rows.
 
 use std::time::Instant;
 

@@ -24,9 +24,10 @@
 //! the negated smoothed CHM) on the generated 5000×5000 CHM (68 192 crowns, 361 groups of
 //! tied marker heights; the labels are scikit-image's, crown for crown), whole processes,
 //! 2 vCPU, n = 5 alternated pairs, 2026-12-04: 2.81 s vs 58.8 s wall (21×), 3.69 s vs 58.9 s
-//! CPU (16×), peak RSS 863 vs 955 MiB. `cargo bench -p biomass --bench biomass_bench -- chm CHM.tif` prints the steps: read
-//! 0.11 s, gaussian 0.38 s, peaks 0.31 s, watershed 1.88 s (through the f64 [`watershed()`]
-//! API) against scikit-image 0.25.2's 0.30, 0.87, 9.07 and 46.8 s in the same session.
+//! CPU (16×), peak RSS 863 vs 955 MiB. `cargo bench -p biomass --bench biomass_bench -- chm
+//! CHM.tif` prints the steps: read 0.11 s, gaussian 0.38 s, peaks 0.31 s, watershed 1.88 s
+//! (through the f64 [`watershed()`] API) against scikit-image 0.25.2's 0.30, 0.87, 9.07 and
+//! 46.8 s in the same session.
 //!
 //! The watershed pops pixels in skimage's exact order from a two-level queue (coarse key
 //! buckets, the current one sorted) over one 64-bit word per pixel in 2 MiB pages, fetching
@@ -36,9 +37,9 @@
 //! otherwise reruns on skimage's own heap (see [`watershed()`]).
 //!
 //! The random forest (`biomass_bench rf` against `rf_bench.py`, scikit-learn 1.6.1, one
-//! core; the README has the figures): fit 10.7×, predict 2.6×. Forest prediction uses [`FlatForest`], smartcore's forest copied into flat node arrays and
-//! walked branch-free in lockstep (bit-identical predictions; smartcore's own walk took
-//! 2.6–3.7 s here).
+//! core; the README has the figures): fit 10.7×, predict 2.6×. Forest prediction uses
+//! [`FlatForest`], smartcore's forest copied into flat node arrays and walked branch-free in
+//! lockstep (bit-identical predictions; smartcore's own walk took 2.6–3.7 s here).
 
 pub mod error;
 pub mod forest;

@@ -127,13 +127,8 @@ fn percentiles(mut v: Vec<f64>) -> (f64, f64) {
 fn lambda_overhead(args: &[String], store: &Store) -> Result<()> {
     let tasks = arg(args, "--tasks", 40usize);
     let instances = arg(args, "--instances", 2usize);
+    // `emulator` checks that the binary is there before anything starts.
     let water = release_dir()?.join("water");
-    if !water.is_file() {
-        bail!(
-            "{} not found: cargo build --release -p water",
-            water.display()
-        );
-    }
     let dir = tempfile::tempdir()?;
     let d = dir.path();
     // The emulator, with one function of our own name.
