@@ -4,6 +4,7 @@ use cloud::{Classify, ErrorKind};
 
 /// Everything that can go wrong in the biomass workflow.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum BiomassError {
     /// A parameter is out of range.
     #[error("invalid parameter: {0}")]

@@ -60,6 +60,12 @@ pub trait Stage: 'static {
     /// The objects the task reads: their identities (size + ETag, or size + mtime) go into
     /// its fingerprint, and a missing one fails the task before any work.
     fn input_uris(params: &Self::Params) -> Vec<String>;
+    /// Folders the task reads whole, such as a Sentinel-2 `.SAFE` product: every object under
+    /// each (listed with [`Store::list`], in URI order) goes into the fingerprint as an
+    /// input, and a folder with no object in it fails the task before any work.
+    fn input_folders(_params: &Self::Params) -> Vec<String> {
+        Vec::new()
+    }
     /// Does the work of one task.
     fn run(params: &Self::Params, ctx: &Ctx) -> Result<Self::Output, TaskError>;
     /// The objects a finished task wrote (checked for existence before skipping it).
@@ -222,7 +228,18 @@ pub fn fingerprint<S: Stage>(
     params: &S::Params,
     cache: &InfoCache,
 ) -> Result<Fingerprint, TaskError> {
-    let inputs = cache.identities(store, &S::input_uris(params))?;
+    let mut uris = S::input_uris(params);
+    for folder in S::input_folders(params) {
+        let objects = store.list(&folder)?;
+        if objects.is_empty() {
+            return Err(TaskError::new(
+                ErrorKind::NotFound,
+                format!("input folder {folder}: no object in it"),
+            ));
+        }
+        uris.extend(objects.into_iter().map(|o| o.uri));
+    }
+    let inputs = cache.identities(store, &uris)?;
     Fingerprint::new(S::NAME, S::VERSION, params, inputs)
         .map_err(|e| TaskError::internal(format!("cannot encode the parameters: {e}")))
 }
@@ -323,7 +340,8 @@ pub fn run_task<S: Stage>(
             }
             status.warnings = warnings;
             if let Some(prev) = previous.as_ref().filter(|p| p.state == TaskState::Ok) {
-                let inputs = S::input_uris(&task.params);
+                // Every input, those of its folders included.
+                let inputs: Vec<String> = fp.inputs.iter().map(|i| i.uri.clone()).collect();
                 remove_stale_outputs(&ctx.store, &root, &prev.outputs, &outputs, &inputs);
             }
             status.state = TaskState::Ok;

@@ -28,6 +28,7 @@ impl fmt::Display for Op {
 
 /// An error from a [`crate::Store`] operation.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StoreError {
     #[error("invalid URI {uri:?}: {reason}")]
     InvalidUri { uri: String, reason: String },

@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::StoreError;
-use crate::store::{ObjectInfo, Store};
 use crate::task::{TaskState, TaskStatus};
+use crate::{ObjectInfo, Store};
 
 /// One input of a task and the version of it the task read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,16 +1,62 @@
 //! Read-only HTTP(S) backend: HEAD and range GETs with retries for transient failures.
 
 use std::future::Future;
+use std::io::Read;
 use std::ops::Range;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::StreamExt;
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, ETAG, LAST_MODIFIED, RANGE};
 
+use crate::backend::{Backend, ObjectInfo, ObjectMeta, Shared};
 use crate::error::{Op, StoreError};
+use crate::options::StoreOptions;
 use crate::retry::is_retryable_status;
-use crate::store::{Inner, ObjectInfo, StoreOptions};
+use crate::runtime::block_on;
+
+/// An object at an HTTP(S) URL: read-only, and not listable.
+pub(crate) struct HttpUrl(pub(crate) String);
+
+impl HttpUrl {
+    fn read_only<T>(&self, op: Op, uri: &str, reason: &'static str) -> Result<T, StoreError> {
+        Err(StoreError::Unsupported {
+            op,
+            uri: uri.to_string(),
+            reason,
+        })
+    }
+}
+
+impl Backend for HttpUrl {
+    fn head(&self, shared: &Arc<Shared>, _uri: &str) -> Result<ObjectInfo, StoreError> {
+        let (s, url) = (shared.clone(), self.0.clone());
+        block_on(async move { s.http.head(&s, &url).await })
+    }
+    fn get(&self, shared: &Arc<Shared>, _uri: &str, max_bytes: u64) -> Result<Bytes, StoreError> {
+        let (s, url) = (shared.clone(), self.0.clone());
+        block_on(async move { s.http.get(&s, &url, None, Some(max_bytes)).await })
+    }
+    fn get_ranges(
+        &self,
+        shared: &Arc<Shared>,
+        _uri: &str,
+        requests: &[Range<u64>],
+    ) -> Result<Vec<Bytes>, StoreError> {
+        let (s, url, requests) = (shared.clone(), self.0.clone(), requests.to_vec());
+        block_on(async move { get_ranges(&s, &url, requests).await })
+    }
+    fn put_reader(&self, _: &Arc<Shared>, uri: &str, _: &mut dyn Read) -> Result<u64, StoreError> {
+        self.read_only(Op::Put, uri, "HTTP(S) locations are read-only")
+    }
+    fn list(&self, _: &Arc<Shared>, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
+        self.read_only(Op::List, prefix, "HTTP(S) locations cannot be listed")
+    }
+    fn delete(&self, _: &Arc<Shared>, uri: &str) -> Result<(), StoreError> {
+        self.read_only(Op::Delete, uri, "HTTP(S) locations are read-only")
+    }
+}
 
 #[derive(Clone)]
 pub(crate) struct Client {
@@ -47,7 +93,7 @@ impl Client {
         })
     }
 
-    pub(crate) async fn head(&self, inner: &Inner, url: &str) -> Result<ObjectInfo, StoreError> {
+    async fn head(&self, inner: &Shared, url: &str) -> Result<ObjectInfo, StoreError> {
         let client = self.get_client(Op::Head, url)?;
         with_retries(inner, Op::Head, url, || async {
             inner.counters.request();
@@ -93,9 +139,9 @@ impl Client {
     /// The whole object (at most `max` bytes) or one byte range. The body is streamed and
     /// never read past what was asked: a server that ignores `Range` and answers 200 with
     /// the whole (or an endless) object costs at most `range.end` bytes.
-    pub(crate) async fn get(
+    async fn get(
         &self,
-        inner: &Inner,
+        inner: &Shared,
         url: &str,
         range: Option<Range<u64>>,
         max: Option<u64>,
@@ -218,8 +264,8 @@ impl Client {
     }
 }
 
-pub(crate) async fn get_ranges(
-    inner: &Inner,
+async fn get_ranges(
+    inner: &Shared,
     url: &str,
     requests: Vec<Range<u64>>,
 ) -> Result<Vec<Bytes>, StoreError> {
@@ -296,7 +342,7 @@ fn classify<T>(op: Op, url: &str, status: StatusCode) -> Option<Attempt<T>> {
 }
 
 async fn with_retries<T, F, Fut>(
-    inner: &Inner,
+    inner: &Shared,
     op: Op,
     url: &str,
     mut attempt: F,

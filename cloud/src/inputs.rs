@@ -23,9 +23,9 @@
 use std::collections::HashSet;
 
 use crate::error::{StoreError, human_bytes};
-use crate::store::{MAX_JSON_BYTES, ObjectMeta, Store};
 use crate::task::TaskError;
 use crate::uri::Location;
+use crate::{MAX_JSON_BYTES, ObjectMeta, Store};
 
 /// The most inputs one run accepts.
 pub const MAX_INPUTS: usize = 1_000_000;

@@ -6,7 +6,9 @@
 //! - [`entry`]: the one `main` every stage binary uses (CLI, AWS Lambda, AWS Batch) and the
 //!   task/status contract.
 
+mod backend;
 pub mod copy;
+mod counters;
 pub mod entry;
 mod error;
 pub mod fingerprint;
@@ -17,6 +19,7 @@ mod local;
 pub mod mem;
 #[cfg(not(feature = "remote"))]
 mod offline;
+mod options;
 pub mod progress;
 pub mod ranges;
 mod retry;
@@ -33,15 +36,15 @@ pub mod testing;
 pub mod uri;
 pub mod validate;
 
+pub use backend::{ObjectInfo, ObjectMeta};
+pub use counters::{S3Traffic, StoreStats};
 pub use entry::{Ctx, RunOptions, Stage, run_task};
 pub use error::{Op, StoreError};
 pub use fingerprint::{Fingerprint, InfoCache, InputIdentity, Rerun};
 pub use inputs::{Expansion, InputError, InputSet};
+pub use options::{MIN_PART_SIZE, StoreOptions};
 pub use progress::{Progress, ProgressMode};
 pub use retry::RetryPolicy;
-pub use store::{
-    MAX_JSON_BYTES, MIN_PART_SIZE, ObjectInfo, ObjectMeta, S3Traffic, Store, StoreOptions,
-    StoreStats,
-};
+pub use store::{MAX_JSON_BYTES, Store};
 pub use task::{Classify, ErrorKind, Task, TaskError, TaskState, TaskStatus};
 pub use uri::Location;

@@ -9,8 +9,46 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use rand::Rng;
 
+use std::sync::Arc;
+
+use crate::backend::{Backend, ObjectInfo, ObjectMeta, Shared};
+use crate::counters::Counters;
 use crate::error::{Op, StoreError};
-use crate::store::{Counters, ObjectInfo, ObjectMeta};
+
+/// A local file (for `list`, a directory or a file-name prefix), from a plain path or a
+/// `file://` URI.
+pub(crate) struct LocalFile(pub(crate) PathBuf);
+
+impl Backend for LocalFile {
+    fn head(&self, shared: &Arc<Shared>, uri: &str) -> Result<ObjectInfo, StoreError> {
+        head(&shared.counters, uri, &self.0)
+    }
+    fn get(&self, shared: &Arc<Shared>, uri: &str, max_bytes: u64) -> Result<Bytes, StoreError> {
+        get(&shared.counters, uri, &self.0, max_bytes)
+    }
+    fn get_ranges(
+        &self,
+        shared: &Arc<Shared>,
+        uri: &str,
+        requests: &[Range<u64>],
+    ) -> Result<Vec<Bytes>, StoreError> {
+        get_ranges(&shared.counters, uri, &self.0, requests)
+    }
+    fn put_reader(
+        &self,
+        shared: &Arc<Shared>,
+        uri: &str,
+        reader: &mut dyn Read,
+    ) -> Result<u64, StoreError> {
+        put_reader(&shared.counters, uri, &self.0, reader)
+    }
+    fn list(&self, shared: &Arc<Shared>, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
+        list(&shared.counters, prefix, &self.0)
+    }
+    fn delete(&self, shared: &Arc<Shared>, uri: &str) -> Result<(), StoreError> {
+        delete(&shared.counters, uri, &self.0)
+    }
+}
 
 /// Marker in the names of files being written; listings skip them.
 const TEMP_MARKER: &str = ".geobutton-tmp.";
@@ -59,19 +97,14 @@ fn info_of(meta: &std::fs::Metadata) -> ObjectInfo {
     }
 }
 
-pub(crate) fn head(counters: &Counters, uri: &str, path: &Path) -> Result<ObjectInfo, StoreError> {
+fn head(counters: &Counters, uri: &str, path: &Path) -> Result<ObjectInfo, StoreError> {
     counters.request();
     let meta = regular_file_meta(Op::Head, uri, std::fs::metadata(path))?;
     Ok(info_of(&meta))
 }
 
 /// The whole file, refused when it is not a regular file or larger than `max_bytes`.
-pub(crate) fn get(
-    counters: &Counters,
-    uri: &str,
-    path: &Path,
-    max_bytes: u64,
-) -> Result<Bytes, StoreError> {
+fn get(counters: &Counters, uri: &str, path: &Path, max_bytes: u64) -> Result<Bytes, StoreError> {
     let file = File::open(path).map_err(|e| StoreError::io(Op::Get, uri, e))?;
     let meta = regular_file_meta(Op::Get, uri, file.metadata())?;
     if meta.len() > max_bytes {
@@ -99,7 +132,7 @@ pub(crate) fn get(
     Ok(Bytes::from(data))
 }
 
-pub(crate) fn get_ranges(
+fn get_ranges(
     counters: &Counters,
     uri: &str,
     path: &Path,
@@ -173,7 +206,7 @@ fn process_alive(pid: u32) -> bool {
     pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists()
 }
 
-pub(crate) fn put_reader(
+fn put_reader(
     counters: &Counters,
     uri: &str,
     path: &Path,
@@ -229,7 +262,7 @@ pub(crate) fn put_reader(
     }
 }
 
-pub(crate) fn delete(counters: &Counters, uri: &str, path: &Path) -> Result<(), StoreError> {
+fn delete(counters: &Counters, uri: &str, path: &Path) -> Result<(), StoreError> {
     counters.request();
     match std::fs::remove_file(path) {
         Ok(()) => Ok(()),
@@ -238,11 +271,7 @@ pub(crate) fn delete(counters: &Counters, uri: &str, path: &Path) -> Result<(), 
     }
 }
 
-pub(crate) fn list(
-    counters: &Counters,
-    prefix: &str,
-    path: &Path,
-) -> Result<Vec<ObjectMeta>, StoreError> {
+fn list(counters: &Counters, prefix: &str, path: &Path) -> Result<Vec<ObjectMeta>, StoreError> {
     counters.request();
     let scheme = if prefix.starts_with("file://") {
         "file://"

@@ -2,6 +2,13 @@
 //! feature (e.g. for fuzzing the raster parsers): every remote operation is
 //! [`StoreError::Unsupported`]; local files work as usual.
 
+use std::io::Read;
+use std::ops::Range;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::backend::{Backend, ObjectInfo, ObjectMeta, Shared};
 use crate::error::{Op, StoreError};
 
 const REASON: &str = "this build of geobutton has no remote storage (the `remote` feature is off)";
@@ -14,80 +21,55 @@ fn unsupported<T>(op: Op, uri: &str) -> Result<T, StoreError> {
     })
 }
 
-pub(crate) mod s3 {
-    use std::io::Read;
-    use std::ops::Range;
+/// A remote location in a build without remote storage.
+pub(crate) struct Offline {
+    /// An `s3://` location (which has a bucket region to ask for), not an HTTP one.
+    pub(crate) s3: bool,
+}
 
-    use bytes::Bytes;
-
-    use super::unsupported;
-    use crate::error::{Op, StoreError};
-    use crate::store::{Inner, ObjectInfo, ObjectMeta};
-
-    #[derive(Default)]
-    pub(crate) struct Clients;
-
-    pub(crate) async fn head(
-        _: &Inner,
-        uri: &str,
-        _: &str,
-        _: &str,
-    ) -> Result<ObjectInfo, StoreError> {
+impl Backend for Offline {
+    fn head(&self, _: &Arc<Shared>, uri: &str) -> Result<ObjectInfo, StoreError> {
         unsupported(Op::Head, uri)
     }
-    pub(crate) async fn get(
-        _: &Inner,
-        uri: &str,
-        _: &str,
-        _: &str,
-        _: Option<Range<u64>>,
-        _: Option<u64>,
-    ) -> Result<Bytes, StoreError> {
+    fn get(&self, _: &Arc<Shared>, uri: &str, _: u64) -> Result<Bytes, StoreError> {
         unsupported(Op::Get, uri)
     }
-    pub(crate) async fn get_ranges(
-        _: &Inner,
+    fn get_ranges(
+        &self,
+        _: &Arc<Shared>,
         uri: &str,
-        _: &str,
-        _: &str,
-        _: Vec<Range<u64>>,
+        _: &[Range<u64>],
     ) -> Result<Vec<Bytes>, StoreError> {
         unsupported(Op::GetRange, uri)
     }
-    pub(crate) async fn list(
-        _: &Inner,
-        uri: &str,
-        _: &str,
-        _: &str,
-    ) -> Result<Vec<ObjectMeta>, StoreError> {
-        unsupported(Op::List, uri)
+    fn put_reader(&self, _: &Arc<Shared>, uri: &str, _: &mut dyn Read) -> Result<u64, StoreError> {
+        unsupported(Op::Put, uri)
     }
-    pub(crate) async fn delete(_: &Inner, uri: &str, _: &str, _: &str) -> Result<(), StoreError> {
+    fn list(&self, _: &Arc<Shared>, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
+        unsupported(Op::List, prefix)
+    }
+    fn delete(&self, _: &Arc<Shared>, uri: &str) -> Result<(), StoreError> {
         unsupported(Op::Delete, uri)
     }
-    pub(crate) async fn bucket_region(_: &Inner, bucket: &str) -> Result<String, StoreError> {
-        unsupported(Op::Head, &format!("s3://{bucket}"))
-    }
-    pub(crate) fn put_reader(
-        _: &std::sync::Arc<Inner>,
-        uri: &str,
-        _: &str,
-        _: &str,
-        _: impl Read,
-    ) -> Result<u64, StoreError> {
-        unsupported(Op::Put, uri)
+    fn bucket_region(&self, _: &Arc<Shared>, uri: &str) -> Result<Option<String>, StoreError> {
+        if self.s3 {
+            unsupported(Op::Head, uri)
+        } else {
+            Ok(None)
+        }
     }
 }
 
+pub(crate) mod s3 {
+    /// No S3 clients to keep.
+    #[derive(Default)]
+    pub(crate) struct Clients;
+}
+
 pub(crate) mod http {
-    use std::ops::Range;
+    use crate::options::StoreOptions;
 
-    use bytes::Bytes;
-
-    use super::unsupported;
-    use crate::error::{Op, StoreError};
-    use crate::store::{Inner, ObjectInfo, StoreOptions};
-
+    /// No HTTP client to keep.
     #[derive(Clone)]
     pub(crate) struct Client;
 
@@ -95,25 +77,5 @@ pub(crate) mod http {
         pub(crate) fn new(_: &StoreOptions) -> Self {
             Client
         }
-        pub(crate) async fn head(&self, _: &Inner, url: &str) -> Result<ObjectInfo, StoreError> {
-            unsupported(Op::Head, url)
-        }
-        pub(crate) async fn get(
-            &self,
-            _: &Inner,
-            url: &str,
-            _: Option<Range<u64>>,
-            _: Option<u64>,
-        ) -> Result<Bytes, StoreError> {
-            unsupported(Op::Get, url)
-        }
-    }
-
-    pub(crate) async fn get_ranges(
-        _: &Inner,
-        url: &str,
-        _: Vec<Range<u64>>,
-    ) -> Result<Vec<Bytes>, StoreError> {
-        unsupported(Op::GetRange, url)
     }
 }

@@ -1,8 +1,10 @@
 //! S3 backend (aws-sdk-s3), for AWS and S3-compatible servers.
 
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::io::Read;
 use std::ops::Range;
+use std::sync::Arc;
 
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
@@ -16,10 +18,85 @@ use bytes::Bytes;
 use futures::StreamExt;
 use tokio::sync::Mutex;
 
+use crate::backend::{Backend, ObjectInfo, ObjectMeta, Shared};
+use crate::counters::S3Class;
 use crate::error::{Op, StoreError};
 use crate::retry::is_retryable_status;
 use crate::runtime::{block_on, io_runtime};
-use crate::store::{Inner, ObjectInfo, ObjectMeta, S3Class, read_full};
+
+/// An S3 object (for `list`, a key prefix) of `bucket`.
+pub(crate) struct S3Object {
+    pub(crate) bucket: String,
+    pub(crate) key: String,
+}
+
+impl S3Object {
+    /// Runs `request(shared, uri, bucket, key)` on the I/O runtime and waits for it.
+    fn blocking<T, F>(
+        &self,
+        shared: &Arc<Shared>,
+        uri: &str,
+        request: impl FnOnce(Arc<Shared>, String, String, String) -> F,
+    ) -> T
+    where
+        T: Send + 'static,
+        F: Future<Output = T> + Send + 'static,
+    {
+        block_on(request(
+            shared.clone(),
+            uri.to_string(),
+            self.bucket.clone(),
+            self.key.clone(),
+        ))
+    }
+}
+
+impl Backend for S3Object {
+    fn head(&self, shared: &Arc<Shared>, uri: &str) -> Result<ObjectInfo, StoreError> {
+        self.blocking(shared, uri, |s, uri, bucket, key| async move {
+            head(&s, &uri, &bucket, &key).await
+        })
+    }
+    fn get(&self, shared: &Arc<Shared>, uri: &str, max_bytes: u64) -> Result<Bytes, StoreError> {
+        self.blocking(shared, uri, |s, uri, bucket, key| async move {
+            get(&s, &uri, &bucket, &key, None, Some(max_bytes)).await
+        })
+    }
+    fn get_ranges(
+        &self,
+        shared: &Arc<Shared>,
+        uri: &str,
+        requests: &[Range<u64>],
+    ) -> Result<Vec<Bytes>, StoreError> {
+        let requests = requests.to_vec();
+        self.blocking(shared, uri, |s, uri, bucket, key| async move {
+            get_ranges(&s, &uri, &bucket, &key, requests).await
+        })
+    }
+    fn put_reader(
+        &self,
+        shared: &Arc<Shared>,
+        uri: &str,
+        reader: &mut dyn Read,
+    ) -> Result<u64, StoreError> {
+        put_reader(shared, uri, &self.bucket, &self.key, reader)
+    }
+    fn list(&self, shared: &Arc<Shared>, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
+        self.blocking(shared, prefix, |s, prefix, bucket, key| async move {
+            list(&s, &prefix, &bucket, &key).await
+        })
+    }
+    fn delete(&self, shared: &Arc<Shared>, uri: &str) -> Result<(), StoreError> {
+        self.blocking(shared, uri, |s, uri, bucket, key| async move {
+            delete(&s, &uri, &bucket, &key).await
+        })
+    }
+    fn bucket_region(&self, shared: &Arc<Shared>, uri: &str) -> Result<Option<String>, StoreError> {
+        self.blocking(shared, uri, |s, _, bucket, _| async move {
+            bucket_region(&s, &bucket).await.map(Some)
+        })
+    }
+}
 
 /// Public buckets and their regions, used when no endpoint override is configured.
 const PUBLIC_BUCKET_REGIONS: &[(&str, &str)] = &[("sentinel-cogs", "us-west-2")];
@@ -60,19 +137,19 @@ pub(crate) struct Route {
 
 impl Route {
     /// Counts one request of `class` that moved no object data (HEAD, LIST, a refused GET).
-    pub(crate) fn count(&self, inner: &Inner, class: S3Class) {
+    pub(crate) fn count(&self, inner: &Shared, class: S3Class) {
         inner.counters.request();
         inner.counters.s3(&self.region, self.billed, class, 0, 0);
     }
     /// Counts one GET that received `bytes`.
-    pub(crate) fn got(&self, inner: &Inner, bytes: u64) {
+    pub(crate) fn got(&self, inner: &Shared, bytes: u64) {
         inner.counters.get(bytes);
         inner
             .counters
             .s3(&self.region, self.billed, S3Class::Get, bytes, 0);
     }
     /// Counts one PUT (or part) that sent `bytes`.
-    pub(crate) fn put(&self, inner: &Inner, bytes: u64) {
+    pub(crate) fn put(&self, inner: &Shared, bytes: u64) {
         inner.counters.put(bytes);
         inner
             .counters
@@ -84,7 +161,7 @@ impl Route {
 /// else a public bucket's (without an endpoint override, where it wins over the configured
 /// region: a function in eu-west-1 reads `sentinel-cogs` in us-west-2), else the
 /// configured region.
-fn known_region(inner: &Inner, bucket: &str) -> Option<String> {
+fn known_region(inner: &Shared, bucket: &str) -> Option<String> {
     let opts = &inner.options;
     inner.s3.learnt(bucket).or_else(|| {
         let public = PUBLIC_BUCKET_REGIONS
@@ -98,7 +175,7 @@ fn known_region(inner: &Inner, bucket: &str) -> Option<String> {
     })
 }
 
-pub(crate) async fn client_for(inner: &Inner, bucket: &str) -> Route {
+pub(crate) async fn client_for(inner: &Shared, bucket: &str) -> Route {
     let opts = &inner.options;
     let anonymous = opts.is_anonymous(bucket);
     let endpoint = opts.endpoint.clone();
@@ -162,7 +239,7 @@ pub(crate) async fn client_for(inner: &Inner, bucket: &str) -> Route {
 
 /// The region of `bucket`: known ([`known_region`] before the configured one), else
 /// asked with a HeadBucket, whose answer names the region even when it refuses.
-pub(crate) async fn bucket_region(inner: &Inner, bucket: &str) -> Result<String, StoreError> {
+async fn bucket_region(inner: &Shared, bucket: &str) -> Result<String, StoreError> {
     if let Some(r) = inner.s3.learnt(bucket) {
         return Ok(r);
     }
@@ -202,7 +279,7 @@ fn bucket_of(uri: &str) -> &str {
     rest.split('/').next().unwrap_or(rest)
 }
 
-fn payer(inner: &Inner) -> Option<RequestPayer> {
+fn payer(inner: &Shared) -> Option<RequestPayer> {
     inner
         .options
         .requester_pays
@@ -211,7 +288,7 @@ fn payer(inner: &Inner) -> Option<RequestPayer> {
 
 /// Maps an SDK error to a [`StoreError`] naming `op` and `uri`.
 fn map_err<E>(
-    inner: &Inner,
+    inner: &Shared,
     op: Op,
     uri: &str,
     route: &Route,
@@ -296,7 +373,7 @@ where
 /// `fut`, failed with a [`StoreError::Remote`] when it takes longer than the request
 /// deadline (or what is left of the task's).
 async fn bounded<T>(
-    inner: &Inner,
+    inner: &Shared,
     op: Op,
     uri: &str,
     fut: impl std::future::Future<Output = Result<T, StoreError>>,
@@ -331,8 +408,8 @@ async fn bounded<T>(
 /// that a public-read bucket policy allows as GET, which AWS does not); and a GET's error
 /// names its code (bucket or key missing), where a HEAD's has no body. An empty object
 /// (416 for any range) is asked again with a HEAD.
-pub(crate) async fn head(
-    inner: &Inner,
+async fn head(
+    inner: &Shared,
     uri: &str,
     bucket: &str,
     key: &str,
@@ -397,8 +474,8 @@ pub(crate) async fn head(
 
 /// GET of the whole object (`range = None`, at most `max` bytes) or of one byte range,
 /// checked for length, within the request deadline.
-pub(crate) async fn get(
-    inner: &Inner,
+async fn get(
+    inner: &Shared,
     uri: &str,
     bucket: &str,
     key: &str,
@@ -426,7 +503,7 @@ pub(crate) async fn get(
 }
 
 async fn get_unbounded(
-    inner: &Inner,
+    inner: &Shared,
     uri: &str,
     bucket: &str,
     key: &str,
@@ -502,8 +579,8 @@ async fn get_unbounded(
     Ok(bytes)
 }
 
-pub(crate) async fn get_ranges(
-    inner: &Inner,
+async fn get_ranges(
+    inner: &Shared,
     uri: &str,
     bucket: &str,
     key: &str,
@@ -518,8 +595,8 @@ pub(crate) async fn get_ranges(
     results.into_iter().collect()
 }
 
-pub(crate) async fn list(
-    inner: &Inner,
+async fn list(
+    inner: &Shared,
     prefix_uri: &str,
     bucket: &str,
     key_prefix: &str,
@@ -550,12 +627,7 @@ pub(crate) async fn list(
     Ok(out)
 }
 
-pub(crate) async fn delete(
-    inner: &Inner,
-    uri: &str,
-    bucket: &str,
-    key: &str,
-) -> Result<(), StoreError> {
+async fn delete(inner: &Shared, uri: &str, bucket: &str, key: &str) -> Result<(), StoreError> {
     let route = client_for(inner, bucket).await;
     route.count(inner, S3Class::Free);
     route
@@ -571,7 +643,7 @@ pub(crate) async fn delete(
 }
 
 async fn put_object(
-    inner: &Inner,
+    inner: &Shared,
     uri: &str,
     bucket: &str,
     key: &str,
@@ -602,8 +674,8 @@ async fn put_object(
 
 /// Streams `reader` to S3: one PUT when it fits in a part, else a multipart upload with up to
 /// `concurrency` parts in flight, completed last and aborted on any failure.
-pub(crate) fn put_reader(
-    inner: &std::sync::Arc<Inner>,
+fn put_reader(
+    inner: &Arc<Shared>,
     uri: &str,
     bucket: &str,
     key: &str,
@@ -810,4 +882,18 @@ pub(crate) fn put_reader(
         Ok(_) => Ok(total),
         Err(e) => Err(abort(e)),
     }
+}
+
+/// Reads from `reader` until `buf` is full or the reader ends; returns the bytes read.
+fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
 }

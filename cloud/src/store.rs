@@ -3,348 +3,21 @@
 use std::io::Read;
 use std::ops::Range;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
+use crate::backend::{self, ObjectInfo, ObjectMeta, Shared};
+use crate::counters::{Counters, S3Traffic, StoreStats};
 use crate::error::{Op, StoreError};
-use crate::retry::RetryPolicy;
-use crate::runtime::block_on;
-use crate::uri::Location;
-use crate::{http, local, ranges, s3};
-
-/// Settings of a [`Store`]. [`StoreOptions::from_env`] reads them from the environment.
-#[derive(Debug, Clone)]
-pub struct StoreOptions {
-    /// S3-compatible endpoint (e.g. `http://127.0.0.1:5000`); path-style addressing is used
-    /// with it. `None` reads `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL`, else AWS itself.
-    pub endpoint: Option<String>,
-    /// AWS region; `None` uses the standard chain, falling back to `us-east-1`.
-    pub region: Option<String>,
-    /// Send every S3 request unsigned (anonymous access to public buckets).
-    pub no_sign_request: bool,
-    /// Buckets always read anonymously (public open-data buckets), default `sentinel-cogs`.
-    pub anonymous_buckets: Vec<String>,
-    /// Add `x-amz-request-payer: requester` to S3 requests.
-    pub requester_pays: bool,
-    /// Fixed S3 credentials `(access key id, secret access key)` instead of the standard
-    /// chain (environment, profile, SSO, container/instance roles).
-    pub static_credentials: Option<(String, String)>,
-    /// Ranges whose gap is at most this many bytes are fetched in one request.
-    pub coalesce_gap: u64,
-    /// Upper bound of one merged range request, in bytes.
-    pub max_request: u64,
-    /// Requests in flight at once for `get_ranges` and multipart uploads.
-    pub concurrency: usize,
-    /// Part size of multipart uploads (at least 5 MiB); smaller objects use one PUT.
-    pub part_size: usize,
-    /// Retries of throttled and transient failures, per request (the S3 SDK's and the
-    /// HTTP client's own loop).
-    pub retry: RetryPolicy,
-    /// Throttling is not failure: a request still throttled after `retry` (S3 `SlowDown`,
-    /// HTTP 503/429) waits `throttle.backoff(n)` (jittered, growing to a minute) and goes
-    /// again, up to `throttle.max_attempts` rounds and never past the task's deadline; each
-    /// wait is counted in [`StoreStats::throttled`]. Whole-object and ranged reads, heads,
-    /// listings and deletes wait; a streamed upload cannot be replayed and fails instead.
-    pub throttle: RetryPolicy,
-    /// TCP connect timeout for remote stores.
-    pub connect_timeout: Duration,
-    /// Time without receiving data after which a remote read fails (and may be retried).
-    pub read_timeout: Duration,
-    /// Overall limit of one remote request attempt, body included: a server that trickles
-    /// bytes slower than `read_timeout` cannot hold a read open past it.
-    pub request_deadline: Duration,
-    /// Largest object a whole-object `get` reads (bytes); larger ones, and bodies that go on
-    /// past it, are [`StoreError::TooLarge`].
-    pub max_get_bytes: u64,
-}
+use crate::options::{MIN_PART_SIZE, StoreOptions};
+use crate::{http, ranges};
 
 /// Largest JSON document [`Store::get_json`] reads: 256 MiB.
 pub const MAX_JSON_BYTES: u64 = 256 << 20;
-
-/// Minimum S3 multipart part size.
-pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
-
-impl Default for StoreOptions {
-    fn default() -> Self {
-        StoreOptions {
-            endpoint: None,
-            region: None,
-            no_sign_request: false,
-            anonymous_buckets: vec!["sentinel-cogs".to_string()],
-            requester_pays: false,
-            static_credentials: None,
-            coalesce_gap: 1024 * 1024,
-            max_request: 16 * 1024 * 1024,
-            concurrency: 8,
-            part_size: 8 * 1024 * 1024,
-            retry: RetryPolicy::default(),
-            // 1, 2, 4, … 60 s: about five minutes in all.
-            throttle: RetryPolicy {
-                max_attempts: 10,
-                initial_backoff: Duration::from_secs(1),
-                max_backoff: Duration::from_secs(60),
-            },
-            connect_timeout: Duration::from_secs(5),
-            read_timeout: Duration::from_secs(60),
-            request_deadline: Duration::from_secs(300),
-            max_get_bytes: 8 << 30,
-        }
-    }
-}
-
-impl StoreOptions {
-    /// Defaults plus `AWS_ENDPOINT_URL_S3`/`AWS_ENDPOINT_URL`, `AWS_REGION`, unsigned
-    /// requests (`AWS_NO_SIGN_REQUEST=YES`, GDAL's name, or `GEOBUTTON_NO_SIGN_REQUEST=1`)
-    /// and requester pays (`AWS_REQUEST_PAYER=requester`, GDAL's name, or
-    /// `GEOBUTTON_REQUESTER_PAYS=1`). A value these variables cannot take is logged and
-    /// ignored; [`StoreOptions::try_from_env`] refuses it instead.
-    pub fn from_env() -> Self {
-        Self::try_from_env().unwrap_or_else(|problem| {
-            tracing::warn!("{problem}; ignored");
-            Self::from_vars(|k| std::env::var(k).ok(), true)
-                .unwrap_or_else(|_| StoreOptions::default())
-        })
-    }
-
-    /// [`StoreOptions::from_env`], refusing a value the variables cannot take (e.g.
-    /// `AWS_REQUEST_PAYER=bucket-owner`) with a message naming the variable.
-    pub fn try_from_env() -> Result<Self, String> {
-        Self::from_vars(|k| std::env::var(k).ok(), false)
-    }
-
-    /// Whether requests to `bucket` go unsigned (everything with `no_sign_request`, else the
-    /// public buckets of `anonymous_buckets`): the bucket's owner pays for them.
-    pub fn is_anonymous(&self, bucket: &str) -> bool {
-        self.no_sign_request || self.anonymous_buckets.iter().any(|b| b == bucket)
-    }
-
-    /// The options from the variables `var` gives; `lenient` ignores invalid values.
-    fn from_vars(var: impl Fn(&str) -> Option<String>, lenient: bool) -> Result<Self, String> {
-        let var = |k: &str| {
-            var(k)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
-        let check = |r: Result<bool, String>| match r {
-            Err(_) if lenient => Ok(false),
-            other => other,
-        };
-        // Ours: 1/true/0/false. GDAL's AWS_NO_SIGN_REQUEST: YES/NO, TRUE/FALSE, ON/OFF, 1/0.
-        let boolean = |k: &str| -> Result<bool, String> {
-            match var(k).map(|v| v.to_ascii_lowercase()).as_deref() {
-                None => Ok(false),
-                Some("1" | "true" | "yes" | "on") => Ok(true),
-                Some("0" | "false" | "no" | "off") => Ok(false),
-                Some(other) => Err(format!(
-                    "{k}={other:?}: expected YES or NO (also TRUE/FALSE, ON/OFF, 1/0)"
-                )),
-            }
-        };
-        // GDAL passes AWS_REQUEST_PAYER as the x-amz-request-payer header, whose one value
-        // is `requester`.
-        let payer = || -> Result<bool, String> {
-            match var("AWS_REQUEST_PAYER") {
-                None => Ok(false),
-                Some(v) if v.eq_ignore_ascii_case("requester") => Ok(true),
-                Some(v) => Err(format!(
-                    "AWS_REQUEST_PAYER={v:?}: the only value S3 takes is `requester`"
-                )),
-            }
-        };
-        Ok(StoreOptions {
-            endpoint: var("AWS_ENDPOINT_URL_S3").or_else(|| var("AWS_ENDPOINT_URL")),
-            region: var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")),
-            no_sign_request: check(boolean("GEOBUTTON_NO_SIGN_REQUEST"))?
-                | check(boolean("AWS_NO_SIGN_REQUEST"))?,
-            requester_pays: check(boolean("GEOBUTTON_REQUESTER_PAYS"))? | check(payer())?,
-            ..StoreOptions::default()
-        })
-    }
-}
-
-/// Size and location of a listed object.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ObjectMeta {
-    /// The object's URI, in the same form as the listed prefix.
-    pub uri: String,
-    /// Size in bytes.
-    pub size: u64,
-}
-
-/// What identifies one version of an object: its size and, where the backend has them, its
-/// ETag (S3, HTTP) and modification time (local files: nanoseconds; HTTP `Last-Modified`).
-///
-/// Two reads that give equal `ObjectInfo`s saw the same object version, as far as the backend
-/// can tell: this is what task fingerprints record of their inputs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ObjectInfo {
-    /// Size in bytes.
-    pub size: u64,
-    /// The entity tag the server gives (S3, HTTP), quotes included.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub etag: Option<String>,
-    /// Modification time, nanoseconds since 1970-01-01 UTC (local files: the file's mtime;
-    /// HTTP without an ETag: `Last-Modified`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub modified_ns: Option<i64>,
-}
-
-/// Counters of the requests a [`Store`] (and its clones) made.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StoreStats {
-    /// Every backend request: heads, gets, range gets, puts/parts, list pages, deletes.
-    pub requests: u64,
-    /// Whole and ranged GETs (one per merged range request; local reads count alike).
-    pub get_requests: u64,
-    /// Bytes received by GETs.
-    pub bytes_read: u64,
-    /// PUTs, multipart parts included.
-    pub put_requests: u64,
-    /// Bytes written by PUTs.
-    pub bytes_written: u64,
-    /// Waits on a throttled service ([`StoreOptions::throttle`]): not failures.
-    #[serde(default)]
-    pub throttled: u64,
-}
-
-/// S3 requests and bytes of a [`Store`] to the buckets of one region, split by who pays:
-/// the figures the cost estimate prices (requests by class; transfer out of the region).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct S3Traffic {
-    /// The buckets' region (`us-west-2`), as the requests were answered from.
-    pub region: String,
-    /// Whether the requester pays for these requests and the transfer: signed requests
-    /// (buckets of one's own account, requester-pays buckets). Unsigned requests to public
-    /// open-data buckets are paid by the bucket's owner (the AWS Open Data sponsorship).
-    pub billed: bool,
-    /// GET-class requests (GET, ranged GET, HEAD).
-    pub get_class: u64,
-    /// PUT-class requests (PUT, multipart parts, POST, LIST).
-    pub put_class: u64,
-    /// Bytes received, out of the region.
-    pub bytes_read: u64,
-    /// Bytes sent, into the region.
-    pub bytes_written: u64,
-}
-
-/// The class of an S3 request, as priced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(not(feature = "remote"), allow(dead_code))]
-pub(crate) enum S3Class {
-    /// GET, HEAD.
-    Get,
-    /// PUT, POST, LIST, multipart.
-    Put,
-    /// DELETE, free.
-    Free,
-}
-
-#[derive(Default)]
-pub(crate) struct Counters {
-    requests: AtomicU64,
-    get_requests: AtomicU64,
-    bytes_read: AtomicU64,
-    put_requests: AtomicU64,
-    bytes_written: AtomicU64,
-    throttled: AtomicU64,
-    /// S3 traffic by (region, billed).
-    s3: Mutex<std::collections::BTreeMap<(String, bool), S3Traffic>>,
-}
-
-impl Counters {
-    /// One S3 request to a bucket of `region`, with the bytes it moved.
-    #[cfg_attr(not(feature = "remote"), allow(dead_code))]
-    pub(crate) fn s3(&self, region: &str, billed: bool, class: S3Class, read: u64, written: u64) {
-        let Ok(mut m) = self.s3.lock() else { return };
-        let t = m
-            .entry((region.to_string(), billed))
-            .or_insert_with(|| S3Traffic {
-                region: region.to_string(),
-                billed,
-                ..S3Traffic::default()
-            });
-        match class {
-            S3Class::Get => t.get_class += 1,
-            S3Class::Put => t.put_class += 1,
-            S3Class::Free => {}
-        }
-        t.bytes_read += read;
-        t.bytes_written += written;
-    }
-    fn s3_traffic(&self) -> Vec<S3Traffic> {
-        self.s3
-            .lock()
-            .map(|m| m.values().cloned().collect())
-            .unwrap_or_default()
-    }
-    pub(crate) fn request(&self) {
-        self.requests.fetch_add(1, Ordering::Relaxed);
-    }
-    pub(crate) fn get(&self, bytes: u64) {
-        self.request();
-        self.get_requests.fetch_add(1, Ordering::Relaxed);
-        self.bytes_read.fetch_add(bytes, Ordering::Relaxed);
-    }
-    pub(crate) fn put(&self, bytes: u64) {
-        self.request();
-        self.put_requests.fetch_add(1, Ordering::Relaxed);
-        self.bytes_written.fetch_add(bytes, Ordering::Relaxed);
-    }
-    fn snapshot(&self) -> StoreStats {
-        StoreStats {
-            requests: self.requests.load(Ordering::Relaxed),
-            get_requests: self.get_requests.load(Ordering::Relaxed),
-            bytes_read: self.bytes_read.load(Ordering::Relaxed),
-            put_requests: self.put_requests.load(Ordering::Relaxed),
-            bytes_written: self.bytes_written.load(Ordering::Relaxed),
-            throttled: self.throttled.load(Ordering::Relaxed),
-        }
-    }
-    fn reset(&self) {
-        for c in [
-            &self.requests,
-            &self.get_requests,
-            &self.bytes_read,
-            &self.put_requests,
-            &self.bytes_written,
-            &self.throttled,
-        ] {
-            c.store(0, Ordering::Relaxed);
-        }
-        if let Ok(mut m) = self.s3.lock() {
-            m.clear();
-        }
-    }
-}
-
-pub(crate) struct Inner {
-    pub(crate) options: StoreOptions,
-    pub(crate) counters: Counters,
-    pub(crate) s3: Arc<s3::Clients>,
-    pub(crate) http: http::Client,
-    /// After this instant every operation fails with [`StoreError::Deadline`] (a task's).
-    pub(crate) deadline: Option<Instant>,
-    /// URIs written through this store, when it tracks them (a task's, so that a failed task
-    /// can remove what it wrote).
-    pub(crate) written: Option<Mutex<Vec<String>>>,
-}
-
-impl Inner {
-    /// The time a remote request attempt may take: the request deadline, or less when the
-    /// task's deadline comes first.
-    #[cfg_attr(not(feature = "remote"), allow(dead_code))]
-    pub(crate) fn attempt_limit(&self) -> Duration {
-        let limit = self.options.request_deadline;
-        match self.deadline {
-            Some(d) => limit.min(d.saturating_duration_since(Instant::now())),
-            None => limit,
-        }
-    }
-}
 
 /// Blocking access to objects named by URIs: local paths, `file://`, `s3://`, `http(s)://`.
 ///
@@ -352,7 +25,7 @@ impl Inner {
 /// workers and from async code running on a multi-threaded tokio runtime.
 #[derive(Clone)]
 pub struct Store {
-    pub(crate) inner: Arc<Inner>,
+    pub(crate) inner: Arc<Shared>,
 }
 
 impl std::fmt::Debug for Store {
@@ -375,7 +48,7 @@ impl Store {
         options.part_size = options.part_size.max(MIN_PART_SIZE);
         options.concurrency = options.concurrency.max(1);
         Store {
-            inner: Arc::new(Inner {
+            inner: Arc::new(Shared {
                 http: http::Client::new(&options),
                 s3: Arc::default(),
                 counters: Counters::default(),
@@ -406,7 +79,7 @@ impl Store {
     /// A store sharing this one's options and connections, with counters of its own.
     fn derived(&self, deadline: Option<Instant>, written: Option<Mutex<Vec<String>>>) -> Store {
         Store {
-            inner: Arc::new(Inner {
+            inner: Arc::new(Shared {
                 options: self.inner.options.clone(),
                 counters: Counters::default(),
                 s3: self.inner.s3.clone(),
@@ -527,18 +200,8 @@ impl Store {
     /// FIFO) is [`StoreError::NotAFile`]; symbolic links are followed.
     pub fn info(&self, uri: &str) -> Result<ObjectInfo, StoreError> {
         self.check_deadline(Op::Head, uri)?;
-        match Location::parse(uri)? {
-            Location::Local(path) => local::head(&self.inner.counters, uri, &path),
-            Location::S3 { bucket, key } => self.patient(Op::Head, uri, || {
-                let (inner, uri) = (self.inner.clone(), uri.to_string());
-                let (bucket, key) = (bucket.clone(), key.clone());
-                block_on(async move { s3::head(&inner, &uri, &bucket, &key).await })
-            }),
-            Location::Http(url) => self.patient(Op::Head, uri, || {
-                let (inner, url) = (self.inner.clone(), url.clone());
-                block_on(async move { inner.http.head(&inner, &url).await })
-            }),
-        }
+        let backend = backend::open(uri)?;
+        self.patient(Op::Head, uri, || backend.head(&self.inner, uri))
     }
 
     /// Whether the object exists.
@@ -561,20 +224,8 @@ impl Store {
     pub fn get_capped(&self, uri: &str, max_bytes: u64) -> Result<Bytes, StoreError> {
         self.check_deadline(Op::Get, uri)?;
         let max_bytes = max_bytes.min(self.inner.options.max_get_bytes);
-        match Location::parse(uri)? {
-            Location::Local(path) => local::get(&self.inner.counters, uri, &path, max_bytes),
-            Location::S3 { bucket, key } => self.patient(Op::Get, uri, || {
-                let (inner, uri) = (self.inner.clone(), uri.to_string());
-                let (bucket, key) = (bucket.clone(), key.clone());
-                block_on(async move {
-                    s3::get(&inner, &uri, &bucket, &key, None, Some(max_bytes)).await
-                })
-            }),
-            Location::Http(url) => self.patient(Op::Get, uri, || {
-                let (inner, url) = (self.inner.clone(), url.clone());
-                block_on(async move { inner.http.get(&inner, &url, None, Some(max_bytes)).await })
-            }),
-        }
+        let backend = backend::open(uri)?;
+        self.patient(Op::Get, uri, || backend.get(&self.inner, uri, max_bytes))
     }
 
     /// Bytes `range` of the object; a range past the end is [`StoreError::RangePastEnd`].
@@ -604,20 +255,10 @@ impl Store {
             return Ok(vec![Bytes::new(); wanted.len()]);
         }
         let requests: Vec<Range<u64>> = plan.iter().map(|m| m.range.clone()).collect();
-        let responses = match Location::parse(uri)? {
-            Location::Local(path) => {
-                local::get_ranges(&self.inner.counters, uri, &path, &requests)?
-            }
-            Location::S3 { bucket, key } => self.patient(Op::GetRange, uri, || {
-                let (inner, uri) = (self.inner.clone(), uri.to_string());
-                let (bucket, key, requests) = (bucket.clone(), key.clone(), requests.clone());
-                block_on(async move { s3::get_ranges(&inner, &uri, &bucket, &key, requests).await })
-            })?,
-            Location::Http(url) => self.patient(Op::GetRange, uri, || {
-                let (inner, url, requests) = (self.inner.clone(), url.clone(), requests.clone());
-                block_on(async move { http::get_ranges(&inner, &url, requests).await })
-            })?,
-        };
+        let backend = backend::open(uri)?;
+        let responses = self.patient(Op::GetRange, uri, || {
+            backend.get_ranges(&self.inner, uri, &requests)
+        })?;
         Ok(ranges::assemble(wanted, &plan, &responses))
     }
 
@@ -631,17 +272,10 @@ impl Store {
     /// Locally: a temporary file in the same directory, renamed into place when complete.
     /// On S3: one PUT for small data, else a multipart upload completed last and aborted on
     /// any failure (a failing `reader` included), so no partial object ever appears.
-    pub fn put_reader(&self, uri: &str, reader: impl Read) -> Result<u64, StoreError> {
+    pub fn put_reader(&self, uri: &str, mut reader: impl Read) -> Result<u64, StoreError> {
         self.check_deadline(Op::Put, uri)?;
-        let written = match Location::parse(uri)? {
-            Location::Local(path) => local::put_reader(&self.inner.counters, uri, &path, reader),
-            Location::S3 { bucket, key } => s3::put_reader(&self.inner, uri, &bucket, &key, reader),
-            Location::Http(_) => Err(StoreError::Unsupported {
-                op: Op::Put,
-                uri: uri.to_string(),
-                reason: "HTTP(S) locations are read-only",
-            }),
-        }?;
+        // Not asked again when throttled: a streamed body cannot be replayed.
+        let written = backend::open(uri)?.put_reader(&self.inner, uri, &mut reader)?;
         self.record_write(uri);
         Ok(written)
     }
@@ -659,19 +293,8 @@ impl Store {
     /// recursively; otherwise the files of its parent directory starting with it.
     pub fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
         self.check_deadline(Op::List, prefix)?;
-        match Location::parse(prefix)? {
-            Location::Local(path) => local::list(&self.inner.counters, prefix, &path),
-            Location::S3 { bucket, key } => self.patient(Op::List, prefix, || {
-                let (inner, prefix) = (self.inner.clone(), prefix.to_string());
-                let (bucket, key) = (bucket.clone(), key.clone());
-                block_on(async move { s3::list(&inner, &prefix, &bucket, &key).await })
-            }),
-            Location::Http(_) => Err(StoreError::Unsupported {
-                op: Op::List,
-                uri: prefix.to_string(),
-                reason: "HTTP(S) locations cannot be listed",
-            }),
-        }
+        let backend = backend::open(prefix)?;
+        self.patient(Op::List, prefix, || backend.list(&self.inner, prefix))
     }
 
     /// The AWS region of the bucket of an `s3://` URI (`us-west-2` for `sentinel-cogs`):
@@ -679,32 +302,14 @@ impl Store {
     /// HeadBucket, whose answer (`x-amz-bucket-region`) names it even when it refuses.
     /// `None` for local and HTTP locations.
     pub fn bucket_region(&self, uri: &str) -> Result<Option<String>, StoreError> {
-        match Location::parse(uri)? {
-            Location::S3 { bucket, .. } => self
-                .patient(Op::Head, uri, || {
-                    let (inner, bucket) = (self.inner.clone(), bucket.clone());
-                    block_on(async move { s3::bucket_region(&inner, &bucket).await })
-                })
-                .map(Some),
-            Location::Local(_) | Location::Http(_) => Ok(None),
-        }
+        let backend = backend::open(uri)?;
+        self.patient(Op::Head, uri, || backend.bucket_region(&self.inner, uri))
     }
 
     /// Deletes the object; deleting a missing object succeeds.
     pub fn delete(&self, uri: &str) -> Result<(), StoreError> {
-        match Location::parse(uri)? {
-            Location::Local(path) => local::delete(&self.inner.counters, uri, &path),
-            Location::S3 { bucket, key } => self.patient(Op::Delete, uri, || {
-                let (inner, uri) = (self.inner.clone(), uri.to_string());
-                let (bucket, key) = (bucket.clone(), key.clone());
-                block_on(async move { s3::delete(&inner, &uri, &bucket, &key).await })
-            }),
-            Location::Http(_) => Err(StoreError::Unsupported {
-                op: Op::Delete,
-                uri: uri.to_string(),
-                reason: "HTTP(S) locations are read-only",
-            }),
-        }
+        let backend = backend::open(uri)?;
+        self.patient(Op::Delete, uri, || backend.delete(&self.inner, uri))
     }
 
     /// Reads the JSON object at `uri` (at most [`MAX_JSON_BYTES`]).
@@ -729,95 +334,5 @@ impl Store {
         })?;
         text.push(b'\n');
         self.put(uri, Bytes::from(text))
-    }
-}
-
-/// Reads from `reader` until `buf` is full or the reader ends; returns the bytes read.
-#[cfg_attr(not(feature = "remote"), allow(dead_code))]
-pub(crate) fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn from(vars: &[(&str, &str)], lenient: bool) -> Result<StoreOptions, String> {
-        let vars: Vec<(String, String)> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        StoreOptions::from_vars(
-            |k| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()),
-            lenient,
-        )
-    }
-
-    #[test]
-    fn gdal_and_geobutton_variable_names() {
-        let o = from(&[], false).unwrap();
-        assert!(!o.no_sign_request && !o.requester_pays);
-        for yes in ["YES", "yes", "TRUE", "On", "1"] {
-            let o = from(&[("AWS_NO_SIGN_REQUEST", yes)], false).unwrap();
-            assert!(o.no_sign_request, "{yes}");
-        }
-        for no in ["NO", "false", "OFF", "0", ""] {
-            let o = from(&[("AWS_NO_SIGN_REQUEST", no)], false).unwrap();
-            assert!(!o.no_sign_request, "{no}");
-        }
-        assert!(
-            from(&[("GEOBUTTON_NO_SIGN_REQUEST", "1")], false)
-                .unwrap()
-                .no_sign_request
-        );
-        let o = from(&[("AWS_REQUEST_PAYER", "requester")], false).unwrap();
-        assert!(o.requester_pays);
-        let o = from(&[("AWS_REQUEST_PAYER", "Requester")], false).unwrap();
-        assert!(o.requester_pays);
-        assert!(
-            from(&[("GEOBUTTON_REQUESTER_PAYS", "true")], false)
-                .unwrap()
-                .requester_pays
-        );
-        let o = from(
-            &[
-                ("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:9"),
-                ("AWS_DEFAULT_REGION", "eu-south-2"),
-            ],
-            false,
-        )
-        .unwrap();
-        assert_eq!(o.endpoint.as_deref(), Some("http://127.0.0.1:9"));
-        assert_eq!(o.region.as_deref(), Some("eu-south-2"));
-    }
-
-    #[test]
-    fn values_the_variables_cannot_take_are_refused_by_name() {
-        let e = from(&[("AWS_REQUEST_PAYER", "bucket-owner")], false).unwrap_err();
-        assert!(
-            e.contains("AWS_REQUEST_PAYER") && e.contains("requester"),
-            "{e}"
-        );
-        let e = from(&[("AWS_NO_SIGN_REQUEST", "maybe")], false).unwrap_err();
-        assert!(e.contains("AWS_NO_SIGN_REQUEST=\"maybe\""), "{e}");
-        // Leniently, a bad value counts as unset and the others still apply.
-        let o = from(
-            &[
-                ("AWS_NO_SIGN_REQUEST", "maybe"),
-                ("AWS_REQUEST_PAYER", "requester"),
-            ],
-            true,
-        )
-        .unwrap();
-        assert!(!o.no_sign_request && o.requester_pays);
     }
 }

@@ -6,7 +6,7 @@
 
 use crate::error::StoreError;
 use crate::runtime::block_on;
-use crate::store::{Store, StoreOptions};
+use crate::{Store, StoreOptions};
 
 /// Endpoint of the loopback S3 server; panics with instructions when unset.
 pub fn s3_endpoint() -> String {

@@ -4,6 +4,7 @@ use cloud::{Classify, ErrorKind, StoreError};
 
 /// An error reading or writing a raster; every variant names the file.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CogError {
     /// The storage layer failed (missing object, network, permissions).
     #[error("{source}")]

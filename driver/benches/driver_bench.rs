@@ -18,6 +18,16 @@
 //!   Lambda executor against `cargo lambda watch` with as many instances of the release
 //!   stage binaries as the concurrency: wall time, per-task overhead, S3 requests per task,
 //!   and the dry run's forecast of the same run (from the first run's task times) beside it.
+//! - `seed-forecast [--dir D] [--memory MB] [--s2 BEFORE_RED,BEFORE_NIR,AFTER_RED,AFTER_NIR]`:
+//!   the dry run's forecast of the seed's three runs at the seed's sizes. One task of each
+//!   at the seed's size is run and timed with the local executor (a 5.2 M-point LAZ sheet,
+//!   2 km at 1.3 points/m², about 155 MB as LAS like the seed's 516 files; the 121 windows of
+//!   1024 px of two 10980² Sentinel-2 dates, e.g. `gen_data.py --only s2`; a 3550² MDT05-like
+//!   tile at 5 m, a 36th of the seed's 452 M cells). Its mean task time then stands for every
+//!   task of the seed's plan (516 sheets, 968 windows, 36 tiles: the same plans as `seed`,
+//!   made on local disk) in `plan_pipeline`'s forecast on as many functions as tasks, at
+//!   `--memory` MB (1769: one vCPU). Run it under `taskset -c 0` so that each task is timed
+//!   on one vCPU, as on a 1769 MB function.
 
 use std::time::{Duration, Instant};
 
@@ -111,7 +121,10 @@ fn main() -> Result<()> {
         }
         Some("lambda-overhead") => lambda_overhead(&args, &store)?,
         Some("seed") => seed(&args)?,
-        _ => bail!("driver_bench demo | lidar IN OUT | lambda-overhead --tasks N | seed"),
+        Some("seed-forecast") => seed_forecast(&args, &store)?,
+        _ => bail!(
+            "driver_bench demo | lidar IN OUT | lambda-overhead --tasks N | seed | seed-forecast"
+        ),
     }
     Ok(())
 }
@@ -256,7 +269,10 @@ fn emulator(
     for (f, bin) in functions {
         for _ in 0..instances {
             let mut cmd = std::process::Command::new(bin);
-            cmd.env_remove("GEOBUTTON_MANIFEST");
+            // The functions reach the loopback S3 server, as the tests' do.
+            cmd.env_remove("GEOBUTTON_MANIFEST")
+                .env("AWS_ENDPOINT_URL", cloud::testing::s3_endpoint())
+                .env("AWS_REGION", "us-east-1");
             guards.push(ChildGuard(
                 testkit::lambda::as_instance(&mut cmd, port, f).spawn()?,
             ));
@@ -319,8 +335,26 @@ enum SeedInputs {
     Water(driver::workloads::WaterCatalog),
 }
 
-fn seed(args: &[String]) -> Result<()> {
+/// The inputs of the seed's run `workload` under `prefix` (at the seed's task counts, small
+/// tasks): 516 LAZ sheets; 8 Sentinel-2 tiles of 121 windows with a loopback STAC API
+/// serving their items; 36 water DTM tiles.
+fn seed_inputs(store: &Store, workload: &str, prefix: &str) -> Result<SeedInputs> {
     use driver::workloads as w;
+    Ok(match workload {
+        "lidar" => SeedInputs::Lidar(w::lidar_catalog(store, prefix, 12, 43, 60.0, 0.5, true)?),
+        "ndvi" => {
+            let tiles = w::mgrs_tiles(w::SEED_NDVI_TILES);
+            let cat = w::s2_catalog(store, prefix, &tiles, 352, 32)?;
+            let items = cat.items.clone();
+            let (api, _) = w::serve_stac_api(100, move |_| items)?;
+            SeedInputs::Ndvi(cat, api)
+        }
+        "water" => SeedInputs::Water(w::water_catalog(store, prefix, 6, 6, 40, 100.0)?),
+        other => bail!("unknown workload {other}: lidar, ndvi or water"),
+    })
+}
+
+fn seed(args: &[String]) -> Result<()> {
     let list = |name: &str, default: &str| -> Vec<String> {
         arg(args, name, default.to_string())
             .split(',')
@@ -346,52 +380,20 @@ fn seed(args: &[String]) -> Result<()> {
     for workload in &workloads {
         let root = format!("s3://{bucket}/{workload}");
         let clock = Instant::now();
-        let (inputs, step, functions) = match workload.as_str() {
+        let inputs = seed_inputs(&store, workload, &format!("{root}/in"))?;
+        let (step, functions) = match workload.as_str() {
             "lidar" => (
-                SeedInputs::Lidar(w::lidar_catalog(
-                    &store,
-                    &format!("{root}/in"),
-                    12,
-                    43,
-                    60.0,
-                    0.5,
-                    true,
-                )?),
                 "partition",
                 vec![("lidar-partitioner", "geobutton-lidar-partitioner-1024")],
             ),
-            "ndvi" => {
-                let cat = w::s2_catalog(
-                    &store,
-                    &format!("{root}/in"),
-                    &w::mgrs_tiles(w::SEED_NDVI_TILES),
-                    352,
-                    32,
-                )?;
-                let items = cat.items.clone();
-                let (api, _) = w::serve_stac_api(100, move |_| items)?;
-                (
-                    SeedInputs::Ndvi(cat, api),
-                    "windows",
-                    vec![("ndvi", "geobutton-ndvi-1024")],
-                )
-            }
-            "water" => (
-                SeedInputs::Water(w::water_catalog(
-                    &store,
-                    &format!("{root}/in"),
-                    6,
-                    6,
-                    40,
-                    100.0,
-                )?),
+            "ndvi" => ("windows", vec![("ndvi", "geobutton-ndvi-1024")]),
+            _ => (
                 "tiles",
                 vec![
                     ("water", "geobutton-water-1024"),
                     ("terrain", "geobutton-terrain-1024"),
                 ],
             ),
-            other => bail!("unknown workload {other}: lidar, ndvi or water"),
         };
         println!(
             "\n{workload}: inputs made in {:.1} s",
@@ -489,6 +491,157 @@ fn seed(args: &[String]) -> Result<()> {
                 }
             }
         }
+    }
+    Ok(())
+}
+
+/// One seed-size task's measurement: the step, its tasks, their mean seconds and bytes read.
+struct Measured {
+    step: &'static str,
+    tasks: usize,
+    mean_s: f64,
+    mean_bytes: f64,
+}
+
+/// Runs `p` with the local executor and measures the tasks of `step`.
+fn measure(
+    p: &mut dyn driver::Pipeline,
+    store: &Store,
+    out: &str,
+    step: &'static str,
+) -> Result<Measured> {
+    let config = RunConfig {
+        progress: ProgressMode::Silent,
+        force: true,
+        ..RunConfig::new(out)
+    };
+    let s = run_pipeline(p, &LocalExecutor::default(), store, &config)?;
+    let tasks: Vec<&driver::report::TaskReport> =
+        s.report.tasks.iter().filter(|t| t.step == step).collect();
+    if tasks.is_empty() {
+        bail!("no {step} tasks ran");
+    }
+    let n = tasks.len() as f64;
+    Ok(Measured {
+        step,
+        tasks: tasks.len(),
+        mean_s: tasks.iter().filter_map(|t| t.duration_s).sum::<f64>() / n,
+        mean_bytes: tasks.iter().map(|t| t.bytes_read as f64).sum::<f64>() / n,
+    })
+}
+
+fn seed_forecast(args: &[String], store: &Store) -> Result<()> {
+    use driver::workloads as w;
+    let dir = arg(args, "--dir", "/tmp/geobutton-seed-forecast".to_string());
+    let memory_mb = arg(args, "--memory", 1769u32);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let local = LocalExecutor::default();
+    let mut measured = Vec::new();
+
+    // LiDAR: one sheet of 2 km at 1.3 points/m² (5.2 M points), partitioned alone.
+    let sheet = format!("{dir}/size/lidar/sheet.laz");
+    let (bytes, points) = w::lidar_sheet(600_000.0, 4_150_000.0, 2_000.0, 1.3, 1, true)?;
+    std::fs::create_dir_all(format!("{dir}/size/lidar"))?;
+    std::fs::write(&sheet, &bytes)?;
+    let mut p = LidarPipeline::new(vec![sheet], &format!("{dir}/size/lidar/out"));
+    p.partition_only = true;
+    p.buffer_m = 10.0;
+    let m = measure(&mut p, store, &format!("{dir}/size/lidar/out"), "partition")?;
+    println!(
+        "lidar: a {points}-point sheet ({:.0} MB LAZ): {:.2} s, {:.0} MB read",
+        bytes.len() as f64 / 1e6,
+        m.mean_s,
+        m.mean_bytes / 1e6
+    );
+    measured.push(("lidar", m));
+
+    // NDVI: the 121 windows of two real-size dates.
+    if let Some(bands) = args
+        .iter()
+        .position(|a| a == "--s2")
+        .and_then(|i| args.get(i + 1))
+    {
+        use driver::pipeline::ndvi::{NdviInput, NdviPipeline};
+        let b: Vec<&str> = bands.split(',').collect();
+        let [br, bn, ar, an] = b.as_slice() else {
+            bail!("--s2 BEFORE_RED,BEFORE_NIR,AFTER_RED,AFTER_NIR");
+        };
+        let out = format!("{dir}/size/ndvi");
+        let mut p = NdviPipeline::new(NdviInput::Bands {
+            before: ndvi::SceneBands::from_uris(br, bn, None, 0.0),
+            after: ndvi::SceneBands::from_uris(ar, an, None, 0.0),
+            out: out.clone(),
+            window: 1024,
+            blocksize: 512,
+            quicklook: false,
+        });
+        let m = measure(&mut p, store, &out, "windows")?;
+        println!(
+            "ndvi: {} windows of 1024² over two dates: {:.2} s, {:.1} MB read each",
+            m.tasks,
+            m.mean_s,
+            m.mean_bytes / 1e6
+        );
+        measured.push(("ndvi", m));
+    } else {
+        println!("ndvi: skipped (no --s2 bands)");
+    }
+
+    // Water: one 3550² tile at 5 m.
+    let cat = w::water_catalog(store, &format!("{dir}/size/water/in"), 1, 1, 3550, 5.0)?;
+    let template: water::Params = serde_json::from_value(serde_json::json!({
+        "dtm": "", "stations": cat.stations, "date": cat.date, "plots": cat.plots, "out": ""
+    }))?;
+    let out = format!("{dir}/size/water/out");
+    let mut p = WaterPipeline::new(cat.dtms.clone(), template, &out);
+    let m = measure(&mut p, store, &out, "tiles")?;
+    println!(
+        "water: a 3550² tile at 5 m: {:.2} s, {:.0} MB read",
+        m.mean_s,
+        m.mean_bytes / 1e6
+    );
+    measured.push(("water", m));
+
+    // The seed's plans, with the measured task time for every task.
+    println!("\nforecast on as many {memory_mb} MB functions as tasks (0.2 s per invocation):");
+    println!(
+        "  {:<6} {:>6}  {:>8}  {:>8}  {:>9}  {:>9}  {:>12}",
+        "run", "tasks", "task s", "wall s", "GB-s", "USD", "read GB/s"
+    );
+    for (workload, m) in &measured {
+        let root = format!("{dir}/plan/{workload}");
+        let inputs = seed_inputs(store, workload, &format!("{root}/in"))?;
+        let mut p = seed_pipeline(workload, &inputs, &format!("{root}/out"))?;
+        let mut config = RunConfig {
+            progress: ProgressMode::Silent,
+            ..RunConfig::new(&format!("{root}/out"))
+        };
+        config.cost.memory_mb = memory_mb;
+        config
+            .forecast
+            .task_seconds
+            .insert(m.step.to_string(), m.mean_s);
+        // Plan once to count the tasks, then forecast on that many functions.
+        let plan = driver::run::plan_pipeline(p.as_mut(), &local, store, &config)?;
+        let tasks: usize = plan
+            .steps
+            .iter()
+            .filter(|s| s.step == m.step)
+            .map(|s| s.to_run)
+            .sum();
+        config.forecast.lambdas = Some(tasks);
+        let mut p = seed_pipeline(workload, &inputs, &format!("{root}/out"))?;
+        let plan = driver::run::plan_pipeline(p.as_mut(), &local, store, &config)?;
+        let f = plan.forecast.context("no forecast")?;
+        let wall: f64 = f.steps.iter().filter(|s| s.0 == m.step).map(|s| s.2).sum();
+        println!(
+            "  {workload:<6} {tasks:>6}  {:>8.2}  {wall:>8.2}  {:>9.0}  {:>9.3}  {:>12.2}",
+            m.mean_s,
+            f.gb_s,
+            f.lambda_usd,
+            m.mean_bytes * tasks as f64 / wall / 1e9
+        );
     }
     Ok(())
 }

@@ -4,6 +4,7 @@ use cloud::{StoreError, TaskError};
 
 /// What can stop a run.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DriverError {
     /// Storage failed (manifests, statuses, reports).
     #[error(transparent)]

@@ -4,6 +4,7 @@ use cloud::{Classify, ErrorKind, StoreError};
 
 /// What went wrong; every variant names the file (URI or path) it is about.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PartitionError {
     /// The parameters cannot work (capacity 0, negative buffer, ...).
     #[error("invalid parameters: {0}")]

@@ -90,11 +90,7 @@ pub const MANIFEST_NAME: &str = "partitions.json";
 /// Partitions `input` into tiles under the directory/prefix `output`, reading and writing
 /// through the store of the environment ([`Store::from_env`]), without progress output.
 pub fn partition(input: &str, output: &str, params: &Params) -> Result<Manifest> {
-    let ctx = Ctx {
-        store: Store::from_env(),
-        progress_mode: ProgressMode::Silent,
-        task_id: None,
-    };
+    let ctx = Ctx::new(Store::from_env()).with_progress(ProgressMode::Silent);
     partition_with(&ctx, input, output, params)
 }
 

@@ -10,11 +10,7 @@ use common::data;
 use lidar_partitioner::{Manifest, Params, PartitionStage, PointRecords};
 
 fn ctx(store: &cloud::Store) -> Ctx {
-    Ctx {
-        store: store.clone(),
-        progress_mode: ProgressMode::Silent,
-        task_id: None,
-    }
+    Ctx::new(store.clone()).with_progress(ProgressMode::Silent)
 }
 
 #[test]

@@ -5,6 +5,7 @@ use cloud::{Classify, ErrorKind, StoreError};
 /// Everything that can go wrong computing NDVI, addressing scenes or preprocessing products.
 /// Every variant names the file (URI) or input it is about.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum NdviError {
     /// Two rasters that must share a pixel grid do not (CRS, size or geotransform).
     #[error("{a} and {b} are not on the same pixel grid: {detail}")]

@@ -314,8 +314,8 @@ pub const MAX_PRODUCT_BYTES: u64 = 16 << 30;
 /// layout; returns the local folder. Refuses products over [`MAX_PRODUCT_BYTES`] and
 /// object names that would leave the folder.
 fn download_product(store: &Store, product: &str, dir: &Path) -> Result<PathBuf, NdviError> {
+    let prefix = product_prefix(product);
     let product = product.trim_end_matches('/');
-    let prefix = format!("{product}/");
     let objects = store.list(&prefix)?;
     let total: u64 = objects.iter().map(|o| o.size).sum();
     if total > MAX_PRODUCT_BYTES {
@@ -349,9 +349,17 @@ fn download_product(store: &Store, product: &str, dir: &Path) -> Result<PathBuf,
     Ok(root)
 }
 
+/// The prefix every file of the product folder `product` starts with (`product/`).
+pub fn product_prefix(product: &str) -> String {
+    format!("{}/", product.trim_end_matches('/'))
+}
+
 fn list_files(store: &Store, product: &str) -> Result<Vec<String>, NdviError> {
-    let prefix = format!("{}/", product.trim_end_matches('/'));
-    Ok(store.list(&prefix)?.into_iter().map(|o| o.uri).collect())
+    Ok(store
+        .list(&product_prefix(product))?
+        .into_iter()
+        .map(|o| o.uri)
+        .collect())
 }
 
 /// Runs preprocessing with Sen2Cor looked up on the process's `PATH`.

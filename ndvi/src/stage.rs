@@ -177,8 +177,7 @@ impl Params {
                     scene_inputs(a, !t.scl_mask.is_empty(), &mut v);
                 }
             }
-            // A product folder (a .SAFE directory) is not one object: its path is in the
-            // parameters.
+            // A product folder (a .SAFE directory) is not one object: see `input_folders`.
             Params::Preprocess(_) => {}
         }
         v
@@ -201,6 +200,14 @@ impl Stage for NdviStage {
 
     fn input_uris(params: &Params) -> Vec<String> {
         params.input_uris_of()
+    }
+
+    /// A preprocessing task reads its whole product folder (Sen2Cor reads every file of it).
+    fn input_folders(params: &Params) -> Vec<String> {
+        match params {
+            Params::Preprocess(t) => vec![crate::preprocess::product_prefix(&t.product)],
+            _ => Vec::new(),
+        }
     }
 
     fn status_root(params: &Params) -> String {

@@ -141,6 +141,70 @@ with rasterio.open(f + "/B04_B08.tif") as s:
     assert!(d.iter().filter(|v| !v.is_nan()).count() > 1_000_000);
 }
 
+/// A preprocessing task's fingerprint covers every file of its product folder: a resumed run
+/// skips it while the product is unchanged, and reruns it, naming the file, when a file of
+/// the product changes or appears; an empty product folder fails before any work.
+#[test]
+fn a_changed_product_file_reruns_preprocessing() {
+    use cloud::{Ctx, ErrorKind, ProgressMode, Rerun, RunOptions, Store, TaskState};
+    let dir = tempdir();
+    let safe = make_safe(dir.path(), L2A, "tif", &mtd("02.14", None));
+    let out = path_str(&dir.path().join("archive"));
+    let ctx = Ctx::new(Store::default()).with_progress(ProgressMode::Silent);
+    let task = |product: &str| {
+        serde_json::json!({
+            "id": "preprocess",
+            "stage": "ndvi",
+            "params": { "op": "preprocess", "product": product, "out": out },
+        })
+    };
+    let run = |product: &str| {
+        cloud::run_task::<ndvi::NdviStage>(task(product), &ctx, &RunOptions::default()).unwrap()
+    };
+    let first = run(&safe);
+    assert_eq!(first.state, TaskState::Ok, "{first:?}");
+    let inputs: Vec<String> = first
+        .fingerprint
+        .as_ref()
+        .unwrap()
+        .inputs
+        .iter()
+        .map(|i| i.uri.strip_prefix(&safe).unwrap().to_string())
+        .collect();
+    // The three bands and the metadata file, in URI order.
+    assert_eq!(inputs.len(), 4, "{inputs:?}");
+    assert!(inputs.is_sorted(), "{inputs:?}");
+    assert!(
+        inputs.contains(&"/MTD_MSIL2A.xml".to_string()),
+        "{inputs:?}"
+    );
+    assert!(run(&safe).skipped);
+    // The metadata rewritten (processing baseline 04.00, offset -1000): rerun, named.
+    let metadata = format!("{safe}/MTD_MSIL2A.xml");
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(&metadata, mtd("04.00", Some(-1000))).unwrap();
+    let s = run(&safe);
+    assert_eq!(s.ran_because, Some(Rerun::InputChanged(metadata)), "{s:?}");
+    assert_eq!(s.output.unwrap()["offset_dn"], -1000.0);
+    assert!(run(&safe).skipped);
+    // A file added to the product: rerun, named.
+    let added = format!("{safe}/manifest.safe");
+    std::fs::write(&added, "<manifest/>").unwrap();
+    assert_eq!(run(&safe).ran_because, Some(Rerun::InputChanged(added)));
+    // An empty product folder: not found, before any work.
+    let empty = dir.path().join(L2A.replace("T123947", "T999999"));
+    std::fs::create_dir(&empty).unwrap();
+    let s = run(&path_str(&empty));
+    assert_eq!(s.state, TaskState::Error, "{s:?}");
+    let error = s.error.unwrap();
+    assert_eq!(error.kind, ErrorKind::NotFound);
+    assert!(
+        error.message.contains("no object in it"),
+        "{}",
+        error.message
+    );
+}
+
 #[test]
 fn baseline_04_offset_goes_into_the_stac_item() {
     let dir = tempdir();

@@ -5,6 +5,7 @@ use cloud::{Classify, ErrorKind, StoreError};
 /// Everything that can go wrong computing terrain models; each variant names the file (or
 /// parameter) and the problem.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum TerrainError {
     /// Reading or writing an object failed.
     #[error(transparent)]

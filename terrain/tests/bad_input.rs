@@ -9,11 +9,7 @@ use terrain::stage::{ModelsParams, RasterOutput, SlopeParams, run_models, run_sl
 use terrain::{ModelOptions, NODATA, Product, TerrainError};
 
 fn ctx() -> Ctx {
-    Ctx {
-        store: Store::from_env(),
-        progress_mode: ProgressMode::Silent,
-        task_id: None,
-    }
+    Ctx::new(Store::from_env()).with_progress(ProgressMode::Silent)
 }
 
 /// (x, y, z, class, return number, number of returns)

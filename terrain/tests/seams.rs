@@ -17,11 +17,7 @@ const TILE: &str = concat!(
 );
 
 fn ctx() -> Ctx {
-    Ctx {
-        store: Store::from_env(),
-        progress_mode: ProgressMode::Silent,
-        task_id: None,
-    }
+    Ctx::new(Store::from_env()).with_progress(ProgressMode::Silent)
 }
 
 #[test]

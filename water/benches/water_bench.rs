@@ -170,10 +170,7 @@ fn bench_tile(dir: &str) -> Result<()> {
     let store = Store::from_env();
     let uri = ensure_dtm(&store, dir)?;
     cloud::rss::reset_peak();
-    let ctx = Ctx {
-        progress_mode: cloud::ProgressMode::Log,
-        ..Ctx::new(store)
-    };
+    let ctx = Ctx::new(store).with_progress(cloud::ProgressMode::Log);
     let t = Instant::now();
     let out = water::stage::run_tile(&params(&uri, dir), &ctx)?;
     let total = t.elapsed().as_secs_f64();

@@ -19,6 +19,7 @@ use ndarray::Array2;
 
 /// Errors reading plots or Kc tables.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CropError {
     #[error("{uri}: {message}")]
     Invalid { uri: String, message: String },

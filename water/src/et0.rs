@@ -113,6 +113,7 @@ pub struct DailyResult {
 
 /// Why an input record cannot give an ET0.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum InputError {
     #[error("{field} = {value} is not a finite number")]
     NotFinite { field: &'static str, value: f64 },

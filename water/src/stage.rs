@@ -107,6 +107,7 @@ pub struct Output {
 
 /// Errors of a tile task.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum WaterError {
     #[error("{uri}: {source}")]
     Store {

@@ -68,6 +68,7 @@ pub enum StationFormat {
 
 /// Errors reading a station table.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StationError {
     #[error("{uri}: CSV error: {source}")]
     Csv {

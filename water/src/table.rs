@@ -21,6 +21,7 @@ use crate::fao56::{ALBEDO_GRASS, ANGSTROM_AS, ANGSTROM_BS};
 
 /// Why a whole table cannot be processed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum TableError {
     #[error("{uri}: {source}")]
     Store {

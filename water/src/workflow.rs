@@ -76,6 +76,7 @@ impl Default for Options {
 
 /// Errors of the spatial workflow.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum WorkflowError {
     #[error(transparent)]
     Crs(#[from] UnsupportedCrs),

@@ -19,11 +19,7 @@ pub fn data(rel: &str) -> String {
 }
 
 pub fn ctx(store: &Store) -> Ctx {
-    Ctx {
-        store: store.clone(),
-        progress_mode: ProgressMode::Silent,
-        task_id: None,
-    }
+    Ctx::new(store.clone()).with_progress(ProgressMode::Silent)
 }
 
 /// Asserts two rasters are the same grid and bit-identical.
