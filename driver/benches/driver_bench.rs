@@ -22,10 +22,12 @@
 //!   the dry run's forecast of the seed's three runs at the seed's sizes. One task of each
 //!   at the seed's size is run and timed with the local executor (a 5.2 M-point LAZ sheet,
 //!   2 km at 1.3 points/m², about 155 MB as LAS like the seed's 516 files; the 121 windows of
-//!   1024 px of two 10980² Sentinel-2 dates, e.g. `gen_data.py --only s2`; a 3550² MDT05-like
-//!   tile at 5 m, a 36th of the seed's 452 M cells). Its mean task time then stands for every
-//!   task of the seed's plan (516 sheets, 968 windows, 36 tiles: the same plans as `seed`,
-//!   made on local disk) in `plan_pipeline`'s forecast on as many functions as tasks, at
+//!   1024 px of two 10980² Sentinel-2 dates, e.g. `gen_data.py --only s2`; one day of a 3550²
+//!   MDT05-like tile at 5 m, a 36th of the seed's 452 M cells). Its mean task time then stands
+//!   for every task of the seed's plan (516 sheets, 968 windows, 36 tiles × 53 days: the
+//!   plans of `seed`, made on local disk, the water one over a season) in
+//!   `plan_pipeline`'s forecast on as many functions as tasks (at most 1,000, an account's
+//!   default concurrency), at
 //!   `--memory` MB (1769: one vCPU). Run it under `taskset -c 0` so that each task is timed
 //!   on one vCPU, as on a 1769 MB function.
 
@@ -495,6 +497,38 @@ fn seed(args: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// The seed's water run over a season: its 36 tiles on 53 days (2022-05-01 to 06-22), 1,908
+/// tasks, with a station table per day (copies of the catalog's: for planning only).
+fn seed_water_season(
+    store: &Store,
+    cat: &driver::workloads::WaterCatalog,
+    out: &str,
+) -> Result<WaterPipeline> {
+    use driver::pipeline::water::{DATE_PLACEHOLDER, parse_dates};
+    let days = parse_dates("2022-05-01/2022-06-22")?;
+    let table = store.get(&cat.stations)?;
+    let per_day = format!(
+        "{}/stations_{DATE_PLACEHOLDER}.csv",
+        cloud::uri::parent(&cat.stations)
+    );
+    for d in &days {
+        store.put(
+            &per_day.replace(DATE_PLACEHOLDER, &d.format("%Y-%m-%d").to_string()),
+            table.clone(),
+        )?;
+    }
+    let template: water::Params = serde_json::from_value(serde_json::json!({
+        "dtm": "", "stations": per_day, "date": cat.date, "plots": cat.plots, "out": "",
+        "options": { "windows": 1 }
+    }))?;
+    let mut p = WaterPipeline::new(cat.dtms.clone(), template, out);
+    p.dates = days;
+    Ok(p)
+}
+
+/// The default concurrency of a Lambda account (a region's unreserved executions).
+const LAMBDA_ACCOUNT_CONCURRENCY: usize = 1000;
+
 /// One seed-size task's measurement: the step, its tasks, their mean seconds and bytes read.
 struct Measured {
     step: &'static str,
@@ -604,7 +638,10 @@ fn seed_forecast(args: &[String], store: &Store) -> Result<()> {
     measured.push(("water", m));
 
     // The seed's plans, with the measured task time for every task.
-    println!("\nforecast on as many {memory_mb} MB functions as tasks (0.2 s per invocation):");
+    println!(
+        "\nforecast on as many {memory_mb} MB functions as tasks, at most \
+         {LAMBDA_ACCOUNT_CONCURRENCY} (0.2 s per invocation):"
+    );
     println!(
         "  {:<6} {:>6}  {:>8}  {:>8}  {:>9}  {:>9}  {:>12}",
         "run", "tasks", "task s", "wall s", "GB-s", "USD", "read GB/s"
@@ -612,7 +649,14 @@ fn seed_forecast(args: &[String], store: &Store) -> Result<()> {
     for (workload, m) in &measured {
         let root = format!("{dir}/plan/{workload}");
         let inputs = seed_inputs(store, workload, &format!("{root}/in"))?;
-        let mut p = seed_pipeline(workload, &inputs, &format!("{root}/out"))?;
+        let plan_of = |inputs: &SeedInputs| -> Result<Box<dyn driver::Pipeline>> {
+            let out = format!("{root}/out");
+            match inputs {
+                SeedInputs::Water(cat) => Ok(Box::new(seed_water_season(store, cat, &out)?)),
+                _ => seed_pipeline(workload, inputs, &out),
+            }
+        };
+        let mut p = plan_of(&inputs)?;
         let mut config = RunConfig {
             progress: ProgressMode::Silent,
             ..RunConfig::new(&format!("{root}/out"))
@@ -630,8 +674,9 @@ fn seed_forecast(args: &[String], store: &Store) -> Result<()> {
             .filter(|s| s.step == m.step)
             .map(|s| s.to_run)
             .sum();
-        config.forecast.lambdas = Some(tasks);
-        let mut p = seed_pipeline(workload, &inputs, &format!("{root}/out"))?;
+        // As many functions as tasks, within an account's default concurrency.
+        config.forecast.lambdas = Some(tasks.min(LAMBDA_ACCOUNT_CONCURRENCY));
+        let mut p = plan_of(&inputs)?;
         let plan = driver::run::plan_pipeline(p.as_mut(), &local, store, &config)?;
         let f = plan.forecast.context("no forecast")?;
         let wall: f64 = f.steps.iter().filter(|s| s.0 == m.step).map(|s| s.2).sum();

@@ -477,14 +477,7 @@ async fn wait_until_ready(
 }
 
 async fn sdk_config(c: &DeployConfig) -> aws_config::SdkConfig {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-    if let Some(r) = &c.region {
-        loader = loader.region(aws_config::Region::new(r.clone()));
-    }
-    if let Some(e) = &c.endpoint {
-        loader = loader.endpoint_url(e);
-    }
-    loader.load().await
+    crate::exec::aws_sdk_config(c.region.clone(), c.endpoint.clone()).await
 }
 
 fn aws(service: &'static str, message: String) -> DriverError {

@@ -55,3 +55,14 @@ impl DriverError {
         }
     }
 }
+
+impl From<water::plots::PlotTableError> for DriverError {
+    fn from(e: water::plots::PlotTableError) -> Self {
+        use water::plots::PlotTableError as E;
+        match e {
+            E::Store(e) => DriverError::Store(e),
+            E::Encode { what, message } => DriverError::encode(what, message),
+            other => DriverError::Invalid(other.to_string()),
+        }
+    }
+}

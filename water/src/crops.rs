@@ -506,35 +506,12 @@ pub fn crop_water(
     (etc, stats)
 }
 
-/// The per-plot CSV text.
+/// The per-plot CSV text of a tile ([`crate::plots::PLOT_COLUMNS`]).
 pub fn stats_csv(stats: &[PlotStats]) -> Result<Vec<u8>, csv::Error> {
     let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record([
-        "plot_id",
-        "uso_sigpac",
-        "kc",
-        "area_m2",
-        "pixels",
-        "covered_m2",
-        "complete",
-        "et0_mean_mm",
-        "etc_mean_mm",
-        "volume_m3_day",
-    ])?;
-    let o = |v: Option<f64>, d: usize| v.map_or(String::new(), |v| format!("{v:.d$}"));
+    w.write_record(crate::plots::PLOT_COLUMNS)?;
     for s in stats {
-        w.write_record([
-            s.plot_id.clone(),
-            s.uso_sigpac.clone(),
-            o(s.kc, 2),
-            format!("{:.1}", s.area_m2),
-            s.pixels.to_string(),
-            format!("{:.1}", s.covered_m2),
-            s.complete.to_string(),
-            o(s.et0_mean_mm, 3),
-            o(s.etc_mean_mm, 3),
-            o(s.volume_m3_day, 3),
-        ])?;
+        w.write_record(crate::plots::stats_row(s))?;
     }
     w.into_inner().map_err(|e| csv::Error::from(e.into_error()))
 }

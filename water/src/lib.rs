@@ -16,6 +16,7 @@ pub mod grid;
 pub mod interp;
 pub mod irrigation;
 pub mod map;
+pub mod plots;
 pub use cog::proj;
 pub mod solar;
 pub mod stage;

@@ -208,12 +208,9 @@ impl BatchExecutor {
         let endpoint = config.endpoint.clone();
         let region = config.region.clone();
         let client = cloud::runtime::block_on(async move {
-            let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-            if let Some(r) = region {
-                loader = loader.region(aws_config::Region::new(r));
-            }
-            let sdk = loader.load().await;
+            let sdk = super::aws_sdk_config(region, None).await;
             let mut b = aws_sdk_batch::config::Builder::from(&sdk);
+            // On the client: it wins over AWS_ENDPOINT_URL_BATCH and AWS_ENDPOINT_URL.
             if let Some(e) = endpoint {
                 b = b.endpoint_url(e);
             }

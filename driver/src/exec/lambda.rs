@@ -124,11 +124,7 @@ impl LambdaExecutor {
         let endpoint = config.endpoint.clone();
         let region = config.region.clone();
         let client = cloud::runtime::block_on(async move {
-            let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-            if let Some(r) = region {
-                loader = loader.region(aws_config::Region::new(r));
-            }
-            let sdk = loader.load().await;
+            let sdk = super::aws_sdk_config(region, None).await;
             let mut b = aws_sdk_lambda::config::Builder::from(&sdk)
                 .retry_config(aws_sdk_lambda::config::retry::RetryConfig::disabled())
                 .timeout_config(
@@ -136,6 +132,7 @@ impl LambdaExecutor {
                         .connect_timeout(Duration::from_secs(10))
                         .build(),
                 );
+            // On the client: it wins over AWS_ENDPOINT_URL_LAMBDA and AWS_ENDPOINT_URL.
             if let Some(e) = endpoint {
                 b = b.endpoint_url(e);
             }

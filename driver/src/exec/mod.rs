@@ -344,6 +344,24 @@ pub fn seconds(s: f64) -> Duration {
     Duration::from_secs_f64(s.max(0.0))
 }
 
+/// The AWS SDK configuration of the environment (the standard credential chain), in `region`
+/// and against `endpoint` when given (every service of deploy on one emulator): what every
+/// AWS client of the driver (Lambda, Batch, deploy's IAM, EC2 and S3 control plane) starts
+/// from.
+pub(crate) async fn aws_sdk_config(
+    region: Option<String>,
+    endpoint: Option<String>,
+) -> aws_config::SdkConfig {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(r) = region {
+        loader = loader.region(aws_config::Region::new(r));
+    }
+    if let Some(e) = endpoint {
+        loader = loader.endpoint_url(e);
+    }
+    loader.load().await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

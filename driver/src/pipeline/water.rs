@@ -29,6 +29,7 @@ use serde_json::Value;
 use terrain::TerrainStage;
 use terrain::stage::{MosaicFormat, MosaicParams, RasterOutput, TerrainParams};
 use water::WaterStage;
+use water::plots::PlotTotal;
 
 use super::{Pipeline, Product, Results, file_stem, id_part, outcome, unique_ids};
 use crate::error::DriverError;
@@ -434,15 +435,15 @@ impl Pipeline for WaterPipeline {
             let ndvi = self.plot_ndvi(store)?;
             let merged: Vec<BTreeMap<String, PlotTotal>> = days
                 .values()
-                .map(|csvs| merge_plot_csvs(store, csvs))
+                .map(|csvs| water::plots::merge_tiles(store, csvs))
                 .collect::<Result<_, _>>()?;
             let (name, text, what) = if season {
-                let totals = season_totals(&merged);
+                let totals = water::plots::season_totals(&merged);
                 plots = totals.len();
                 volume = totals.values().map(|p| p.volume_m3).sum::<f64>();
                 (
                     "plots_season.csv",
-                    season_csv_text(&totals, ndvi.as_ref())?,
+                    water::plots::season_csv(&totals, ndvi.as_ref())?,
                     "water use per plot over the season, m³, all tiles",
                 )
             } else {
@@ -451,7 +452,7 @@ impl Pipeline for WaterPipeline {
                 volume = merged.values().filter_map(|p| p.volume).sum::<f64>();
                 (
                     "plots.csv",
-                    plots_csv_text(merged, ndvi.as_ref())?,
+                    water::plots::day_csv(merged, ndvi.as_ref())?,
                     "water use per plot, m³/day, all tiles",
                 )
             };
@@ -559,291 +560,4 @@ fn mosaic_task(
         combine: Default::default(),
     });
     TaskSpec::new::<TerrainStage>(&format!("mosaic-{name}"), &p)
-}
-
-/// One plot's figures summed over tiles.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PlotTotal {
-    pub uso_sigpac: String,
-    pub kc: Option<f64>,
-    pub area_m2: f64,
-    pub pixels: u64,
-    pub covered_m2: f64,
-    pub complete: bool,
-    /// Σ ET0 × pixels and Σ ETc × pixels (for pixel-weighted means).
-    et0_sum: f64,
-    etc_sum: f64,
-    etc_pixels: u64,
-    pub volume: Option<f64>,
-}
-
-impl PlotTotal {
-    pub fn et0_mean(&self) -> Option<f64> {
-        (self.pixels > 0).then(|| self.et0_sum / self.pixels as f64)
-    }
-    pub fn etc_mean(&self) -> Option<f64> {
-        (self.etc_pixels > 0).then(|| self.etc_sum / self.etc_pixels as f64)
-    }
-}
-
-/// Reads the tiles' `_plots.csv` files and adds up each plot's rows.
-pub fn merge_plot_csvs(
-    store: &Store,
-    uris: &[String],
-) -> Result<BTreeMap<String, PlotTotal>, DriverError> {
-    let mut out: BTreeMap<String, PlotTotal> = BTreeMap::new();
-    for uri in uris {
-        let bytes = store.get_capped(uri, 1 << 30)?;
-        let mut r = csv::Reader::from_reader(bytes.as_ref());
-        let bad = |m: String| DriverError::Invalid(format!("{uri}: {m}"));
-        let headers = r.headers().map_err(|e| bad(e.to_string()))?.clone();
-        let col = |name: &str| {
-            headers
-                .iter()
-                .position(|h| h == name)
-                .ok_or_else(|| bad(format!("no column {name}")))
-        };
-        let [id, uso, kc, area, pixels, covered, complete, et0, etc, vol] = [
-            "plot_id",
-            "uso_sigpac",
-            "kc",
-            "area_m2",
-            "pixels",
-            "covered_m2",
-            "complete",
-            "et0_mean_mm",
-            "etc_mean_mm",
-            "volume_m3_day",
-        ]
-        .map(col);
-        let (id, uso, kc, area, pixels, covered, complete, et0, etc, vol) = (
-            id?, uso?, kc?, area?, pixels?, covered?, complete?, et0?, etc?, vol?,
-        );
-        for (line, row) in r.records().enumerate() {
-            let row = row.map_err(|e| bad(e.to_string()))?;
-            let num = |i: usize| -> Result<Option<f64>, DriverError> {
-                let s = row.get(i).unwrap_or("").trim();
-                if s.is_empty() {
-                    return Ok(None);
-                }
-                s.parse::<f64>()
-                    .map(Some)
-                    .map_err(|_| bad(format!("line {}: {s:?} is not a number", line + 2)))
-            };
-            let n = num(pixels)?.unwrap_or(0.0) as u64;
-            let e = out
-                .entry(row.get(id).unwrap_or("").to_string())
-                .or_insert_with(|| PlotTotal {
-                    uso_sigpac: row.get(uso).unwrap_or("").to_string(),
-                    kc: None,
-                    area_m2: 0.0,
-                    pixels: 0,
-                    covered_m2: 0.0,
-                    complete: false,
-                    et0_sum: 0.0,
-                    etc_sum: 0.0,
-                    etc_pixels: 0,
-                    volume: None,
-                });
-            e.kc = e.kc.or(num(kc)?);
-            e.area_m2 = num(area)?.unwrap_or(e.area_m2);
-            e.pixels += n;
-            e.covered_m2 += num(covered)?.unwrap_or(0.0);
-            e.complete |= row.get(complete).is_some_and(|s| s == "true");
-            if let Some(v) = num(et0)? {
-                e.et0_sum += v * n as f64;
-            }
-            if let Some(v) = num(etc)? {
-                e.etc_sum += v * n as f64;
-                e.etc_pixels += n;
-            }
-            if let Some(v) = num(vol)? {
-                e.volume = Some(e.volume.unwrap_or(0.0) + v);
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// The columns of the irrigated-plot rule, and a plot's values in them.
-const NDVI_COLUMNS: [&str; 3] = ["ndvi_mean", "irrigated_m2", "irrigated"];
-
-fn ndvi_values(
-    ndvi: Option<&BTreeMap<String, water::irrigation::PlotNdvi>>,
-    id: &str,
-) -> Vec<String> {
-    let Some(ndvi) = ndvi else {
-        return Vec::new();
-    };
-    match ndvi.get(id) {
-        Some(n) => vec![
-            n.ndvi_mean.map_or(String::new(), |m| format!("{m:.4}")),
-            format!("{:.1}", n.irrigated_m2),
-            n.irrigated.to_string(),
-        ],
-        None => vec![String::new(), String::new(), "false".to_string()],
-    }
-}
-
-/// `plots.csv` of merged plots (the stage's columns, then the NDVI ones when given).
-pub fn plots_csv_text(
-    plots: &BTreeMap<String, PlotTotal>,
-    ndvi: Option<&BTreeMap<String, water::irrigation::PlotNdvi>>,
-) -> Result<Vec<u8>, DriverError> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let err = |e: csv::Error| DriverError::encode("plots.csv", e);
-    let mut head = vec![
-        "plot_id",
-        "uso_sigpac",
-        "kc",
-        "area_m2",
-        "pixels",
-        "covered_m2",
-        "complete",
-        "et0_mean_mm",
-        "etc_mean_mm",
-        "volume_m3_day",
-    ];
-    if ndvi.is_some() {
-        head.extend(NDVI_COLUMNS);
-    }
-    w.write_record(&head).map_err(err)?;
-    let o = |v: Option<f64>, d: usize| v.map_or(String::new(), |v| format!("{v:.d$}"));
-    for (id, p) in plots {
-        let mut row = vec![
-            id.clone(),
-            p.uso_sigpac.clone(),
-            o(p.kc, 2),
-            format!("{:.1}", p.area_m2),
-            p.pixels.to_string(),
-            format!("{:.1}", p.covered_m2),
-            p.complete.to_string(),
-            o(p.et0_mean(), 3),
-            o(p.etc_mean(), 3),
-            o(p.volume, 3),
-        ];
-        row.extend(ndvi_values(ndvi, id));
-        w.write_record(&row).map_err(err)?;
-    }
-    w.into_inner()
-        .map_err(|e| DriverError::encode("plots.csv", e.to_string()))
-}
-
-/// One plot's figures over a season.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SeasonTotal {
-    pub uso_sigpac: String,
-    pub kc: Option<f64>,
-    pub area_m2: f64,
-    pub covered_m2: f64,
-    pub complete: bool,
-    /// Days with a value.
-    pub days: u32,
-    /// Σ over the days of the plot's mean ET0 and ETc, mm.
-    pub et0_mm: f64,
-    pub etc_mm: f64,
-    /// Σ over the days of its water volume, m³.
-    pub volume_m3: f64,
-}
-
-/// Adds each plot's days up (`days`: each day's tiles already merged).
-pub fn season_totals(days: &[BTreeMap<String, PlotTotal>]) -> BTreeMap<String, SeasonTotal> {
-    let mut out: BTreeMap<String, SeasonTotal> = BTreeMap::new();
-    for day in days {
-        for (id, p) in day {
-            let e = out.entry(id.clone()).or_insert_with(|| SeasonTotal {
-                uso_sigpac: p.uso_sigpac.clone(),
-                kc: p.kc,
-                area_m2: p.area_m2,
-                covered_m2: p.covered_m2,
-                complete: p.complete,
-                days: 0,
-                et0_mm: 0.0,
-                etc_mm: 0.0,
-                volume_m3: 0.0,
-            });
-            let Some(et0) = p.et0_mean() else { continue };
-            e.days += 1;
-            e.et0_mm += et0;
-            e.etc_mm += p.etc_mean().unwrap_or(0.0);
-            e.volume_m3 += p.volume.unwrap_or(0.0);
-        }
-    }
-    out
-}
-
-/// `plots_season.csv`: each plot's season totals (and the NDVI columns when given).
-pub fn season_csv_text(
-    plots: &BTreeMap<String, SeasonTotal>,
-    ndvi: Option<&BTreeMap<String, water::irrigation::PlotNdvi>>,
-) -> Result<Vec<u8>, DriverError> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let err = |e: csv::Error| DriverError::encode("plots_season.csv", e);
-    let mut head = vec![
-        "plot_id",
-        "uso_sigpac",
-        "kc",
-        "area_m2",
-        "covered_m2",
-        "complete",
-        "days",
-        "et0_mm",
-        "etc_mm",
-        "volume_m3",
-    ];
-    if ndvi.is_some() {
-        head.extend(NDVI_COLUMNS);
-    }
-    w.write_record(&head).map_err(err)?;
-    for (id, p) in plots {
-        let mut row = vec![
-            id.clone(),
-            p.uso_sigpac.clone(),
-            p.kc.map_or(String::new(), |k| format!("{k:.2}")),
-            format!("{:.1}", p.area_m2),
-            format!("{:.1}", p.covered_m2),
-            p.complete.to_string(),
-            p.days.to_string(),
-            format!("{:.3}", p.et0_mm),
-            format!("{:.3}", p.etc_mm),
-            format!("{:.3}", p.volume_m3),
-        ];
-        row.extend(ndvi_values(ndvi, id));
-        w.write_record(&row).map_err(err)?;
-    }
-    w.into_inner()
-        .map_err(|e| DriverError::encode("plots_season.csv", e.to_string()))
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    #[test]
-    fn plot_rows_add_up_across_tiles() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::from_env();
-        let head = "plot_id,uso_sigpac,kc,area_m2,pixels,covered_m2,complete,et0_mean_mm,etc_mean_mm,volume_m3_day\n";
-        let a = dir.path().join("a.csv").display().to_string();
-        let b = dir.path().join("b.csv").display().to_string();
-        std::fs::write(&a, format!("{head}p1,VI,0.70,1000.0,30,750.0,false,5.000,3.500,2.625\np2,OV,0.70,100.0,4,100.0,true,6.000,4.200,0.420\n")).unwrap();
-        std::fs::write(
-            &b,
-            format!("{head}p1,VI,0.70,1000.0,10,250.0,false,7.000,4.900,1.225\n"),
-        )
-        .unwrap();
-        let m = merge_plot_csvs(&store, &[a, b]).unwrap();
-        let p1 = &m["p1"];
-        assert_eq!(p1.pixels, 40);
-        assert!((p1.covered_m2 - 1000.0).abs() < 1e-9);
-        assert!((p1.volume.unwrap() - 3.85).abs() < 1e-9);
-        assert!((p1.et0_mean().unwrap() - 5.5).abs() < 1e-9); // (30·5 + 10·7) / 40
-        assert!(m["p2"].complete);
-        let text = String::from_utf8(plots_csv_text(&m, None).unwrap()).unwrap();
-        assert!(
-            text.contains("p1,VI,0.70,1000.0,40,1000.0,false,5.500,3.850,3.850"),
-            "{text}"
-        );
-    }
 }
