@@ -7,6 +7,8 @@
 //! - [`table`]: the tabular mode (`water et0 IN.csv -o OUT.csv`).
 //! - [`stations`], [`interp`], [`proj`], [`solar`], [`workflow`]: the spatial workflow on a
 //!   DTM tile; [`crops`]: plots, Kc, ETc and water volume; [`map`]: PNG maps.
+//! - [`plots`]: a run's per-plot tables over many tiles and days; [`irrigation`]: the
+//!   NDVI irrigated-plot rule.
 //! - [`stage`]: the `water` stage (one task = one tile) and its CLI.
 
 pub mod crops;
