@@ -321,10 +321,7 @@ fn seed_pipeline(
             })))
         }
         ("water", SeedInputs::Water(cat)) => {
-            let template: water::Params = serde_json::from_value(serde_json::json!({
-                "dtm": "", "stations": cat.stations, "date": cat.date, "plots": cat.plots,
-                "out": "", "options": { "windows": 1 }
-            }))?;
+            let template = water_template(cat, &cat.stations, 1)?;
             Box::new(WaterPipeline::new(cat.dtms.clone(), template, out))
         }
         _ => bail!("unknown workload {workload}"),
@@ -497,6 +494,19 @@ fn seed(args: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// Water task settings over `cat`'s plots and day, with the station table(s) `stations`
+/// and `windows` × `windows` windows per tile.
+fn water_template(
+    cat: &driver::workloads::WaterCatalog,
+    stations: &str,
+    windows: u32,
+) -> Result<water::Params> {
+    Ok(serde_json::from_value(serde_json::json!({
+        "dtm": "", "stations": stations, "date": cat.date, "plots": cat.plots, "out": "",
+        "options": { "windows": windows }
+    }))?)
+}
+
 /// The seed's water run over a season: its 36 tiles on 53 days (2022-05-01 to 06-22), 1,908
 /// tasks, with a station table per day (copies of the catalog's: for planning only).
 fn seed_water_season(
@@ -517,11 +527,7 @@ fn seed_water_season(
             table.clone(),
         )?;
     }
-    let template: water::Params = serde_json::from_value(serde_json::json!({
-        "dtm": "", "stations": per_day, "date": cat.date, "plots": cat.plots, "out": "",
-        "options": { "windows": 1 }
-    }))?;
-    let mut p = WaterPipeline::new(cat.dtms.clone(), template, out);
+    let mut p = WaterPipeline::new(cat.dtms.clone(), water_template(cat, &per_day, 1)?, out);
     p.dates = days;
     Ok(p)
 }
@@ -591,11 +597,8 @@ fn seed_forecast(args: &[String], store: &Store) -> Result<()> {
     measured.push(("lidar", m));
 
     // NDVI: the 121 windows of two real-size dates.
-    if let Some(bands) = args
-        .iter()
-        .position(|a| a == "--s2")
-        .and_then(|i| args.get(i + 1))
-    {
+    let bands = arg(args, "--s2", String::new());
+    if !bands.is_empty() {
         use driver::pipeline::ndvi::{NdviInput, NdviPipeline};
         let b: Vec<&str> = bands.split(',').collect();
         let [br, bn, ar, an] = b.as_slice() else {
@@ -624,9 +627,8 @@ fn seed_forecast(args: &[String], store: &Store) -> Result<()> {
 
     // Water: one 3550² tile at 5 m.
     let cat = w::water_catalog(store, &format!("{dir}/size/water/in"), 1, 1, 3550, 5.0)?;
-    let template: water::Params = serde_json::from_value(serde_json::json!({
-        "dtm": "", "stations": cat.stations, "date": cat.date, "plots": cat.plots, "out": ""
-    }))?;
+    // k = 3 windows per tile: the stage's default.
+    let template = water_template(&cat, &cat.stations, 3)?;
     let out = format!("{dir}/size/water/out");
     let mut p = WaterPipeline::new(cat.dtms.clone(), template, &out);
     let m = measure(&mut p, store, &out, "tiles")?;
