@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Executes every evcxr notebook in notebooks/ headlessly, as CI does (called from .ci/run).
 #
-#   bash scripts/run-notebooks.sh [--demo] [NAME...]     # NAME: e.g. biomass (default: all)
-#   bash scripts/run-notebooks.sh --prepare-only         # steps 1 and 2 only
+#   bash scripts/run-notebooks.sh [--demo] [--copies] [NAME...]  # NAME: e.g. biomass (default: all)
+#   bash scripts/run-notebooks.sh --prepare-only                  # steps 1 and 2 only
 #
 # 1. Installs what is missing: the evcxr Jupyter kernel (`cargo install evcxr_jupyter
 #    --locked`, then `evcxr_jupyter --install`) and the pinned Python packages of
@@ -13,6 +13,10 @@
 # 3. Runs `jupyter nbconvert --to notebook --execute` with the Rust kernel on each notebook,
 #    writing the executed copies under $OUT/executed (never into the repository), and fails
 #    when a cell errors or a notebook shows no picture.
+#
+# 4. With --copies, and when every notebook passed: the small executed copies a reader browses
+#    in the repository, notebooks/executed/NAME.ipynb (scripts/notebook-copies.py: pictures
+#    at most 800 pixels wide in 256 colours, no execution timestamps). Commit them.
 #
 # --demo runs the notebooks without the fixtures (they fall back to `geobutton demo` data).
 # Environment: GEOBUTTON_NOTEBOOKS_DIR (default ${TMPDIR:-/tmp}/geobutton-notebooks) holds the
@@ -31,12 +35,14 @@ stamp() { echo "== notebooks: $(( $(date +%s) - start )) s: $*" >&2; }
 
 demo=0
 prepare_only=0
+copies=0
 names=()
 for a in "$@"; do
     case "$a" in
         --demo) demo=1 ;;
         --prepare-only) prepare_only=1 ;;
-        -h|--help) sed -n '2,20p' "${BASH_SOURCE[0]}"; exit 0 ;;
+        --copies) copies=1 ;;
+        -h|--help) sed -n '2,25p' "${BASH_SOURCE[0]}"; exit 0 ;;
         -*) echo "unknown option $a" >&2; exit 2 ;;
         *) names+=("${a%.ipynb}") ;;
     esac
@@ -155,3 +161,7 @@ if ((${#failed[@]})); then
     exit 1
 fi
 echo "all ${#names[@]} notebooks executed; executed copies in $out/executed" >&2
+if ((copies)); then
+    stamp "small copies for the repository: notebooks/executed/"
+    python3 "$here/notebook-copies.py" "$out/executed" "$nbdir/executed" "${names[@]}"
+fi

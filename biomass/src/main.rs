@@ -2,5 +2,5 @@
 //! the CLI, the AWS Lambda handler and the AWS Batch worker of the `biomass` stage.
 
 fn main() -> std::process::ExitCode {
-    cloud::entry::main::<biomass::stage::BiomassStage>()
+    cloud::binary::main::<biomass::stage::cli::Cli>()
 }

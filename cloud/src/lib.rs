@@ -3,10 +3,14 @@
 //! - [`Store`]: `head`, `get`, `get_range`, `get_ranges` (coalesced, capped, concurrent),
 //!   atomic `put`/`put_reader`/`put_file`, `list` and `delete` over local paths, `file://`,
 //!   `s3://bucket/key` (AWS or any S3-compatible server) and read-only `http(s)://`.
-//! - [`entry`]: the one `main` every stage binary uses (CLI, AWS Lambda, AWS Batch) and the
-//!   task/status contract.
+//! - [`entry`]: the stage contract ([`Stage`], [`Ctx`], [`run_task`]): task status,
+//!   fingerprints and resume.
+//! - `binary` (feature `cli`): the one `main` every stage binary uses (command line, AWS
+//!   Lambda, AWS Batch) and the [`binary::StageCli`] trait of a binary's command line.
 
 mod backend;
+#[cfg(feature = "cli")]
+pub mod binary;
 pub mod copy;
 mod counters;
 pub mod entry;
@@ -37,6 +41,8 @@ pub mod uri;
 pub mod validate;
 
 pub use backend::{ObjectInfo, ObjectMeta};
+#[cfg(feature = "cli")]
+pub use binary::StageCli;
 pub use counters::{S3Traffic, StoreStats};
 pub use entry::{Ctx, RunOptions, Stage, run_task};
 pub use error::{Op, StoreError};

@@ -44,15 +44,11 @@ struct WriterOutput {
     input_bytes: u64,
 }
 
-#[derive(clap::Parser)]
-struct NoCli;
-
 impl Stage for Writer {
     const NAME: &'static str = "writer";
     const VERSION: u32 = 1;
     type Params = WriterParams;
     type Output = WriterOutput;
-    type Cli = NoCli;
 
     fn status_root(p: &WriterParams) -> String {
         p.out.clone()
@@ -89,10 +85,6 @@ impl Stage for Writer {
 
     fn output_uris(o: &WriterOutput) -> Vec<String> {
         o.written.clone()
-    }
-
-    fn cli(_: NoCli, _: &Ctx) -> Result<(), TaskError> {
-        Ok(())
     }
 }
 

@@ -2,5 +2,5 @@
 //! AWS Lambda handler and Batch worker.
 
 fn main() -> std::process::ExitCode {
-    cloud::entry::main::<cog::stage::CogStage>()
+    cloud::binary::main::<cog::stage::cli::CogCli>()
 }

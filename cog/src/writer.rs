@@ -340,59 +340,6 @@ fn size_val(v: u64) -> Val {
     }
 }
 
-/// Serialises one IFD at `at` whose out-of-line values follow it, except the tag values in
-/// `deferred` (tile offsets/byte counts) which go at the offsets given. Returns the bytes.
-fn encode_ifd(entries: &[(u16, Val)], at: u64, bigtiff: bool, next: u64) -> Vec<u8> {
-    let (count_size, entry_size, inline, next_size) = if bigtiff {
-        (8u64, 20u64, 8usize, 8u64)
-    } else {
-        (2, 12, 4, 4)
-    };
-    let n = entries.len() as u64;
-    let mut values_at = at + count_size + n * entry_size + next_size;
-    let mut head = Vec::new();
-    let mut tail = Vec::new();
-    if bigtiff {
-        head.extend_from_slice(&n.to_le_bytes());
-    } else {
-        head.extend_from_slice(&(n as u16).to_le_bytes());
-    }
-    for (t, v) in entries {
-        head.extend_from_slice(&t.to_le_bytes());
-        head.extend_from_slice(&v.typ().to_le_bytes());
-        if bigtiff {
-            head.extend_from_slice(&v.count().to_le_bytes());
-        } else {
-            head.extend_from_slice(&(v.count() as u32).to_le_bytes());
-        }
-        let b = v.bytes();
-        if b.len() <= inline {
-            let mut field = b.clone();
-            field.resize(inline, 0);
-            head.extend_from_slice(&field);
-        } else {
-            if bigtiff {
-                head.extend_from_slice(&values_at.to_le_bytes());
-            } else {
-                head.extend_from_slice(&(values_at as u32).to_le_bytes());
-            }
-            tail.extend_from_slice(&b);
-            values_at += b.len() as u64;
-            if b.len() % 2 == 1 {
-                tail.push(0);
-                values_at += 1;
-            }
-        }
-    }
-    if bigtiff {
-        head.extend_from_slice(&next.to_le_bytes());
-    } else {
-        head.extend_from_slice(&(next as u32).to_le_bytes());
-    }
-    head.extend_from_slice(&tail);
-    head
-}
-
 /// Tiles of one level, compressed, row-major.
 struct Level {
     width: u64,
@@ -738,7 +685,7 @@ impl Header {
             let n = l.counts.len() as u64;
             let zeros = || array(vec![0; n as usize]);
             let e = self.entries(li, l, zeros(), zeros());
-            let mut size = encode_ifd(&e, 0, bigtiff, 0).len() as u64;
+            let mut size = encode_ifd(&e, 0, bigtiff, 0, None).len() as u64;
             if !arrays_inline(n) {
                 let arr = n * off_size;
                 size -= 2 * (arr + arr % 2);
@@ -787,11 +734,8 @@ impl Header {
             let offsets = tile_offsets[li].clone();
             let next = if li + 1 < n_levels { ifd_at[li + 1] } else { 0 };
             let e = self.entries(li, l, array(offsets.clone()), array(l.counts.clone()));
-            let bytes = match arrays_at[li] {
-                None => encode_ifd(&e, ifd_at[li], bigtiff, next),
-                // The two arrays live after all IFDs: the entries point there.
-                Some((oa, ca)) => encode_ifd_with_external(&e, ifd_at[li], bigtiff, next, oa, ca),
-            };
+            // Large tile arrays live after all IFDs: the entries point there.
+            let bytes = encode_ifd(&e, ifd_at[li], bigtiff, next, arrays_at[li]);
             debug_assert_eq!(bytes.len() as u64, ifd_sizes[li]);
             head.extend_from_slice(&bytes);
             if arrays_at[li].is_some() {
@@ -872,8 +816,14 @@ impl Header {
             e
         };
         let first_ifd: u64 = if bigtiff { 16 } else { 8 };
-        let size =
-            encode_ifd(&entries(vec![0; strips as usize]), first_ifd, bigtiff, 0).len() as u64;
+        let size = encode_ifd(
+            &entries(vec![0; strips as usize]),
+            first_ifd,
+            bigtiff,
+            0,
+            None,
+        )
+        .len() as u64;
         let data_start = first_ifd + size;
         let mut offsets = Vec::with_capacity(strips as usize);
         let mut at = data_start;
@@ -885,7 +835,7 @@ impl Header {
             return Err(CogError::request(uri, "too large for classic TIFF"));
         }
         let mut head = tiff_header(bigtiff, first_ifd, data_start as usize);
-        head.extend_from_slice(&encode_ifd(&entries(offsets), first_ifd, bigtiff, 0));
+        head.extend_from_slice(&encode_ifd(&entries(offsets), first_ifd, bigtiff, 0, None));
         if head.len() as u64 != data_start {
             return Err(CogError::request(
                 uri,
@@ -1011,15 +961,15 @@ fn clone_val(v: &Val) -> Val {
     }
 }
 
-/// Like [`encode_ifd`], but the TileOffsets/TileByteCounts values live at `offsets_at` /
-/// `counts_at` (outside this IFD's block).
-fn encode_ifd_with_external(
+/// Serialises one IFD at `at`, its out-of-line values right after it, and returns the bytes.
+/// With `external = Some((offsets_at, counts_at))` the TileOffsets and TileByteCounts arrays
+/// are not written here: their entries point at those offsets, where the caller puts them.
+fn encode_ifd(
     entries: &[(u16, Val)],
     at: u64,
     bigtiff: bool,
     next: u64,
-    offsets_at: u64,
-    counts_at: u64,
+    external: Option<(u64, u64)>,
 ) -> Vec<u8> {
     let (count_size, entry_size, inline, next_size) = if bigtiff {
         (8u64, 20u64, 8usize, 8u64)
@@ -1050,13 +1000,15 @@ fn encode_ifd_with_external(
         } else {
             head.extend_from_slice(&(v.count() as u32).to_le_bytes());
         }
-        if *t == tag::TILE_OFFSETS {
-            put_off(&mut head, offsets_at);
-            continue;
-        }
-        if *t == tag::TILE_BYTE_COUNTS {
-            put_off(&mut head, counts_at);
-            continue;
+        if let Some((offsets_at, counts_at)) = external {
+            if *t == tag::TILE_OFFSETS {
+                put_off(&mut head, offsets_at);
+                continue;
+            }
+            if *t == tag::TILE_BYTE_COUNTS {
+                put_off(&mut head, counts_at);
+                continue;
+            }
         }
         let b = v.bytes();
         if b.len() <= inline {

@@ -17,12 +17,14 @@
 //! - [`run`]: runs a pipeline with an executor, resuming from the tasks' status objects;
 //!   [`report`] and [`plot`]: `report.json`, the timeline and duration histogram PNGs and the
 //!   cost estimate; [`stac`]: the STAC collection of every run's products; [`demo`]: the synthetic scene of `geobutton demo`; [`deploy`]: the AWS
-//!   resources (`geobutton deploy`).
+//!   resources (`geobutton deploy`); [`notebook`]: what every notebook uses (inline
+//!   pictures and tables, the fixtures or the demo scene).
 
 pub mod demo;
 pub mod deploy;
 pub mod error;
 pub mod exec;
+pub mod notebook;
 pub mod pipeline;
 pub mod plan;
 pub mod plot;

@@ -82,7 +82,7 @@ pub use params::{
 };
 pub use reader::{LasFile, LasMeta};
 pub use records::{PointRecords, PointRef};
-pub use stage::{Cli, PartitionStage, PartitionTask};
+pub use stage::{PartitionStage, PartitionTask};
 
 /// Name of the manifest written next to the tiles.
 pub const MANIFEST_NAME: &str = "partitions.json";

@@ -1,5 +1,5 @@
 //! `lidar-partitioner`: the CLI, AWS Lambda handler and AWS Batch worker of the stage.
 
 fn main() -> std::process::ExitCode {
-    cloud::entry::main::<lidar_partitioner::PartitionStage>()
+    cloud::binary::main::<lidar_partitioner::stage::cli::Cli>()
 }

@@ -6,7 +6,8 @@ use crate::error::{PartitionError, Result};
 use crate::format::CrsInfo;
 
 /// How tiles are cut.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Method {
     /// Balanced point counts: the recursive count-median split of PDAL's `filters.chipper`
@@ -18,7 +19,8 @@ pub enum Method {
 }
 
 /// Output encoding of the tiles.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum OutputFormat {
     /// LAZ for LAZ/COPC input, LAS for LAS input.

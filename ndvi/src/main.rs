@@ -2,5 +2,5 @@
 //! handler and the AWS Batch worker of the `ndvi` stage.
 
 fn main() -> std::process::ExitCode {
-    cloud::entry::main::<ndvi::stage::NdviStage>()
+    cloud::binary::main::<ndvi::stage::cli::Cli>()
 }

@@ -146,6 +146,30 @@ fn compute_val<A: Fn(&[f32; 9]) -> f32>(
 trait Kernel: Sync {
     fn pixel(&self, w: &[f32; 9]) -> f32;
     fn row(&self, l1: &[f32], l2: &[f32], l3: &[f32], out: &mut [f32]);
+
+    /// [`Kernel::row`] one pixel at a time (the interior pixels `1..n-1`).
+    fn row_by_pixels(&self, l1: &[f32], l2: &[f32], l3: &[f32], out: &mut [f32]) {
+        let n = l2.len();
+        for (j, o) in out.iter_mut().enumerate().take(n.saturating_sub(1)).skip(1) {
+            *o = self.pixel(&window_at(l1, l2, l3, j));
+        }
+    }
+}
+
+/// The 3×3 window centred on column `j` of the middle row `l2` (row-major, as gdaldem's).
+#[inline(always)]
+fn window_at(l1: &[f32], l2: &[f32], l3: &[f32], j: usize) -> [f32; 9] {
+    [
+        l1[j - 1],
+        l1[j],
+        l1[j + 1],
+        l2[j - 1],
+        l2[j],
+        l2[j + 1],
+        l3[j - 1],
+        l3[j],
+        l3[j + 1],
+    ]
 }
 
 /// Runs a 3×3 algorithm over `src` (`width`×`height`, row-major) exactly as
@@ -252,19 +276,9 @@ fn process_3x3<K: Kernel>(
             match check {
                 None => kernel.row(l1, l2, l3, o),
                 Some(_) => {
-                    for j in 1..w - 1 {
-                        let win = [
-                            l1[j - 1],
-                            l1[j],
-                            l1[j + 1],
-                            l2[j - 1],
-                            l2[j],
-                            l2[j + 1],
-                            l3[j - 1],
-                            l3[j],
-                            l3[j + 1],
-                        ];
-                        o[j] = compute_val(check, win, dst_nodata, compute_edges, &alg);
+                    for (j, oj) in o.iter_mut().enumerate().take(w - 1).skip(1) {
+                        let win = window_at(l1, l2, l3, j);
+                        *oj = compute_val(check, win, dst_nodata, compute_edges, &alg);
                     }
                 }
             }
@@ -659,20 +673,7 @@ impl Kernel for SlopeKernel {
             return;
         }
         if self.alg != GradientAlg::Horn {
-            for j in 1..n - 1 {
-                let w = [
-                    l1[j - 1],
-                    l1[j],
-                    l1[j + 1],
-                    l2[j - 1],
-                    l2[j],
-                    l2[j + 1],
-                    l3[j - 1],
-                    l3[j],
-                    l3[j + 1],
-                ];
-                out[j] = self.pixel(&w);
-            }
+            self.row_by_pixels(l1, l2, l3, out);
             return;
         }
         SCRATCH.with(|sc| {
@@ -723,20 +724,7 @@ impl Kernel for AspectKernel {
             return;
         }
         if self.alg != GradientAlg::Horn {
-            for j in 1..n - 1 {
-                let w = [
-                    l1[j - 1],
-                    l1[j],
-                    l1[j + 1],
-                    l2[j - 1],
-                    l2[j],
-                    l2[j + 1],
-                    l3[j - 1],
-                    l3[j],
-                    l3[j + 1],
-                ];
-                out[j] = self.pixel(&w);
-            }
+            self.row_by_pixels(l1, l2, l3, out);
             return;
         }
         SCRATCH.with(|sc| {
@@ -747,20 +735,9 @@ impl Kernel for AspectKernel {
             let o = &mut out[1..n - 1];
             let unsettled = aspect_fast([l1, l2, l3], hx, hy, o, self.trig);
             if unsettled {
-                for j in 1..n - 1 {
-                    if out[j].is_nan() {
-                        let w = [
-                            l1[j - 1],
-                            l1[j],
-                            l1[j + 1],
-                            l2[j - 1],
-                            l2[j],
-                            l2[j + 1],
-                            l3[j - 1],
-                            l3[j],
-                            l3[j + 1],
-                        ];
-                        out[j] = self.pixel(&w);
+                for (j, o) in out.iter_mut().enumerate().take(n - 1).skip(1) {
+                    if o.is_nan() {
+                        *o = self.pixel(&window_at(l1, l2, l3, j));
                     }
                 }
             }

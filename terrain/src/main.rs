@@ -1,5 +1,5 @@
 //! `terrain`: terrain models from LiDAR as a CLI, AWS Lambda handler and AWS Batch worker.
 
 fn main() -> std::process::ExitCode {
-    cloud::entry::main::<terrain::TerrainStage>()
+    cloud::binary::main::<terrain::stage::cli::TerrainCli>()
 }

@@ -1,4 +1,4 @@
 //! The `water` binary: CLI (`water et0`, `water run`), AWS Lambda handler and Batch worker.
 fn main() -> std::process::ExitCode {
-    cloud::entry::main::<water::WaterStage>()
+    cloud::binary::main::<water::stage::cli::Cli>()
 }
