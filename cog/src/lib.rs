@@ -36,7 +36,7 @@ pub use error::CogError;
 pub use mosaic::{Combine, Mosaic};
 pub use pixel::{Pixel, SampleType};
 pub use raster::{Crs, GeoTransform, Raster, Window};
-pub use reader::{BandInfo, BlockInfo, CogInfo, CogReader, OpenOptions, grid_of};
+pub use reader::{BandInfo, Block, BlockInfo, CogInfo, CogReader, OpenOptions, grid_of};
 pub use rows::{CogRowWriter, RowWriter, StripRowWriter};
 pub use writer::{CogWriteOptions, Resampling, write_cog};
 

@@ -534,3 +534,108 @@ fn external_ovr_overviews_are_optional() {
     assert_eq!(o.data.iter().copied().collect::<Vec<_>>(), theirs);
     assert_eq!(o.transform.0[1], with.info().geotransform.0[1] * 2.0);
 }
+
+/// Every block of `path` fetched alone ([`CogReader::fetch_block`]) and decoded alone
+/// ([`CogReader::decode_block`]) holds the pixels a window read of that block returns, for
+/// 8-bit files (`spp` samples per pixel in a pixel-interleaved block, one in a planar one).
+fn assert_blocks_decode_like_windows(path: &str) -> usize {
+    let r = CogReader::open(&store(), path).unwrap();
+    let info = r.info().clone();
+    let planar = info.interleave == "band";
+    let spp = if planar { 1 } else { info.bands };
+    let layout = r.block_layout(0).unwrap();
+    for (i, b) in layout.iter().enumerate() {
+        let block = r.fetch_block(0, i).unwrap();
+        assert_eq!(block.info, *b);
+        assert_eq!(block.data.len() as u64, b.bytes, "{path}: block {i}");
+        let decoded = r.decode_block(&block).unwrap();
+        if b.bytes == 0 {
+            // Left out of a sparse file: nothing to decode; a read gives nodata.
+            assert!(decoded.is_empty());
+            let nodata = info.nodata.unwrap() as u8;
+            let w = r.read_window::<u8>(b.plane + 1, b.window, 0).unwrap();
+            assert!(w.data.iter().all(|&v| v == nodata));
+            continue;
+        }
+        let row_bytes = info.block[0] as usize * spp;
+        assert!(decoded.len() >= b.window.height as usize * row_bytes);
+        let bands: Vec<usize> = if planar {
+            vec![b.plane + 1]
+        } else {
+            (1..=info.bands).collect()
+        };
+        let windows = r.read_bands::<u8>(&bands, b.window, 0).unwrap();
+        for (s, w) in windows.iter().enumerate() {
+            for ((y, x), &v) in w.data.indexed_iter() {
+                assert_eq!(
+                    decoded[y * row_bytes + x * spp + s],
+                    v,
+                    "{path}: block {i}, pixel ({x}, {y}), sample {s}"
+                );
+            }
+        }
+    }
+    let e = r.fetch_block(0, layout.len()).unwrap_err().to_string();
+    assert!(e.contains(&format!("has {} blocks", layout.len())), "{e}");
+    layout.len()
+}
+
+#[test]
+fn fetched_and_decoded_blocks_equal_window_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let rgb = data_str(RGB);
+    let planar = gdal_make(
+        d,
+        "planar.tif",
+        &rgb,
+        &[
+            "-co",
+            "INTERLEAVE=BAND",
+            "-co",
+            "TILED=YES",
+            "-co",
+            "COMPRESS=DEFLATE",
+        ],
+    );
+    // 791x718 in 256x256 tiles: 4x3 tiles per band, 3 bands.
+    assert_eq!(assert_blocks_decode_like_windows(&planar), 36);
+    let strips = gdal_make(
+        d,
+        "strips.tif",
+        &rgb,
+        &[
+            "-co",
+            "COMPRESS=LZW",
+            "-co",
+            "PREDICTOR=2",
+            "-co",
+            "BLOCKYSIZE=100",
+        ],
+    );
+    // 718 rows in strips of 100: the last strip is short (18 rows).
+    assert_eq!(assert_blocks_decode_like_windows(&strips), 8);
+    // A block left out of a sparse file has no bytes and decodes to nothing.
+    let src = gdal_make(d, "one.tif", &rgb, &["-b", "1", "-a_nodata", "7"]);
+    gdal_python(&format!(
+        "from osgeo import gdal\nds = gdal.Open({src:?}, gdal.GA_Update)\nb = ds.GetRasterBand(1)\na = b.ReadAsArray()\na[:400, :] = 7\nb.WriteArray(a)\nds = None"
+    ));
+    let sparse = gdal_make(
+        d,
+        "sparse.tif",
+        &src,
+        &[
+            "-co",
+            "SPARSE_OK=TRUE",
+            "-co",
+            "TILED=YES",
+            "-co",
+            "COMPRESS=DEFLATE",
+        ],
+    );
+    let r = CogReader::open(&store(), &sparse).unwrap();
+    let block = r.fetch_block(0, 0).unwrap();
+    assert_eq!((block.info.offset, block.info.bytes), (0, 0));
+    assert!(block.data.is_empty() && r.decode_block(&block).unwrap().is_empty());
+    assert_blocks_decode_like_windows(&sparse);
+}
