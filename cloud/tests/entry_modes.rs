@@ -19,14 +19,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_cloud");
 
 /// Environment that points the binary at the loopback S3 server.
 fn s3_env(cmd: &mut Command) -> &mut Command {
-    cmd.env("AWS_ENDPOINT_URL", testing::s3_endpoint())
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env_remove("AWS_LAMBDA_RUNTIME_API")
-        .env_remove("AWS_BATCH_JOB_ARRAY_INDEX")
-        .env_remove("GEOBUTTON_MANIFEST")
+    testkit::aws::s3_env(cmd, &testing::s3_endpoint())
 }
 
 fn copy_task(id: &str, src: &str, dst: &str) -> Value {

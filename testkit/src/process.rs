@@ -3,7 +3,7 @@
 use std::io;
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::Child;
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 /// Kills (and reaps) a child process when dropped.
@@ -40,6 +40,30 @@ pub fn wait_for_port(port: u16, child: &mut Child, what: &str, within: Duration)
         io::ErrorKind::TimedOut,
         format!("{what} did not listen on port {port} within {within:?}"),
     ))
+}
+
+/// Runs `cmd` to its end: its standard output when it succeeds, else an error with its exit
+/// status and standard error.
+///
+/// ```
+/// let out = testkit::process::stdout_of(std::process::Command::new("echo").arg("hi")).unwrap();
+/// assert_eq!(out, "hi\n");
+/// let err = testkit::process::stdout_of(&mut std::process::Command::new("false")).unwrap_err();
+/// assert!(err.to_string().contains("failed"));
+/// ```
+pub fn stdout_of(cmd: &mut Command) -> io::Result<String> {
+    let out = cmd
+        .output()
+        .map_err(|e| io::Error::new(e.kind(), format!("{cmd:?} cannot run: {e}")))?;
+    if !out.status.success() {
+        return Err(io::Error::other(format!(
+            "{cmd:?} failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// `name` on `PATH` or in the usual system directories (`/usr/sbin`, `/usr/local/sbin`,

@@ -19,7 +19,7 @@ pub fn wait_for_port(port: u16, child: &mut Child, what: &str) {
 
 /// `../shared/data` beside the repository.
 pub fn shared_data() -> PathBuf {
-    let p = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data"));
+    let p = testkit::fixtures::shared_data();
     assert!(p.is_dir(), "fixtures not found at {}", p.display());
     p
 }

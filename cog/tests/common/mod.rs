@@ -2,16 +2,10 @@
 //! running GDAL's command-line tools.
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-pub fn data(rel: &str) -> PathBuf {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data")).join(rel)
-}
-
-pub fn data_str(rel: &str) -> String {
-    data(rel).to_string_lossy().into_owned()
-}
+pub use testkit::fixtures::{data, data_str};
 
 /// GDAL's `GDALChecksumImage` over a band read as f64, for a band of sample type `float`.
 /// The prime used for a pixel depends only on its position, so the sum is order-free.
@@ -144,16 +138,8 @@ pub fn reference_rows(dir: &str) -> Vec<RefRow> {
 
 /// Runs a GDAL tool, panicking with its stderr on failure.
 pub fn run(cmd: &str, args: &[&str]) -> String {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd} not runnable ({e}): install gdal-bin"));
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    testkit::process::stdout_of(Command::new(cmd).args(args))
+        .unwrap_or_else(|e| panic!("{e} (GDAL's tools come with gdal-bin)"))
 }
 
 /// `gdalinfo -json` of a file.

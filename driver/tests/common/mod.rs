@@ -13,7 +13,7 @@ pub mod lambda;
 
 /// `../shared/data/<rel>`.
 pub fn data(rel: &str) -> String {
-    let p = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data")).join(rel);
+    let p = testkit::fixtures::data(rel);
     assert!(p.exists(), "fixture {} not found", p.display());
     p.display().to_string()
 }
@@ -88,20 +88,10 @@ pub fn stage_binaries(names: &[&str]) -> Vec<PathBuf> {
 
 /// Environment pointing a process at the loopback S3 server.
 pub fn s3_env(cmd: &mut Command) -> &mut Command {
-    test_credentials(cmd)
-        .env("AWS_ENDPOINT_URL", cloud::testing::s3_endpoint())
-        .env("AWS_REGION", "us-east-1")
-        .env_remove("AWS_LAMBDA_RUNTIME_API")
-        .env_remove("AWS_BATCH_JOB_ARRAY_INDEX")
-        .env_remove("GEOBUTTON_MANIFEST")
+    testkit::aws::s3_env(cmd, &cloud::testing::s3_endpoint())
 }
 
-/// The emulators' fixed credentials, and no instance metadata service (off loopback).
-pub fn test_credentials(cmd: &mut Command) -> &mut Command {
-    cmd.env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-}
+pub use testkit::aws::test_credentials;
 
 /// Sets this process's AWS environment for SDK clients of the tests (loopback only).
 pub fn aws_test_env() {

@@ -8,10 +8,7 @@ use std::process::Command;
 use lidar_partitioner::{Manifest, PointRecords};
 use serde_json::Value;
 
-/// `../shared/data/<rel>` relative to the repository root.
-pub fn data(rel: &str) -> PathBuf {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data")).join(rel)
-}
+pub use testkit::fixtures::data;
 
 /// Every `.las`/`.laz` below `../shared/data/<dir>`, sorted.
 pub fn fixtures(dir: &str) -> Vec<PathBuf> {

@@ -32,15 +32,7 @@ pub fn ndvi_bin() -> Command {
 
 /// Runs the binary and asserts success; returns stdout.
 pub fn run_ok(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({}):\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    testkit::process::stdout_of(cmd).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Runs the binary and asserts failure; returns stderr.
@@ -240,11 +232,5 @@ pub fn assert_valid_cog(tif: &str) {
 
 /// `cmd` with the loopback S3 server's endpoint and test credentials.
 pub fn s3_env(cmd: &mut Command) -> &mut Command {
-    cmd.env("AWS_ENDPOINT_URL", cloud::testing::s3_endpoint())
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env_remove("AWS_PROFILE")
-        .env_remove("AWS_ENDPOINT_URL_S3")
+    testkit::aws::s3_env(cmd, &cloud::testing::s3_endpoint())
 }
