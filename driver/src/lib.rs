@@ -21,6 +21,7 @@
 //!   pictures and tables, the fixtures or the demo scene).
 
 pub mod demo;
+#[cfg(feature = "aws")]
 pub mod deploy;
 pub mod error;
 pub mod exec;

@@ -8,7 +8,9 @@
 //! deadline passed, the function/container died or could not be reached) — up to
 //! [`RetryPolicy::max_attempts`], optionally with more memory.
 
+#[cfg(feature = "aws")]
 pub mod batch;
+#[cfg(feature = "aws")]
 pub mod lambda;
 pub mod local;
 pub mod mix;
@@ -348,6 +350,7 @@ pub fn seconds(s: f64) -> Duration {
 /// and against `endpoint` when given (every service of deploy on one emulator): what every
 /// AWS client of the driver (Lambda, Batch, deploy's IAM, EC2 and S3 control plane) starts
 /// from.
+#[cfg(feature = "aws")]
 pub(crate) async fn aws_sdk_config(
     region: Option<String>,
     endpoint: Option<String>,
