@@ -372,12 +372,12 @@ fn neighbouring_inputs_are_found_from_their_headers() {
         .unwrap();
     let first: lidar_partitioner::PartitionTask =
         serde_json::from_value(step.tasks[0].task["params"].clone()).unwrap();
-    assert_eq!(first.neighbours, vec![inputs[1].clone()]);
+    assert_eq!(first.params.neighbours, vec![inputs[1].clone()]);
     p.neighbours = false;
     let step = driver::Pipeline::plan_next(&mut p, &Store::from_env(), &[])
         .unwrap()
         .unwrap();
     let first: lidar_partitioner::PartitionTask =
         serde_json::from_value(step.tasks[0].task["params"].clone()).unwrap();
-    assert!(first.neighbours.is_empty());
+    assert!(first.params.neighbours.is_empty());
 }

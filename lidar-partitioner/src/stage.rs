@@ -18,50 +18,42 @@ pub struct PartitionStage;
 /// Task JSON: `{"id": "t1", "stage": "lidar-partitioner", "params": {"input":
 /// "s3://b/in/tile.laz", "output": "s3://b/parts/tile", "capacity": 1600000, "buffer_m": 10}}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "serde_json::Map<String, serde_json::Value>")]
 pub struct PartitionTask {
     /// Input LAS/LAZ/COPC URI (path, `file://`, `s3://`, `https://`).
     pub input: String,
     /// Output directory or prefix URI; tiles, `partitions.json` and `status/` go there.
     pub output: String,
-    /// See [`Params::capacity`].
-    #[serde(default)]
-    pub capacity: Option<u64>,
-    /// See [`Params::target_mb`].
-    #[serde(default)]
-    pub target_mb: Option<f64>,
-    /// See [`Params::buffer_m`].
-    pub buffer_m: f64,
-    /// See [`Params::method`].
-    #[serde(default)]
-    pub method: Method,
-    /// See [`Params::format`].
-    #[serde(default)]
-    pub format: OutputFormat,
-    /// See [`Params::max_memory_mb`].
-    #[serde(default)]
-    pub max_memory_mb: Option<u64>,
-    /// See [`Params::epsg`].
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub epsg: Option<u32>,
-    /// See [`Params::neighbours`].
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub neighbours: Vec<String>,
+    /// How to partition, in the same JSON object as `input` and `output`.
+    #[serde(flatten)]
+    pub params: Params,
 }
 
-impl PartitionTask {
-    /// The partitioning parameters of the task.
-    pub fn params(&self) -> Params {
-        Params {
-            capacity: self.capacity,
-            target_mb: self.target_mb,
-            buffer_m: self.buffer_m,
-            method: self.method,
-            format: self.format,
-            max_memory_mb: self.max_memory_mb,
-            epsg: self.epsg,
-            neighbours: self.neighbours.clone(),
-        }
+/// Reads a task object: `input` and `output`, and every other field as [`Params`], whose
+/// `deny_unknown_fields` then refuses what neither knows (serde's `flatten` alone would let
+/// an unknown field through).
+impl TryFrom<serde_json::Map<String, serde_json::Value>> for PartitionTask {
+    type Error = String;
+
+    fn try_from(
+        mut fields: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Self, Self::Error> {
+        let mut take = |name: &str| match fields.remove(name) {
+            Some(serde_json::Value::String(s)) => Ok(s),
+            Some(other) => Err(format!(
+                "invalid type: {other}, expected a string for `{name}`"
+            )),
+            None => Err(format!("missing field `{name}`")),
+        };
+        let input = take("input")?;
+        let output = take("output")?;
+        let params =
+            Params::deserialize(serde_json::Value::Object(fields)).map_err(|e| e.to_string())?;
+        Ok(PartitionTask {
+            input,
+            output,
+            params,
+        })
     }
 }
 
@@ -73,10 +65,10 @@ impl PartitionTask {
         validate::location("output", &self.output)?;
         validate::count(
             "number of neighbours",
-            self.neighbours.len(),
+            self.params.neighbours.len(),
             0..=MAX_NEIGHBOURS,
         )?;
-        for n in &self.neighbours {
+        for n in &self.params.neighbours {
             validate::uri("neighbour", n)?;
             if n == &self.input {
                 return Err(TaskError::invalid_task(format!(
@@ -84,18 +76,18 @@ impl PartitionTask {
                 )));
             }
         }
-        self.params()
+        self.params
             .validate()
             .map_err(|e| TaskError::invalid_task(e.to_string()))?;
-        validate::number("buffer_m", self.buffer_m, 0.0..=MAX_BUFFER_M)?;
-        validate::opt_number("target_mb", self.target_mb, 1e-3..=1e6)?;
-        if let Some(c) = self.capacity {
+        validate::number("buffer_m", self.params.buffer_m, 0.0..=MAX_BUFFER_M)?;
+        validate::opt_number("target_mb", self.params.target_mb, 1e-3..=1e6)?;
+        if let Some(c) = self.params.capacity {
             validate::count("capacity", c, 1..=MAX_CAPACITY)?;
         }
-        if let Some(m) = self.max_memory_mb {
+        if let Some(m) = self.params.max_memory_mb {
             validate::count("max_memory_mb", m, 1..=(1 << 24))?;
         }
-        if let Some(e) = self.epsg {
+        if let Some(e) = self.params.epsg {
             validate::count("epsg", e, 1024..=999_999)?;
             if pointcloud::crs::wkt_of_epsg(e).is_none() {
                 return Err(TaskError::invalid_task(format!(
@@ -134,7 +126,7 @@ impl Stage for PartitionStage {
 
     fn input_uris(params: &PartitionTask) -> Vec<String> {
         let mut v = vec![params.input.clone()];
-        v.extend(params.neighbours.iter().cloned());
+        v.extend(params.params.neighbours.iter().cloned());
         v
     }
 
@@ -143,11 +135,53 @@ impl Stage for PartitionStage {
             ctx,
             &params.input,
             &params.output,
-            &params.params(),
+            &params.params,
         )?)
     }
 
     fn output_uris(output: &Manifest) -> Vec<String> {
         output.output_uris()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn task_json_is_one_flat_object_and_refuses_what_it_does_not_know() {
+        let text = r#"{"input":"s3://b/in.laz","output":"s3://b/out","capacity":1000,"target_mb":null,"buffer_m":10.0,"method":"density","format":"same","max_memory_mb":null,"neighbours":["s3://b/n.laz"]}"#;
+        let task: PartitionTask = serde_json::from_str(text).unwrap();
+        assert_eq!(task.input, "s3://b/in.laz");
+        assert_eq!(task.params.capacity, Some(1000));
+        assert_eq!(task.params.neighbours, ["s3://b/n.laz"]);
+        // Written back field for field, in the same order (fingerprints hash this text).
+        assert_eq!(serde_json::to_string(&task).unwrap(), text);
+        // Defaults as before: only the buffer is required besides the locations.
+        let t: PartitionTask =
+            serde_json::from_str(r#"{"input":"a.las","output":"o","buffer_m":1}"#).unwrap();
+        assert_eq!((t.params.method, t.params.format), Default::default());
+        for (bad, says) in [
+            (
+                r#"{"input":"a","output":"o","buffer_m":1,"colour":1}"#,
+                "unknown field `colour`",
+            ),
+            (r#"{"output":"o","buffer_m":1}"#, "missing field `input`"),
+            (
+                r#"{"input":3,"output":"o","buffer_m":1}"#,
+                "expected a string for `input`",
+            ),
+            (r#"{"input":"a","output":"o"}"#, "missing field `buffer_m`"),
+            (
+                r#"{"input":"a","output":"o","buffer_m":"x"}"#,
+                "invalid type",
+            ),
+        ] {
+            let e = serde_json::from_str::<PartitionTask>(bad)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
     }
 }

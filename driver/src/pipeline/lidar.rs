@@ -96,20 +96,22 @@ impl LidarPipeline {
             .map(|l| l.iter().map(|&j| self.inputs[j].clone()).collect())
             .unwrap_or_default();
         PartitionTask {
-            neighbours,
             input: input.to_string(),
             output: cloud::uri::join(&self.out, &format!("partitions/{stem}")),
-            capacity: self.capacity,
-            target_mb: if self.capacity.is_some() {
-                None
-            } else {
-                self.target_mb
+            params: lidar_partitioner::Params {
+                neighbours,
+                capacity: self.capacity,
+                target_mb: if self.capacity.is_some() {
+                    None
+                } else {
+                    self.target_mb
+                },
+                buffer_m: self.buffer_m,
+                method: self.method,
+                format: self.format,
+                max_memory_mb: None,
+                epsg: self.epsg,
             },
-            buffer_m: self.buffer_m,
-            method: self.method,
-            format: self.format,
-            max_memory_mb: None,
-            epsg: self.epsg,
         }
     }
 

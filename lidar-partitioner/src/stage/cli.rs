@@ -50,14 +50,16 @@ impl From<&Cli> for PartitionTask {
         PartitionTask {
             input: c.input.clone(),
             output: c.outdir.clone(),
-            capacity: c.capacity,
-            target_mb: c.target_mb,
-            buffer_m: c.buffer,
-            method: c.method,
-            format: c.format,
-            max_memory_mb: c.max_memory_mb,
-            epsg: c.epsg,
-            neighbours: c.neighbour.clone(),
+            params: Params {
+                capacity: c.capacity,
+                target_mb: c.target_mb,
+                buffer_m: c.buffer,
+                method: c.method,
+                format: c.format,
+                max_memory_mb: c.max_memory_mb,
+                epsg: c.epsg,
+                neighbours: c.neighbour.clone(),
+            },
         }
     }
 }
