@@ -40,6 +40,20 @@
 //! core; the README has the figures): fit 10.7×, predict 2.6×. Forest prediction uses
 //! [`FlatForest`], smartcore's forest copied into flat node arrays and walked branch-free in
 //! lockstep (bit-identical predictions; smartcore's own walk took 2.6–3.7 s here).
+//!
+//! ```
+//! use biomass::{BorderMode, GaussianParams, gaussian_filter};
+//!
+//! // A single 1 m tree on flat ground, smoothed as scikit-image's `gaussian(sigma=1)`: the
+//! // weights sum to one, so the height spreads without being lost.
+//! let mut chm = ndarray::Array2::<f32>::zeros((9, 9));
+//! chm[[4, 4]] = 1.0;
+//! let p = GaussianParams { sigma: 1.0, truncate: 4.0, mode: BorderMode::Constant(0.0) };
+//! let s = gaussian_filter(chm.view(), &p)?;
+//! assert!((s.sum() - 1.0).abs() < 1e-3);
+//! assert!((s[[4, 4]] - 0.159).abs() < 1e-3); // 1 / (2π σ²)
+//! # Ok::<(), biomass::BiomassError>(())
+//! ```
 
 pub mod error;
 pub mod forest;

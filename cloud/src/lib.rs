@@ -7,6 +7,22 @@
 //!   fingerprints and resume.
 //! - `binary` (feature `cli`): the one `main` every stage binary uses (command line, AWS
 //!   Lambda, AWS Batch) and the [`binary::StageCli`] trait of a binary's command line.
+//!
+//! ```
+//! use bytes::Bytes;
+//! use cloud::Store;
+//!
+//! // Any URI: a local path here; `s3://bucket/key` and `https://` work the same way.
+//! let dir = std::env::temp_dir().join(format!("cloud-doc-{}", std::process::id()));
+//! let uri = dir.join("digits.bin").display().to_string();
+//! let store = Store::default();
+//! store.put(&uri, Bytes::from_static(b"0123456789"))?; // atomic: temporary name, rename
+//! assert_eq!(store.head(&uri)?, 10);
+//! let parts = store.get_ranges(&uri, &[2..4, 7..10])?; // one call, coalesced requests
+//! assert_eq!((&parts[0][..], &parts[1][..]), (&b"23"[..], &b"789"[..]));
+//! # std::fs::remove_dir_all(&dir).ok();
+//! # Ok::<(), cloud::StoreError>(())
+//! ```
 
 mod backend;
 #[cfg(feature = "cli")]

@@ -60,8 +60,6 @@ pub fn can_decode(code: u16) -> bool {
 #[derive(Debug, Clone, Default)]
 pub struct BlockCtx {
     pub compression: u16,
-    /// TIFF photometric (6 = YCbCr, converted to RGB as GDAL does).
-    pub photometric: u16,
     /// Samples per pixel in a block.
     pub samples: usize,
     /// JPEGTables (abbreviated table stream) when present.
@@ -159,19 +157,20 @@ thread_local! {
 /// a huge block cannot make us allocate more than its data really decodes to.
 pub const STREAM_THRESHOLD: usize = 16 << 20;
 
-/// Decompresses one block into exactly `expected` bytes (a strip at the bottom of an image
-/// expects only its rows). A block that decodes to fewer bytes is an error, as libtiff and
-/// GDAL make it ("not enough data"): zero-filling it would turn a truncated file into a
-/// silently wrong raster. Extra bytes are ignored. Blocks over [`STREAM_THRESHOLD`] are
-/// decoded incrementally.
+/// [`decompress_into`] into a new buffer (for tests).
+#[cfg(test)]
 pub fn decompress(code: u16, data: &[u8], expected: usize) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
     decompress_into(code, data, expected, &mut out)?;
     Ok(out)
 }
 
-/// [`decompress`] into a reusable buffer (resized to `expected`; its old contents are
-/// overwritten, so a thread can decode block after block without new allocations).
+/// Decompresses one block into exactly `expected` bytes of `out` (a strip at the bottom of
+/// an image expects only its rows). A block that decodes to fewer bytes is an error, as
+/// libtiff and GDAL make it ("not enough data"): zero-filling it would turn a truncated file
+/// into a silently wrong raster. Extra bytes are ignored. Blocks over [`STREAM_THRESHOLD`]
+/// are decoded incrementally. `out` is resized to `expected` and its old contents are
+/// overwritten, so a thread can decode block after block without new allocations.
 pub fn decompress_into(
     code: u16,
     data: &[u8],

@@ -11,11 +11,34 @@
 //!
 //! Writing: [`write_cog`] produces a Cloud-Optimized GeoTIFF laid out as GDAL's COG driver
 //! does (ghost header, IFDs first, overview data before full resolution data).
+//!
+//! ```
+//! use cog::{CogReader, CogWriteOptions, Crs, GeoTransform, Raster, Window};
+//!
+//! // A 400×300 float32 raster of 2 m pixels in ETRS89 / UTM 30N, written as a COG...
+//! let data = ndarray::Array2::from_shape_fn((300, 400), |(r, c)| (r * 400 + c) as f32);
+//! let transform = GeoTransform([600_000.0, 2.0, 0.0, 4_200_000.0, 0.0, -2.0]);
+//! let raster = Raster { data, transform, crs: Crs::epsg(25830), nodata: Some(-9999.0) };
+//! let store = cloud::Store::default();
+//! let dir = std::env::temp_dir().join(format!("cog-doc-{}", std::process::id()));
+//! let uri = dir.join("ramp.tif").display().to_string();
+//! cog::write_cog(&store, &uri, &raster, &CogWriteOptions::default())?;
+//! // ... and a window of it read back: only the blocks it touches are fetched.
+//! let r = CogReader::open(&store, &uri)?;
+//! assert_eq!((r.info().width, r.info().height, r.info().crs.epsg), (400, 300, Some(25830)));
+//! let w = r.read_window::<f32>(1, Window::new(10, 20, 3, 2), 0)?;
+//! assert_eq!(w.data[[1, 2]], (21 * 400 + 12) as f32);
+//! assert_eq!(w.transform.0[0], 600_000.0 + 10.0 * 2.0);
+//! # std::fs::remove_dir_all(&dir).ok();
+//! # Ok::<(), cog::CogError>(())
+//! ```
 
 pub mod asc;
-pub mod cache;
-pub mod codec;
+mod cache;
+mod codec;
 pub mod error;
+/// The fuzz target's entry (`cog/fuzz`), not an API.
+#[doc(hidden)]
 pub mod fuzz;
 #[cfg(feature = "gdal")]
 pub mod gdal_io;
@@ -28,7 +51,7 @@ pub mod raster;
 pub mod reader;
 pub mod rows;
 pub mod stage;
-pub mod tiff;
+mod tiff;
 pub mod writer;
 
 pub use codec::Compression;

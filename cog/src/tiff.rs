@@ -17,15 +17,12 @@ pub mod tag {
     pub const BITS_PER_SAMPLE: u16 = 258;
     pub const COMPRESSION: u16 = 259;
     pub const PHOTOMETRIC: u16 = 262;
-    pub const IMAGE_DESCRIPTION: u16 = 270;
     pub const STRIP_OFFSETS: u16 = 273;
     pub const SAMPLES_PER_PIXEL: u16 = 277;
     pub const ROWS_PER_STRIP: u16 = 278;
     pub const STRIP_BYTE_COUNTS: u16 = 279;
     pub const PLANAR_CONFIG: u16 = 284;
-    pub const SOFTWARE: u16 = 305;
     pub const PREDICTOR: u16 = 317;
-    pub const COLOR_MAP: u16 = 320;
     pub const TILE_WIDTH: u16 = 322;
     pub const TILE_LENGTH: u16 = 323;
     pub const TILE_OFFSETS: u16 = 324;
@@ -33,7 +30,6 @@ pub mod tag {
     pub const EXTRA_SAMPLES: u16 = 338;
     pub const SAMPLE_FORMAT: u16 = 339;
     pub const JPEG_TABLES: u16 = 347;
-    pub const YCBCR_SUBSAMPLING: u16 = 530;
     pub const MODEL_PIXEL_SCALE: u16 = 33550;
     pub const MODEL_TIEPOINT: u16 = 33922;
     pub const MODEL_TRANSFORMATION: u16 = 34264;
@@ -42,7 +38,6 @@ pub mod tag {
     pub const GEO_ASCII_PARAMS: u16 = 34737;
     pub const GDAL_METADATA: u16 = 42112;
     pub const GDAL_NODATA: u16 = 42113;
-    pub const LERC_PARAMETERS: u16 = 50674;
 }
 
 /// TIFF field types.
@@ -92,11 +87,13 @@ pub trait Source {
 }
 
 /// An in-memory [`Source`].
+#[cfg(test)]
 pub struct MemSource<'a> {
     pub uri: &'a str,
     pub data: Bytes,
 }
 
+#[cfg(test)]
 impl Source for MemSource<'_> {
     fn uri(&self) -> &str {
         self.uri

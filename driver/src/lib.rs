@@ -19,6 +19,25 @@
 //!   cost estimate; [`stac`]: the STAC collection of every run's products; [`demo`]: the synthetic scene of `geobutton demo`; [`deploy`]: the AWS
 //!   resources (`geobutton deploy`); [`notebook`]: what every notebook uses (inline
 //!   pictures and tables, the fixtures or the demo scene).
+//!
+//! ```
+//! use driver::{Step, StageKind, TaskSpec};
+//! use lidar_partitioner::{Params, PartitionStage, PartitionTask};
+//!
+//! // A step of one typed task: its JSON is what a Lambda invocation or a Batch manifest
+//! // line carries, and its status goes beside its output.
+//! let task = PartitionTask {
+//!     input: "s3://my-bucket/lidar/sheet.laz".into(),
+//!     output: "s3://my-bucket/runs/r1/partitions/sheet".into(),
+//!     params: Params::capacity(1_600_000, 20.0),
+//! };
+//! let spec = TaskSpec::new::<PartitionStage>("partition-sheet", &task)?;
+//! assert_eq!(spec.task["params"]["capacity"], 1_600_000);
+//! assert_eq!(spec.status_uri, "s3://my-bucket/runs/r1/partitions/sheet/status/partition-sheet.json");
+//! let step = Step::new("partition", StageKind::LidarPartitioner, vec![spec])?;
+//! assert_eq!(step.tasks.len(), 1);
+//! # Ok::<(), driver::DriverError>(())
+//! ```
 
 pub mod demo;
 #[cfg(feature = "aws")]

@@ -57,6 +57,17 @@
 //! # Reading points
 //! [`LasFile`] and [`PointRecords`]/[`PointRef`] are the reader underneath, public for other
 //! stages: raw records plus typed accessors for formats 0–10.
+//!
+//! ```
+//! use lidar_partitioner::Params;
+//!
+//! // Tiles of at most 1.6 M core points, each with a 10 m buffer of withheld neighbours.
+//! let p = Params::capacity(1_600_000, 10.0);
+//! assert!(p.validate().is_ok());
+//! // Checked before any point is read: a negative buffer is refused by name.
+//! let bad = Params::capacity(1_600_000, -1.0);
+//! assert!(bad.validate().unwrap_err().to_string().contains("buffer"));
+//! ```
 
 pub mod bounded;
 pub mod error;

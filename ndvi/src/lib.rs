@@ -15,6 +15,22 @@
 //!   tile | preprocess`, Lambda, Batch).
 //! - [`preprocess`]: Sentinel-2 product → COGs in the `sentinel-cogs` layout (Sen2Cor first
 //!   for Level-1C when installed).
+//!
+//! ```
+//! use cog::{Crs, GeoTransform, Raster};
+//!
+//! // Sentinel-2 L2A DNs (reflectance × 10 000; 0 is nodata) of two pixels.
+//! let band = |v: [u16; 2]| Raster {
+//!     data: ndarray::Array2::from_shape_vec((1, 2), v.to_vec()).unwrap(),
+//!     transform: GeoTransform([600_000.0, 10.0, 0.0, 4_200_000.0, 0.0, -10.0]),
+//!     crs: Crs::epsg(32629),
+//!     nodata: Some(0),
+//! };
+//! let n = ndvi::ndvi(&band([1000, 0]), &band([3000, 2500]))?;
+//! assert_eq!(n.data[[0, 0]], 0.5); // (0.3 − 0.1) / (0.3 + 0.1)
+//! assert!(n.data[[0, 1]].is_nan()); // red is nodata
+//! # Ok::<(), ndvi::NdviError>(())
+//! ```
 
 pub mod compute;
 pub mod error;

@@ -14,6 +14,26 @@
 //!
 //! Coordinates are in the point cloud's CRS (projected, metres); outputs are float32 COGs
 //! with nodata −9999.
+//!
+//! ```
+//! use cog::{Crs, GeoTransform, Raster};
+//! use terrain::derivatives::{SlopeOptions, slope};
+//!
+//! // A plane rising 1 m per metre eastwards, on 1 m pixels: 45° inside (Horn, as
+//! // `gdaldem slope -compute_edges`, which extrapolates the edges: 45°, but 26.6° in the
+//! // corners).
+//! let dem = Raster {
+//!     data: ndarray::Array2::from_shape_fn((5, 6), |(_, c)| c as f32),
+//!     transform: GeoTransform([0.0, 1.0, 0.0, 5.0, 0.0, -1.0]),
+//!     crs: Crs::epsg(25830),
+//!     nodata: None,
+//! };
+//! let s = slope(&dem, &SlopeOptions::default())?;
+//! let inside = s.data.slice(ndarray::s![1..4, 1..5]);
+//! assert!(inside.iter().all(|&d| (d - 45.0).abs() < 1e-4), "{:?}", s.data);
+//! assert!((s.data[[0, 0]] - 26.565).abs() < 1e-3);
+//! # Ok::<(), terrain::TerrainError>(())
+//! ```
 
 pub mod bands;
 pub mod derivatives;

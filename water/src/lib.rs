@@ -10,6 +10,17 @@
 //! - [`plots`]: a run's per-plot tables over many tiles and days; [`irrigation`]: the
 //!   NDVI irrigated-plot rule.
 //! - [`stage`]: the `water` stage (one task = one tile) and its CLI.
+//!
+//! ```
+//! use water::fao56;
+//!
+//! // FAO-56 Example 8: extraterrestrial radiation at 20° S on 3 September (day 246).
+//! let ra = fao56::extraterrestrial_radiation((-20f64).to_radians(), 246.0);
+//! assert!((ra - 32.2).abs() < 0.05, "{ra}"); // MJ m⁻² day⁻¹
+//! // FAO-56 Example 2: the psychrometric constant at 1 800 m.
+//! let gamma = fao56::psychrometric_constant(fao56::atmospheric_pressure(1800.0));
+//! assert!((gamma - 0.054).abs() < 0.0005, "{gamma}"); // kPa °C⁻¹
+//! ```
 
 pub mod crops;
 pub mod et0;

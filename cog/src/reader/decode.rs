@@ -189,7 +189,6 @@ pub(super) fn decode_block_into(
     let expected = rows as usize * row_bytes;
     let ctx = codec::BlockCtx {
         compression: im.compression,
-        photometric: im.photometric,
         samples: if im.planar { 1 } else { im.spp },
         jpeg_tables: im.jpeg_tables.clone(),
         width: im.block_w as usize,
