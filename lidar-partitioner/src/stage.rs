@@ -4,7 +4,7 @@
 use cloud::{Ctx, Stage, TaskError};
 use serde::{Deserialize, Serialize};
 
-use crate::params::{Manifest, Method, OutputFormat, Params};
+use crate::params::{Manifest, Params};
 
 #[cfg(feature = "cli")]
 pub mod cli;

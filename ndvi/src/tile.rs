@@ -451,26 +451,67 @@ pub fn plan_tile(store: &Store, request: &TileRequest) -> Result<TilePlan, NdviE
     };
     let before = resolve(&request.before, request.before_offset_dn)?;
     let after = resolve(&request.after, request.after_offset_dn)?;
-    let (b, a) = rayon::join(
-        || SceneReader::open(store, &before, &request.scl_mask),
-        || SceneReader::open(store, &after, &request.scl_mask),
-    );
-    let (b, a) = (b?, a?);
-    check_dates(&b, &a)?;
-    let grid = b.grid();
-    let windows = b.red.plan_windows(request.window);
-    check_coverage(&windows, grid.width, grid.height)?;
     let quicklook = request.quicklook.then(|| QuicklookOptions {
         subtitle: Some(diff_subtitle(&before, &after)),
         ..QuicklookOptions::default()
     });
-    let merge = MergeTask {
+    let layout = TileLayout {
         out: request.out.clone(),
-        grid: grid.clone(),
-        windows: windows.clone(),
+        window: request.window,
+        scl_mask: request.scl_mask.clone(),
         blocksize: request.blocksize,
         level: request.level,
         quicklook,
+    };
+    plan_scenes(store, before, after, &layout)
+}
+
+/// How a tile of two known scenes is cut and written (see [`plan_scenes`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TileLayout {
+    /// Output location of the products.
+    pub out: String,
+    /// Window side, pixels (at least 1; rounded up to whole blocks).
+    pub window: u64,
+    /// SCL classes masked out (empty: no mask).
+    pub scl_mask: Vec<u8>,
+    /// Block size and DEFLATE level of the product COGs.
+    pub blocksize: u32,
+    pub level: Option<i32>,
+    /// The merge's quicklook PNG, if any.
+    pub quicklook: Option<QuicklookOptions>,
+}
+
+/// Plans a tile whose two scenes are known (resolved, or given band by band): opens every
+/// band (and SCL band when masking), checks their grids and dates, and cuts the tile into
+/// block-aligned windows covering it once, one window task each, and the merge task.
+pub fn plan_scenes(
+    store: &Store,
+    before: SceneBands,
+    after: SceneBands,
+    layout: &TileLayout,
+) -> Result<TilePlan, NdviError> {
+    if layout.window == 0 {
+        return Err(NdviError::InvalidParameter(
+            "the window size must be at least 1 px".into(),
+        ));
+    }
+    let (b, a) = rayon::join(
+        || SceneReader::open(store, &before, &layout.scl_mask),
+        || SceneReader::open(store, &after, &layout.scl_mask),
+    );
+    let (b, a) = (b?, a?);
+    check_dates(&b, &a)?;
+    let grid = b.grid();
+    let windows = b.red.plan_windows(layout.window);
+    check_coverage(&windows, grid.width, grid.height)?;
+    let merge = MergeTask {
+        out: layout.out.clone(),
+        grid: grid.clone(),
+        windows: windows.clone(),
+        blocksize: layout.blocksize,
+        level: layout.level,
+        quicklook: layout.quicklook.clone(),
     };
     let windows = windows
         .into_iter()
@@ -478,8 +519,8 @@ pub fn plan_tile(store: &Store, request: &TileRequest) -> Result<TilePlan, NdviE
             before: before.clone(),
             after: after.clone(),
             window,
-            out: request.out.clone(),
-            scl_mask: request.scl_mask.clone(),
+            out: layout.out.clone(),
+            scl_mask: layout.scl_mask.clone(),
         })
         .collect();
     Ok(TilePlan {

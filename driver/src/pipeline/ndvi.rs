@@ -19,7 +19,7 @@
 use cloud::Store;
 use ndvi::NdviStage;
 use ndvi::scene::SceneBands;
-use ndvi::tile::{MergeTask, TilePlan, TileRequest, WindowTask, check_coverage};
+use ndvi::tile::{TilePlan, TileRequest};
 use serde_json::Value;
 
 use super::{Pipeline, Product, Results, outcome};
@@ -299,7 +299,7 @@ fn preprocessed_request(
     })
 }
 
-/// Plans a tile from explicit bands (what `ndvi::plan_tile` does after resolving scenes).
+/// Plans a tile from explicit bands (no SCL mask; a quicklook without subtitle).
 pub fn plan_bands(
     store: &Store,
     before: &SceneBands,
@@ -309,46 +309,16 @@ pub fn plan_bands(
     blocksize: u32,
     quicklook: bool,
 ) -> Result<TilePlan, DriverError> {
-    let plan_err = |e: ndvi::NdviError| DriverError::plan("ndvi", e);
-    if window == 0 {
-        return Err(DriverError::Invalid(
-            "ndvi: the window must be at least 1 px".into(),
-        ));
-    }
-    let (b, a) = rayon::join(
-        || ndvi::io::SceneReader::open(store, before, &[]),
-        || ndvi::io::SceneReader::open(store, after, &[]),
-    );
-    let (b, a) = (b.map_err(plan_err)?, a.map_err(plan_err)?);
-    ndvi::io::check_dates(&b, &a).map_err(plan_err)?;
-    let grid = b.grid();
-    let windows = b.red.plan_windows(window);
-    check_coverage(&windows, grid.width, grid.height).map_err(plan_err)?;
-    let merge = MergeTask {
+    let layout = ndvi::tile::TileLayout {
         out: out.to_string(),
-        grid: grid.clone(),
-        windows: windows.clone(),
+        window,
+        scl_mask: Vec::new(),
         blocksize,
         level: None,
         quicklook: quicklook.then(ndvi::quicklook::QuicklookOptions::default),
     };
-    let windows = windows
-        .into_iter()
-        .map(|window| WindowTask {
-            before: before.clone(),
-            after: after.clone(),
-            window,
-            out: out.to_string(),
-            scl_mask: Vec::new(),
-        })
-        .collect();
-    Ok(TilePlan {
-        before: before.clone(),
-        after: after.clone(),
-        grid,
-        windows,
-        merge,
-    })
+    ndvi::tile::plan_scenes(store, before.clone(), after.clone(), &layout)
+        .map_err(|e| DriverError::plan("ndvi", e))
 }
 
 impl Pipeline for NdviPipeline {

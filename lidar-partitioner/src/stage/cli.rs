@@ -3,6 +3,7 @@
 use clap::Parser;
 
 use super::*;
+use crate::params::{Method, OutputFormat};
 
 /// Splits a LAS/LAZ point cloud into balanced, buffered tiles (density method of PDAL's
 /// filters.chipper, as in CloudButton) and writes `<stem>-NNNN.<las|laz>` plus
