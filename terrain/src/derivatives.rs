@@ -156,6 +156,32 @@ trait Kernel: Sync {
     }
 }
 
+/// Runs a kernel over one row: pixel by pixel unless `alg` is Horn, else `horn(hx, hy, o)`
+/// with this thread's two scratch rows (Horn's x and y gradients) sized to the row's
+/// interior `o = out[1..n-1]`. Rows shorter than 3 have no interior.
+fn horn_row<K: Kernel>(
+    kernel: &K,
+    alg: GradientAlg,
+    [l1, l2, l3]: [&[f32]; 3],
+    out: &mut [f32],
+    horn: impl FnOnce(&mut [f32], &mut [f32], &mut [f32]),
+) {
+    let n = l2.len();
+    if n < 3 {
+        return;
+    }
+    if alg != GradientAlg::Horn {
+        kernel.row_by_pixels(l1, l2, l3, out);
+        return;
+    }
+    SCRATCH.with(|sc| {
+        let (hx, hy) = &mut *sc.borrow_mut();
+        hx.resize(n - 2, 0.0);
+        hy.resize(n - 2, 0.0);
+        horn(hx, hy, &mut out[1..n - 1]);
+    });
+}
+
 /// The 3×3 window centred on column `j` of the middle row `l2` (row-major, as gdaldem's).
 #[inline(always)]
 fn window_at(l1: &[f32], l2: &[f32], l3: &[f32], j: usize) -> [f32; 9] {
@@ -668,21 +694,8 @@ impl Kernel for SlopeKernel {
     }
 
     fn row(&self, l1: &[f32], l2: &[f32], l3: &[f32], out: &mut [f32]) {
-        let n = l2.len();
-        if n < 3 {
-            return;
-        }
-        if self.alg != GradientAlg::Horn {
-            self.row_by_pixels(l1, l2, l3, out);
-            return;
-        }
-        SCRATCH.with(|sc| {
-            let (hx, hy) = &mut *sc.borrow_mut();
-            let m = n - 2;
-            hx.resize(m, 0.0);
-            hy.resize(m, 0.0);
+        horn_row(self, self.alg, [l1, l2, l3], out, |hx, hy, o| {
             let (ew, ns, div) = (self.ewres, self.nsres, self.div);
-            let o = &mut out[1..n - 1];
             if self.percent {
                 horn_body(l1, l2, l3, hx, hy);
                 for ((o, &x), &y) in o.iter_mut().zip(hx.iter()).zip(hy.iter()) {
@@ -719,25 +732,12 @@ impl Kernel for AspectKernel {
     }
 
     fn row(&self, l1: &[f32], l2: &[f32], l3: &[f32], out: &mut [f32]) {
-        let n = l2.len();
-        if n < 3 {
-            return;
-        }
-        if self.alg != GradientAlg::Horn {
-            self.row_by_pixels(l1, l2, l3, out);
-            return;
-        }
-        SCRATCH.with(|sc| {
-            let (hx, hy) = &mut *sc.borrow_mut();
-            let m = n - 2;
-            hx.resize(m, 0.0);
-            hy.resize(m, 0.0);
-            let o = &mut out[1..n - 1];
-            let unsettled = aspect_fast([l1, l2, l3], hx, hy, o, self.trig);
-            if unsettled {
-                for (j, o) in out.iter_mut().enumerate().take(n - 1).skip(1) {
+        horn_row(self, self.alg, [l1, l2, l3], out, |hx, hy, o| {
+            if aspect_fast([l1, l2, l3], hx, hy, o, self.trig) {
+                // Pixels the fast path left unsettled (NaN), one by one; `o[k]` is column k + 1.
+                for (k, o) in o.iter_mut().enumerate() {
                     if o.is_nan() {
-                        *o = self.pixel(&window_at(l1, l2, l3, j));
+                        *o = self.pixel(&window_at(l1, l2, l3, k + 1));
                     }
                 }
             }
