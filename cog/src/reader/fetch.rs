@@ -9,7 +9,7 @@ use bytes::Bytes;
 use cloud::StoreError;
 
 use super::image::Image;
-use super::plan::{Blocks, WindowPlan};
+use super::plan::{Blocks, WindowPlan, block_info};
 use super::{
     BlockInfo, CogReader, MAX_WINDOW_BYTES, READ_AHEAD_BYTES, READ_AHEAD_CACHE_BYTES,
     READ_AHEAD_MIN_BYTES,
@@ -100,13 +100,14 @@ impl CogReader {
     /// [`CogReader::block_layout`]), without decoding them. A block missing from a sparse
     /// file has no bytes.
     pub fn fetch_block(&self, overview: usize, index: usize) -> Result<Block, CogError> {
-        let layout = self.block_layout(overview)?;
-        let info = *layout.get(index).ok_or_else(|| {
+        let im = self.level(overview)?;
+        let blocks = self.blocks(im)?;
+        let info = block_info(im, &blocks, index).ok_or_else(|| {
             CogError::request(
                 self.uri(),
                 format!(
                     "block {index} does not exist (overview {overview} has {} blocks)",
-                    layout.len()
+                    blocks.offsets.len()
                 ),
             )
         })?;
@@ -117,7 +118,6 @@ impl CogReader {
                 data: Bytes::new(),
             });
         }
-        let im = self.level(overview)?;
         let raw = im.rows_in_block(info.window.row_off / im.block_h) * im.row_bytes() as u64;
         if info.bytes > raw.saturating_mul(2).saturating_add(65536) {
             return Err(CogError::invalid(
@@ -136,7 +136,6 @@ impl CogReader {
         let data = match &file.mem {
             Some(mem) => slice_mem(&file.uri, mem, &range)?,
             None => {
-                let blocks = self.blocks(im)?;
                 let mut got = self.fetch_ranges(im.file, &file.uri, &blocks, &[range], false)?;
                 got.pop()
                     .ok_or_else(|| CogError::invalid(&file.uri, "the store returned no range"))?

@@ -200,6 +200,26 @@ pub(super) fn plan_window(
     })
 }
 
+/// Block `i` of `im` (planes one after another, each row-major, as the block table is),
+/// whose table is `blocks`; `None` past the last block.
+pub(super) fn block_info(im: &Image, blocks: &Blocks, i: usize) -> Option<BlockInfo> {
+    let (offset, count) = (*blocks.offsets.get(i)?, *blocks.counts.get(i)?);
+    let per_plane = (im.blocks_per_plane() as usize).max(1);
+    let k = (i % per_plane) as u64;
+    let (col, row) = ((k % im.across) * im.block_w, (k / im.across) * im.block_h);
+    Some(BlockInfo {
+        window: Window::new(
+            col,
+            row,
+            im.block_w.min(im.width - col),
+            im.block_h.min(im.height - row),
+        ),
+        plane: i / per_plane,
+        offset,
+        bytes: if offset == 0 { 0 } else { count },
+    })
+}
+
 impl CogReader {
     /// The blocks of `overview` (0 = full resolution): pixel window (clipped to the image),
     /// plane (band index for planar files, else 0), and byte range in the file (empty for
@@ -207,28 +227,9 @@ impl CogReader {
     pub fn block_layout(&self, overview: usize) -> Result<Vec<BlockInfo>, CogError> {
         let im = self.level(overview)?;
         let b = self.blocks(im)?;
-        let planes = if im.planar { im.spp } else { 1 };
-        let mut out = Vec::with_capacity(b.offsets.len());
-        for p in 0..planes {
-            for r in 0..im.down {
-                for c in 0..im.across {
-                    let i = p * im.blocks_per_plane() as usize + (r * im.across + c) as usize;
-                    let (col, row) = (c * im.block_w, r * im.block_h);
-                    out.push(BlockInfo {
-                        window: Window::new(
-                            col,
-                            row,
-                            im.block_w.min(im.width - col),
-                            im.block_h.min(im.height - row),
-                        ),
-                        plane: p,
-                        offset: b.offsets[i],
-                        bytes: if b.offsets[i] == 0 { 0 } else { b.counts[i] },
-                    });
-                }
-            }
-        }
-        Ok(out)
+        Ok((0..b.offsets.len())
+            .filter_map(|i| block_info(im, &b, i))
+            .collect())
     }
 
     /// The block table of `im`, read from its IFD on first use and kept.
