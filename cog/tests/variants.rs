@@ -376,21 +376,20 @@ fn gdal_mask(p: &str) -> Vec<f64> {
         .collect()
 }
 
-#[test]
-fn sparse_blocks_read_as_nodata() {
-    let dir = tempfile::tempdir().unwrap();
-    // A byte raster with nodata 0 whose top half is nodata: GDAL leaves those blocks out.
+/// Band 1 of RGB.byte.tif with nodata 7 and its top 400 rows set to 7, tiled 256² DEFLATE
+/// with GDAL's SPARSE_OK: the blocks that are all nodata are left out of the file.
+fn sparse_rgb_band(dir: &std::path::Path) -> String {
     let src = gdal_make(
-        dir.path(),
+        dir,
         "src.tif",
         &data_str(RGB),
         &["-b", "1", "-a_nodata", "7"],
     );
     gdal_python(&format!(
-        "from osgeo import gdal\nimport numpy as np\nds = gdal.Open({src:?}, gdal.GA_Update)\nb = ds.GetRasterBand(1)\na = b.ReadAsArray()\na[:400, :] = 7\nb.WriteArray(a)\nds = None"
+        "from osgeo import gdal\nds = gdal.Open({src:?}, gdal.GA_Update)\nb = ds.GetRasterBand(1)\na = b.ReadAsArray()\na[:400, :] = 7\nb.WriteArray(a)\nds = None"
     ));
-    let p = gdal_make(
-        dir.path(),
+    gdal_make(
+        dir,
         "sparse.tif",
         &src,
         &[
@@ -401,7 +400,13 @@ fn sparse_blocks_read_as_nodata() {
             "-co",
             "COMPRESS=DEFLATE",
         ],
-    );
+    )
+}
+
+#[test]
+fn sparse_blocks_read_as_nodata() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = sparse_rgb_band(dir.path());
     let r = assert_same_as_gdal(&p);
     let top = r
         .read_window::<u8>(1, Window::new(0, 0, 256, 256), 0)
@@ -616,23 +621,7 @@ fn fetched_and_decoded_blocks_equal_window_reads() {
     // 718 rows in strips of 100: the last strip is short (18 rows).
     assert_eq!(assert_blocks_decode_like_windows(&strips), 8);
     // A block left out of a sparse file has no bytes and decodes to nothing.
-    let src = gdal_make(d, "one.tif", &rgb, &["-b", "1", "-a_nodata", "7"]);
-    gdal_python(&format!(
-        "from osgeo import gdal\nds = gdal.Open({src:?}, gdal.GA_Update)\nb = ds.GetRasterBand(1)\na = b.ReadAsArray()\na[:400, :] = 7\nb.WriteArray(a)\nds = None"
-    ));
-    let sparse = gdal_make(
-        d,
-        "sparse.tif",
-        &src,
-        &[
-            "-co",
-            "SPARSE_OK=TRUE",
-            "-co",
-            "TILED=YES",
-            "-co",
-            "COMPRESS=DEFLATE",
-        ],
-    );
+    let sparse = sparse_rgb_band(d);
     let r = CogReader::open(&store(), &sparse).unwrap();
     let block = r.fetch_block(0, 0).unwrap();
     assert_eq!((block.info.offset, block.info.bytes), (0, 0));
