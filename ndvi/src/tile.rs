@@ -430,13 +430,19 @@ pub struct TilePlan {
     pub merge: MergeTask,
 }
 
-/// Resolves the scenes, checks every band grid (and SCL mapping) and plans the windows.
-pub fn plan_tile(store: &Store, request: &TileRequest) -> Result<TilePlan, NdviError> {
-    if request.window == 0 {
+/// A window side of at least 1 px.
+fn check_window_size(window: u64) -> Result<(), NdviError> {
+    if window == 0 {
         return Err(NdviError::InvalidParameter(
             "the window size must be at least 1 px".into(),
         ));
     }
+    Ok(())
+}
+
+/// Resolves the scenes, checks every band grid (and SCL mapping) and plans the windows.
+pub fn plan_tile(store: &Store, request: &TileRequest) -> Result<TilePlan, NdviError> {
+    check_window_size(request.window)?;
     let resolve = |r: &SceneRef, offset: Option<f64>| {
         resolve_scene(
             store,
@@ -491,11 +497,7 @@ pub fn plan_scenes(
     after: SceneBands,
     layout: &TileLayout,
 ) -> Result<TilePlan, NdviError> {
-    if layout.window == 0 {
-        return Err(NdviError::InvalidParameter(
-            "the window size must be at least 1 px".into(),
-        ));
-    }
+    check_window_size(layout.window)?;
     let (b, a) = rayon::join(
         || SceneReader::open(store, &before, &layout.scl_mask),
         || SceneReader::open(store, &after, &layout.scl_mask),
@@ -605,11 +607,7 @@ pub fn run_product(
     task: &ProductTask,
     ctx: Option<&Ctx>,
 ) -> Result<ProductOutput, NdviError> {
-    if task.window == 0 {
-        return Err(NdviError::InvalidParameter(
-            "the window size must be at least 1 px".into(),
-        ));
-    }
+    check_window_size(task.window)?;
     let (b, a) = rayon::join(
         || SceneReader::open(store, &task.before, &task.scl_mask),
         || {

@@ -118,8 +118,9 @@ impl CogReader {
                 data: Bytes::new(),
             });
         }
-        let raw = im.rows_in_block(info.window.row_off / im.block_h) * im.row_bytes() as u64;
-        if info.bytes > raw.saturating_mul(2).saturating_add(65536) {
+        let r = info.window.row_off / im.block_h;
+        if info.bytes > im.max_stored_bytes(r) {
+            let raw = im.rows_in_block(r) * im.row_bytes() as u64;
             return Err(CogError::invalid(
                 self.uri(),
                 format!(
@@ -222,7 +223,6 @@ impl CogReader {
                 }
             }
         }
-        let row_bytes = im.row_bytes() as u64;
         let mut ranges = Vec::with_capacity(want.len());
         let mut total = 0u64;
         for (r, c) in want {
@@ -230,8 +230,7 @@ impl CogReader {
             let (Some(&off), Some(&cnt)) = (blocks.offsets.get(idx), blocks.counts.get(idx)) else {
                 continue;
             };
-            let raw = im.rows_in_block(r).saturating_mul(row_bytes);
-            if off == 0 || cnt == 0 || cnt > raw.saturating_mul(2).saturating_add(65536) {
+            if off == 0 || cnt == 0 || cnt > im.max_stored_bytes(r) {
                 continue;
             }
             let Some(end) = off.checked_add(cnt) else {

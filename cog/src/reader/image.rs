@@ -63,6 +63,15 @@ impl Image {
             self.block_h.min(self.height - r * self.block_h)
         }
     }
+
+    /// Most stored (compressed) bytes a block of block row `r` may plausibly claim: twice
+    /// its decoded size plus 64 KiB. A larger byte count is a hostile or broken header.
+    pub(super) fn max_stored_bytes(&self, r: u64) -> u64 {
+        self.rows_in_block(r)
+            .saturating_mul(self.row_bytes() as u64)
+            .saturating_mul(2)
+            .saturating_add(65536)
+    }
 }
 
 /// Parses IFD `ifd` of file `file` (0 the main file, 1 a `.ovr`) into an [`Image`],

@@ -166,8 +166,7 @@ pub(super) fn plan_window(
                     let b = off + (row_b * row_bytes as u64).min(cnt);
                     Some(a..b.max(a))
                 } else {
-                    let cap = raw_len.saturating_mul(2).saturating_add(65536);
-                    if cnt > cap {
+                    if cnt > im.max_stored_bytes(r) {
                         return Err(CogError::invalid(
                             uri,
                             format!("block {idx} claims {cnt} bytes for {raw_len} bytes of pixels"),
@@ -275,7 +274,6 @@ impl CogReader {
         let mut counts = tr.u64s(ce)?;
         offsets.truncate(expected as usize);
         counts.truncate(expected as usize);
-        let row_bytes = im.row_bytes() as u64;
         let per_plane = im.blocks_per_plane().max(1);
         let mut order: Vec<std::ops::Range<u64>> = offsets
             .iter()
@@ -283,8 +281,7 @@ impl CogReader {
             .enumerate()
             .filter_map(|(i, (&off, &cnt))| {
                 let r = (i as u64 % per_plane) / im.across.max(1);
-                let raw = im.rows_in_block(r).saturating_mul(row_bytes);
-                let plausible = off != 0 && cnt != 0 && cnt <= raw.saturating_mul(2) + 65536;
+                let plausible = off != 0 && cnt != 0 && cnt <= im.max_stored_bytes(r);
                 plausible
                     .then(|| Some(off..off.checked_add(cnt)?))
                     .flatten()
