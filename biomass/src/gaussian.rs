@@ -314,7 +314,7 @@ mod tests {
         // scipy.ndimage._filters._gaussian_kernel1d(2, 0, 4), printed with repr(). numpy's
         // AVX512F `exp` is 1 ulp below the correctly rounded exp(-0.125) that Rust's gives, so
         // weights may differ by an ulp or two; the float32 SJER output is still bit-identical
-        // (tests/sjer.rs).
+        // (tests/integration/sjer.rs).
         let k = gaussian_kernel1d(2.0, 4);
         let want: [f64; 5] = [
             0.027630550638898833,
