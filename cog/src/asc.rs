@@ -213,39 +213,10 @@ pub fn read(store: &Store, uri: &str) -> Result<AscGrid, CogError> {
     Ok(g)
 }
 
-/// A CRS from WKT text: the top-level `AUTHORITY["EPSG", n]`/`ID["EPSG", n]` gives the code.
+/// A CRS from WKT text: the root's `AUTHORITY["EPSG", n]`/`ID["EPSG", n]` gives the code.
 pub fn crs_from_wkt(wkt: &str) -> Crs {
-    // The top-level authority is the last one at nesting depth 1.
-    let mut depth = 0i32;
-    let mut epsg = None;
-    let b = wkt.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'[' | b'(' => depth += 1,
-            b']' | b')' => depth -= 1,
-            _ => {
-                if depth == 1 && (wkt[i..].starts_with("AUTHORITY[") || wkt[i..].starts_with("ID["))
-                {
-                    let rest = &wkt[i..];
-                    if let Some(open) = rest.find('[') {
-                        let inner = &rest[open + 1..];
-                        let end = inner.find(']').unwrap_or(inner.len());
-                        let parts: Vec<&str> = inner[..end]
-                            .split(',')
-                            .map(|s| s.trim().trim_matches('"'))
-                            .collect();
-                        if parts.len() >= 2 && parts[0].eq_ignore_ascii_case("EPSG") {
-                            epsg = parts[1].parse().ok();
-                        }
-                    }
-                }
-            }
-        }
-        i += 1;
-    }
     Crs {
-        epsg,
+        epsg: ::crs::epsg_from_wkt(wkt),
         wkt: Some(wkt.to_string()),
     }
 }

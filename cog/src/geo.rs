@@ -216,11 +216,7 @@ impl GeoKeys {
             value: GeoKeyValue::Short(vec![v]),
         };
         if let Some(code) = crs.epsg.filter(|&c| c > 0 && c < 32767) {
-            let geographic = match crs.wkt.as_deref() {
-                Some(w) => is_geographic_wkt(w),
-                None => is_geographic_epsg(code),
-            };
-            if geographic {
+            if crs.is_geographic() {
                 keys.push(short(key::GT_MODEL_TYPE, 2));
                 keys.push(raster);
                 keys.push(short(key::GEOGRAPHIC_TYPE, code as u16));
@@ -237,7 +233,7 @@ impl GeoKeys {
         {
             return g;
         } else if let Some(w) = &crs.wkt {
-            let geographic = is_geographic_wkt(w);
+            let geographic = crs.is_geographic();
             keys.push(short(key::GT_MODEL_TYPE, if geographic { 2 } else { 1 }));
             keys.push(raster);
             keys.push(GeoKey {
@@ -353,21 +349,6 @@ fn user_geographic_keys(wkt: &str, pixel_is_point: bool) -> Option<GeoKeys> {
             dbl(key::GEOG_PRIME_MERIDIAN_LONG, pm_lon),
         ],
     })
-}
-
-/// True for EPSG codes of geographic 2D CRSs (heuristic without a CRS database: the
-/// 4000–4999 block, plus common ones elsewhere).
-pub fn is_geographic_epsg(code: u32) -> bool {
-    ((4000..5000).contains(&code) && !matches!(code, 4328 | 4978 | 4936 | 4918..=4920))
-        || matches!(
-            code,
-            6318 | 6322 | 6783 | 7844 | 8086 | 9000..=9002 | 9057 | 10299
-        )
-}
-
-fn is_geographic_wkt(w: &str) -> bool {
-    let t = w.trim_start();
-    t.starts_with("GEOGCS") || t.starts_with("GEOGCRS") || t.starts_with("GEODCRS")
 }
 
 /// The geotransform from ModelTransformation, or ModelTiepoint + ModelPixelScale; `None`

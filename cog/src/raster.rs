@@ -122,8 +122,13 @@ impl Crs {
         if let Some(w) = &self.wkt {
             return Some(w.clone());
         }
-        let code = u16::try_from(self.epsg?).ok()?;
-        crs_definitions::from_code(code).map(|d| d.wkt.to_string())
+        ::crs::wkt_of_epsg(self.epsg?).map(str::to_string)
+    }
+
+    /// Whether coordinates are angular (degrees): the WKT's kind when it has a known one,
+    /// else the EPSG code's; `false` when neither tells ([`::crs::is_geographic`]).
+    pub fn is_geographic(&self) -> bool {
+        ::crs::is_geographic(self.epsg, self.wkt.as_deref())
     }
 
     /// A short name: `EPSG:25830`, `WKT "ETRS89 / UTM zone 30N"`, or `unknown`.

@@ -1,11 +1,11 @@
-//! VLRs/EVLRs and CRS records of LAS files; the public header block and point record
-//! layouts are [`pointcloud::header`]'s (re-exported here).
+//! VLRs/EVLRs of LAS files; the public header block, point record layouts and CRS records
+//! are [`pointcloud`]'s (re-exported here).
 
+pub use pointcloud::crs::CrsInfo;
 pub use pointcloud::header::{
     EVLR_HEADER, HEADER_SIZE_12, HEADER_SIZE_13, HEADER_SIZE_14, Header, OutputHeader, PointFormat,
     VLR_HEADER, le_f64, le_i32, le_u16, le_u32, le_u64, off, text,
 };
-use serde::{Deserialize, Serialize};
 
 /// A variable length record (in the VLR area) or an extended VLR (after the points).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,134 +132,5 @@ impl Vlr {
         out.extend_from_slice(&(self.data.len() as u64).to_le_bytes());
         out.extend_from_slice(&self.description);
         out.extend_from_slice(&self.data);
-    }
-}
-
-/// The CRS a file declares, as far as its VLRs say.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CrsInfo {
-    /// EPSG code: when the header's WKT bit is set and there is a WKT (LAS 1.4: the WKT is
-    /// then the CRS), the WKT root's own `AUTHORITY["EPSG",...]`/`ID["EPSG",...]` (none if it
-    /// has none); else the GeoKeyDirectory's ProjectedCSTypeGeoKey or GeographicTypeGeoKey,
-    /// falling back to the WKT's.
-    pub epsg: Option<u32>,
-    /// The OGC WKT of the coordinate system VLR/EVLR (2112), verbatim.
-    pub wkt: Option<String>,
-}
-
-impl CrsInfo {
-    /// Reads the CRS records among `records` (VLRs then EVLRs); `wkt_bit`: global encoding
-    /// bit 4.
-    pub fn from_records<'a>(records: impl IntoIterator<Item = &'a Vlr>, wkt_bit: bool) -> CrsInfo {
-        let mut info = CrsInfo::default();
-        let mut geokey_epsg = None;
-        for r in records {
-            if !r.is_crs() {
-                continue;
-            }
-            match r.record_id {
-                34735 => geokey_epsg = geokeys_epsg(&r.data),
-                2112 => {
-                    let end = r.data.iter().position(|&c| c == 0).unwrap_or(r.data.len());
-                    let wkt = String::from_utf8_lossy(&r.data[..end]).trim().to_string();
-                    if !wkt.is_empty() {
-                        info.wkt = Some(wkt);
-                    }
-                }
-                _ => {}
-            }
-        }
-        let wkt_code = info.wkt.as_deref().and_then(wkt_epsg);
-        info.epsg = if wkt_bit && info.wkt.is_some() {
-            wkt_code
-        } else {
-            geokey_epsg.or(wkt_code)
-        };
-        info
-    }
-}
-
-/// EPSG code of a GeoKeyDirectory (key 3072, else 2048), ignoring user-defined 32767.
-fn geokeys_epsg(data: &[u8]) -> Option<u32> {
-    if data.len() < 8 {
-        return None;
-    }
-    let n = le_u16(data, 6) as usize;
-    let mut projected = None;
-    let mut geographic = None;
-    for k in 0..n {
-        let at = 8 + 8 * k;
-        if at + 8 > data.len() {
-            break;
-        }
-        let (id, loc, value) = (le_u16(data, at), le_u16(data, at + 2), le_u16(data, at + 6));
-        if loc != 0 || value == 0 || value == 32767 {
-            continue;
-        }
-        match id {
-            3072 => projected = Some(u32::from(value)),
-            2048 => geographic = Some(u32::from(value)),
-            _ => {}
-        }
-    }
-    projected.or(geographic)
-}
-
-/// The EPSG code of the root's own `AUTHORITY["EPSG","n"]` (WKT1) or `ID["EPSG",n]` (WKT2):
-/// the one at bracket depth 1, not a nested datum's or unit's.
-fn wkt_epsg(wkt: &str) -> Option<u32> {
-    let b = wkt.as_bytes();
-    let mut depth = 0i32;
-    let mut found = None;
-    for i in 0..b.len() {
-        match b[i] {
-            b'[' | b'(' => depth += 1,
-            b']' | b')' => depth -= 1,
-            _ => {}
-        }
-        if depth != 1 {
-            continue;
-        }
-        for pat in ["AUTHORITY[\"EPSG\",", "ID[\"EPSG\","] {
-            if wkt[i..].starts_with(pat) && (i == 0 || !b[i - 1].is_ascii_alphabetic()) {
-                let digits: String = wkt[i + pat.len()..]
-                    .trim_start_matches(['"', ' '])
-                    .chars()
-                    .take_while(|c| c.is_ascii_digit())
-                    .collect();
-                if let Ok(code) = digits.parse() {
-                    found = Some(code);
-                }
-            }
-        }
-    }
-    found
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn wkt_epsg_takes_the_outermost_authority() {
-        let wkt = r#"PROJCS["ETRS89 / UTM zone 30N",GEOGCS["ETRS89",AUTHORITY["EPSG","4258"]],UNIT["metre",1,AUTHORITY["EPSG","9001"]],AUTHORITY["EPSG","25830"]]"#;
-        assert_eq!(wkt_epsg(wkt), Some(25830));
-        // Only a nested authority: no code for the CRS itself.
-        assert_eq!(
-            wkt_epsg(r#"PROJCS["x",GEOGCS["y",AUTHORITY["EPSG","4258"]],UNIT["m",1]]"#),
-            None
-        );
-        assert_eq!(wkt_epsg(r#"PROJCRS["x",ID["EPSG",32611]]"#), Some(32611));
-        assert_eq!(wkt_epsg("LOCAL_CS[\"x\"]"), None);
-    }
-
-    #[test]
-    fn geokeys_prefer_projected() {
-        let mut d = Vec::new();
-        for v in [1u16, 1, 0, 2, 2048, 0, 1, 4326, 3072, 0, 1, 25831] {
-            d.extend_from_slice(&v.to_le_bytes());
-        }
-        assert_eq!(geokeys_epsg(&d), Some(25831));
-        assert_eq!(geokeys_epsg(&d[..16]), Some(4326));
     }
 }

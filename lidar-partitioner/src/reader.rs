@@ -172,7 +172,13 @@ impl LasMeta {
     /// The CRS the VLRs/EVLRs declare.
     pub fn crs(&self) -> crate::format::CrsInfo {
         let wkt_bit = self.header.global_encoding() & 0x10 != 0;
-        crate::format::CrsInfo::from_records(self.vlrs.iter().chain(&self.evlrs), wkt_bit)
+        crate::format::CrsInfo::from_records(
+            self.vlrs
+                .iter()
+                .chain(&self.evlrs)
+                .map(|v| (v.user(), v.record_id, &v.data[..])),
+            wkt_bit,
+        )
     }
 }
 

@@ -837,7 +837,7 @@ pub fn slope_aspect(
 /// Checks that slopes can be computed on `crs` with `scale`: a geographic CRS (degrees)
 /// needs an explicit scale (e.g. 111120 for elevations in metres).
 pub fn check_units(crs: &cog::Crs, scale: Option<f64>, uri: &str) -> Result<()> {
-    if scale.is_none() && crate::las_io::is_geographic(crs) {
+    if scale.is_none() && crs.is_geographic() {
         return Err(TerrainError::input(
             uri,
             format!(

@@ -159,85 +159,18 @@ fn append_records(
     }
 }
 
-/// The CRS recorded in a LAS header: the EPSG code of the GeoTIFF projected (or geodetic)
-/// key, and/or the WKT VLR (with its EPSG code when the WKT names one).
+/// The CRS recorded in a LAS header, read as every stage reads it
+/// ([`pointcloud::crs::CrsInfo::from_records`]): with the WKT bit (LAS 1.4), the WKT record and
+/// its root's EPSG code; else the GeoTIFF projected (or geographic) key's code, or the WKT's.
 pub fn crs_of(header: &las::Header) -> Crs {
-    let mut crs = Crs::default();
-    if let Some(wkt) = header.get_wkt_crs_bytes() {
-        let text = String::from_utf8_lossy(wkt)
-            .trim_end_matches('\0')
-            .trim()
-            .to_string();
-        if !text.is_empty() {
-            crs.epsg = epsg_from_wkt(&text);
-            crs.wkt = Some(text);
-        }
+    let records = header
+        .all_vlrs()
+        .map(|v| (v.user_id.as_str(), v.record_id, v.data.as_slice()));
+    let info = pointcloud::crs::CrsInfo::from_records(records, header.has_wkt_crs());
+    Crs {
+        epsg: info.epsg,
+        wkt: info.wkt,
     }
-    if crs.epsg.is_none()
-        && let Ok(Some(gt)) = header.get_geotiff_crs()
-    {
-        let code = gt
-            .get_projected_crs_geo_key_value()
-            .filter(|&c| c != 0 && c != 32767)
-            .or_else(|| {
-                gt.get_geodetic_crs_geo_key_value()
-                    .filter(|&c| c != 0 && c != 32767)
-            });
-        crs.epsg = code.map(u32::from);
-    }
-    crs
-}
-
-/// The EPSG code of the outermost object of a WKT (the last `AUTHORITY["EPSG","n"]` or
-/// `ID["EPSG",n]` that closes at the top level).
-pub fn epsg_from_wkt(wkt: &str) -> Option<u32> {
-    // The top-level authority is the last one before the final closing bracket, at depth 1.
-    let bytes = wkt.as_bytes();
-    let mut depth = 0i32;
-    let mut last: Option<usize> = None;
-    for (i, &b) in bytes.iter().enumerate() {
-        match b {
-            b'[' | b'(' => {
-                depth += 1;
-                if depth == 2 {
-                    let head = &wkt[..i];
-                    if head.ends_with("AUTHORITY") || head.ends_with("ID") {
-                        last = Some(i + 1);
-                    }
-                }
-            }
-            b']' | b')' => depth -= 1,
-            _ => {}
-        }
-    }
-    let rest = &wkt[last?..];
-    let mut parts = rest.splitn(3, ',');
-    let auth = parts.next()?.trim().trim_matches('"');
-    if !auth.eq_ignore_ascii_case("EPSG") {
-        return None;
-    }
-    let code = parts.next()?;
-    let code: String = code
-        .trim()
-        .trim_matches('"')
-        .chars()
-        .take_while(|c| c.is_ascii_digit())
-        .collect();
-    code.parse().ok()
-}
-
-/// True when `crs` is known to be geographic (angular coordinates).
-pub fn is_geographic(crs: &Crs) -> bool {
-    if let Some(w) = &crs.wkt {
-        let t = w.trim_start();
-        if t.starts_with("GEOGCS") || t.starts_with("GEOGCRS") || t.starts_with("GEODCRS") {
-            return true;
-        }
-        if t.starts_with("PROJCS") || t.starts_with("PROJCRS") || t.starts_with("COMPD") {
-            return false;
-        }
-    }
-    crs.epsg.is_some_and(cog::geo::is_geographic_epsg)
 }
 
 /// Writes a copy of `file` (LAS, or LAZ when `compressed`) whose classification of point `i`
@@ -308,25 +241,41 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    #[test]
-    fn wkt_epsg() {
-        let wkt = r#"PROJCS["ETRS89 / UTM zone 31N",GEOGCS["ETRS89",AUTHORITY["EPSG","4258"]],UNIT["metre",1,AUTHORITY["EPSG","9001"]],AUTHORITY["EPSG","25831"]]"#;
-        assert_eq!(epsg_from_wkt(wkt), Some(25831));
-        let wkt2 = r#"PROJCRS["x",BASEGEOGCRS["y",ID["EPSG",4258]],ID["EPSG",25830]]"#;
-        assert_eq!(epsg_from_wkt(wkt2), Some(25830));
-        assert_eq!(epsg_from_wkt(r#"LOCAL_CS["x"]"#), None);
+    /// A LAS 1.2 header (or 1.4, point format 6) with a GeoKeyDirectory naming `key_code`
+    /// and a WKT record naming `wkt_code`.
+    fn header_with_both_records(key_code: u16, wkt_code: u32, las14: bool) -> las::Header {
+        let mut b = las::Builder::from(if las14 { (1, 4) } else { (1, 2) });
+        if las14 {
+            b.point_format = las::point::Format::new(6).unwrap();
+        }
+        let keys: Vec<u8> = [1u16, 1, 0, 1, 3072, 0, 1, key_code]
+            .iter()
+            .flat_map(|k| k.to_le_bytes())
+            .collect();
+        let wkt = format!(r#"PROJCS["x",AUTHORITY["EPSG","{wkt_code}"]]"#);
+        for (record_id, data) in [(34735, keys), (2112, wkt.into_bytes())] {
+            b.vlrs.push(las::Vlr {
+                user_id: "LASF_Projection".into(),
+                record_id,
+                description: String::new(),
+                data,
+            });
+        }
+        b.into_header().unwrap()
     }
 
+    /// terrain reads a file's CRS as the lidar-partitioner does: the GeoKeys are the CRS of
+    /// a LAS 1.2 file, the WKT that of a LAS 1.4 file with the WKT bit.
     #[test]
-    fn geographic() {
-        assert!(is_geographic(&Crs::epsg(4326)));
-        assert!(!is_geographic(&Crs::epsg(25830)));
-        assert!(!is_geographic(&Crs::default()));
-        let g = Crs {
-            epsg: None,
-            wkt: Some("GEOGCS[\"WGS 84\"]".into()),
-        };
-        assert!(is_geographic(&g));
+    fn crs_records_read_as_the_partitioner_reads_them() {
+        let old = header_with_both_records(25830, 25831, false);
+        assert!(!old.has_wkt_crs());
+        assert_eq!(crs_of(&old).epsg, Some(25830));
+        assert!(crs_of(&old).wkt.is_some_and(|w| w.contains("25831")));
+        let new = header_with_both_records(25830, 25831, true);
+        assert!(new.has_wkt_crs());
+        assert_eq!(crs_of(&new).epsg, Some(25831));
+        assert!(!crs_of(&new).is_geographic());
     }
 
     #[test]

@@ -280,7 +280,7 @@ pub fn compute_models(
     if cloud.is_empty() {
         return Err(TerrainError::input(uri, "the file holds no points"));
     }
-    if crate::las_io::is_geographic(crs) {
+    if crs.is_geographic() {
         return Err(TerrainError::input(
             uri,
             format!(
