@@ -423,3 +423,91 @@ pub fn init_logging(json: bool, quiet: bool) {
         builder.compact().without_time().try_init()
     };
 }
+
+/// What [`run_tasks`] gave: every task finished ok.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalRun {
+    /// The tasks' statuses, in task order.
+    pub statuses: Vec<TaskStatus>,
+}
+
+impl LocalRun {
+    /// How many tasks an earlier run had finished unchanged (skipped, not run again).
+    pub fn skipped(&self) -> usize {
+        self.statuses.iter().filter(|s| s.skipped).count()
+    }
+
+    /// Wall time of the tasks that ran, seconds: min, median, max (zeros when none ran).
+    pub fn seconds(&self) -> [f64; 3] {
+        let mut d: Vec<f64> = self
+            .statuses
+            .iter()
+            .filter(|s| !s.skipped)
+            .map(|s| s.duration_s)
+            .collect();
+        d.sort_by(f64::total_cmp);
+        match d.len() {
+            0 => [0.0; 3],
+            n => [d[0], d[n / 2], d[n - 1]],
+        }
+    }
+}
+
+/// Runs `tasks` (task JSON or manifest references) of stage `S` in this process through
+/// [`run_task`], `jobs` at a time on a rayon pool (0: one per core), with one progress bar
+/// named `what` on `ctx` (the tasks themselves run silent): a stage's own command line
+/// running a job of many tasks. The driver's local executor adds retries and run records.
+///
+/// `Err` when any task failed: the number that failed and the first one's id and error
+/// (its kind is the error's); every task's status is written either way.
+pub fn run_tasks<S: Stage>(
+    tasks: &[Value],
+    ctx: &Ctx,
+    options: &RunOptions,
+    jobs: usize,
+    what: &str,
+) -> Result<LocalRun, TaskError> {
+    use rayon::prelude::*;
+    let progress = ctx.progress(what, tasks.len() as u64);
+    let quiet = ctx.clone().with_progress(ProgressMode::Silent);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs)
+        .build()
+        .map_err(|e| TaskError::internal(format!("cannot start the worker pool: {e}")))?;
+    let results: Vec<Result<TaskStatus, TaskError>> = pool.install(|| {
+        tasks
+            .par_iter()
+            .with_max_len(1)
+            .map(|t| {
+                let s = run_task::<S>(t.clone(), &quiet, options);
+                progress.inc(1);
+                s
+            })
+            .collect()
+    });
+    progress.finish();
+    let mut statuses = Vec::with_capacity(tasks.len());
+    let mut failures = Vec::new();
+    for (i, result) in results.into_iter().enumerate() {
+        match result {
+            Ok(s) if s.state == TaskState::Ok => statuses.push(s),
+            Ok(s) => failures.push((
+                s.id,
+                s.error.unwrap_or_else(|| TaskError::internal("failed")),
+            )),
+            Err(e) => failures.push((format!("task {i}"), e)),
+        }
+    }
+    if let Some((id, first)) = failures.first() {
+        return Err(TaskError::new(
+            first.kind,
+            format!(
+                "{} of {} {what} failed; {id}: {}",
+                failures.len(),
+                tasks.len(),
+                first.message
+            ),
+        ));
+    }
+    Ok(LocalRun { statuses })
+}

@@ -176,6 +176,20 @@ pub struct Task<P> {
     pub params: P,
 }
 
+/// The JSON-lines manifest of `tasks` (task JSON or typed tasks), one task per line: what a
+/// [`ManifestRef`] names a line of (a Batch array job's children, Lambda invocations, the
+/// driver, `ndvi tile --plan-only`).
+pub fn manifest_text<T: Serialize>(
+    tasks: impl IntoIterator<Item = T>,
+) -> Result<String, serde_json::Error> {
+    let mut text = String::new();
+    for task in tasks {
+        text.push_str(&serde_json::to_string(&task)?);
+        text.push('\n');
+    }
+    Ok(text)
+}
+
 /// A reference to line `index` (0-based, blank lines skipped) of a JSON-lines manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -102,23 +102,15 @@ pub fn manifest_uri(output: &str, step: &str, suffix: Option<&str>) -> String {
     cloud::uri::join(output, &name)
 }
 
-/// The JSON-lines text of `tasks`.
-pub fn manifest_text<'a>(tasks: impl IntoIterator<Item = &'a TaskSpec>) -> String {
-    let mut text = String::new();
-    for t in tasks {
-        text.push_str(&t.task.to_string());
-        text.push('\n');
-    }
-    text
-}
-
-/// Writes `tasks` as a manifest at `uri` (atomically).
+/// Writes `tasks` as a manifest at `uri` (atomically; [`cloud::task::manifest_text`]).
 pub fn write_manifest<'a>(
     store: &Store,
     uri: &str,
     tasks: impl IntoIterator<Item = &'a TaskSpec>,
 ) -> Result<(), DriverError> {
-    store.put(uri, Bytes::from(manifest_text(tasks)))?;
+    let text = cloud::task::manifest_text(tasks.into_iter().map(|t| &t.task))
+        .map_err(|e| DriverError::encode(format!("manifest {uri}"), e))?;
+    store.put(uri, Bytes::from(text))?;
     Ok(())
 }
 

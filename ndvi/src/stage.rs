@@ -1,7 +1,7 @@
 //! The `ndvi` stage: task parameters and outputs, the [`cloud::Stage`] implementation (CLI,
 //! Lambda handler and Batch worker in one binary), and the tile runner.
 
-use cloud::{Ctx, RunOptions, Stage, TaskError, TaskState};
+use cloud::{Ctx, RunOptions, Stage, TaskError};
 use serde::{Deserialize, Serialize};
 
 use crate::preprocess::{PreprocessOutput, PreprocessTask, run_preprocess};
@@ -288,15 +288,10 @@ impl TilePlan {
 /// Writes the plan's window tasks as a JSON-lines manifest (`{out}/tasks/windows.jsonl`, for
 /// a Batch array job or the driver) and the merge task (`{out}/tasks/merge.json`).
 pub fn write_plan(store: &cloud::Store, plan: &TilePlan) -> Result<(String, String), TaskError> {
-    let mut lines = String::new();
-    for t in plan.window_tasks() {
-        let line = serde_json::to_string(&t)
-            .map_err(|e| TaskError::internal(format!("cannot serialise a task: {e}")))?;
-        lines.push_str(&line);
-        lines.push('\n');
-    }
     let manifest = cloud::uri::join(&plan.merge.out, "tasks/windows.jsonl");
-    store.put(&manifest, bytes::Bytes::from(lines))?;
+    let text = cloud::task::manifest_text(plan.window_tasks())
+        .map_err(|e| TaskError::internal(format!("cannot serialise a task: {e}")))?;
+    store.put(&manifest, bytes::Bytes::from(text))?;
     let merge = cloud::uri::join(&plan.merge.out, "tasks/merge.json");
     store.put_json(&merge, &plan.merge_task())?;
     Ok((manifest, merge))
@@ -310,7 +305,8 @@ pub struct TileReport {
     pub window_tasks: usize,
     /// Window tasks skipped because an earlier run finished them.
     pub skipped: usize,
-    /// Window task wall times, seconds: min, median, max.
+    /// Wall times of the window tasks that ran (not the skipped ones), seconds: min, median,
+    /// max.
     pub window_seconds: [f64; 3],
     pub merge: MergeOutput,
 }
@@ -328,60 +324,20 @@ pub fn run_tile_plan(
         executor: "local".to_string(),
         deadline: None,
     };
-    let tasks = plan.window_tasks();
-    let progress = ctx.progress("window tasks", tasks.len() as u64);
-    let quiet = ctx.clone().with_progress(cloud::ProgressMode::Silent);
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(jobs)
-        .build()
-        .map_err(|e| TaskError::internal(format!("cannot start the worker pool: {e}")))?;
-    let statuses: Vec<Result<cloud::TaskStatus, TaskError>> = pool.install(|| {
-        use rayon::prelude::*;
-        tasks
-            .par_iter()
-            .map(|t| {
-                let value = serde_json::to_value(t)
-                    .map_err(|e| TaskError::internal(format!("cannot serialise a task: {e}")))?;
-                let s = cloud::run_task::<NdviStage>(value, &quiet, &options);
-                progress.inc(1);
-                s
-            })
-            .collect()
-    });
-    progress.finish();
-    let mut failures = Vec::new();
-    let mut durations = Vec::new();
-    let mut skipped = 0;
-    for (t, s) in tasks.iter().zip(statuses) {
-        match s {
-            Ok(s) if s.state == TaskState::Ok => {
-                skipped += s.skipped as usize;
-                durations.push(s.duration_s);
-            }
-            Ok(s) => failures.push((
-                t.id.clone(),
-                s.error.unwrap_or_else(|| TaskError::internal("failed")),
-            )),
-            Err(e) => failures.push((t.id.clone(), e)),
-        }
-    }
-    if let Some((id, first)) = failures.first() {
-        return Err(TaskError::new(
-            first.kind,
-            format!(
-                "{} of {} window tasks failed (statuses under {}/status/); {id}: {}",
-                failures.len(),
-                tasks.len(),
-                plan.merge.out,
-                first.message
-            ),
-        ));
-    }
-    durations.sort_by(f64::total_cmp);
-    let window_seconds = match durations.len() {
-        0 => [0.0; 3],
-        n => [durations[0], durations[n / 2], durations[n - 1]],
-    };
+    let tasks = plan
+        .window_tasks()
+        .iter()
+        .map(serde_json::to_value)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TaskError::internal(format!("cannot serialise a task: {e}")))?;
+    let windows = cloud::entry::run_tasks::<NdviStage>(&tasks, ctx, &options, jobs, "window tasks")
+        .map_err(|e| {
+            let at = &plan.merge.out;
+            TaskError::new(
+                e.kind,
+                format!("{} (statuses under {at}/status/)", e.message),
+            )
+        })?;
     let merge = plan.merge_task();
     let value = serde_json::to_value(&merge)
         .map_err(|e| TaskError::internal(format!("cannot serialise the merge task: {e}")))?;
@@ -401,8 +357,8 @@ pub fn run_tile_plan(
         before: plan.before.clone(),
         after: plan.after.clone(),
         window_tasks: tasks.len(),
-        skipped,
-        window_seconds,
+        skipped: windows.skipped(),
+        window_seconds: windows.seconds(),
         merge,
     })
 }

@@ -381,3 +381,96 @@ fn listings_follow_symbolic_links_without_looping() {
         ]
     );
 }
+
+/// A manifest written by `manifest_text` and a job of its tasks run by `run_tasks`: each
+/// task's outputs and status, a resumed job that skips the finished tasks, and a job with
+/// failing tasks that says how many failed and which, and keeps none of their outputs.
+#[test]
+fn a_job_of_manifest_tasks_runs_resumes_and_reports_its_failures() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.bin");
+    std::fs::write(&input, b"abc").unwrap();
+    let i = input.to_str().unwrap();
+    let root = dir.path().to_str().unwrap();
+    let tasks: Vec<Value> = (0..5)
+        .map(|k| {
+            let mut t = task(&format!("{root}/out{k}"), i, &["a", "b"]);
+            t["id"] = json!(format!("t{k}"));
+            t
+        })
+        .collect();
+    let manifest = format!("{root}/tasks.jsonl");
+    let text = cloud::task::manifest_text(&tasks).unwrap();
+    assert_eq!(text.lines().count(), 5);
+    // Typed tasks make a manifest of the same tasks, one line each, read back by
+    // `manifest_lines` (the reader of manifest references).
+    let typed: Vec<cloud::Task<WriterParams>> = tasks
+        .iter()
+        .map(|t| serde_json::from_value(t.clone()).unwrap())
+        .collect();
+    let typed_text = cloud::task::manifest_text(&typed).unwrap();
+    let lines = cloud::entry::manifest_lines("typed", &typed_text).unwrap();
+    assert_eq!(lines.len(), 5);
+    for (line, t) in lines.iter().zip(&typed) {
+        let back: cloud::Task<WriterParams> = serde_json::from_str(line).unwrap();
+        assert_eq!(
+            serde_json::to_value(&back).unwrap(),
+            serde_json::to_value(t).unwrap()
+        );
+    }
+    Store::default().put(&manifest, Bytes::from(text)).unwrap();
+    let refs: Vec<Value> = (0..5)
+        .map(|index| json!({"manifest": manifest, "index": index}))
+        .collect();
+
+    let options = RunOptions::default();
+    let first = cloud::entry::run_tasks::<Writer>(&refs, &ctx(), &options, 2, "tasks").unwrap();
+    let ids: Vec<&str> = first.statuses.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["t0", "t1", "t2", "t3", "t4"],
+        "statuses in task order"
+    );
+    assert_eq!(first.skipped(), 0);
+    let [min, median, max] = first.seconds();
+    assert!(
+        0.0 <= min && min <= median && median <= max,
+        "{min} {median} {max}"
+    );
+    for k in 0..5 {
+        assert_eq!(files_in(&dir.path().join(format!("out{k}"))), ["a", "b"]);
+    }
+
+    let again = cloud::entry::run_tasks::<Writer>(&refs, &ctx(), &options, 0, "tasks").unwrap();
+    assert_eq!(again.skipped(), 5);
+    assert_eq!(again.seconds(), [0.0; 3], "no task ran");
+
+    // Tasks 1 and 3 fail (a new parameter: they run again); the others are skipped.
+    let failing: Vec<Value> = tasks
+        .iter()
+        .enumerate()
+        .map(|(k, t)| {
+            let mut t = t.clone();
+            if k % 2 == 1 {
+                t["params"]["fail_after"] = json!(1);
+                t["params"]["files"] = json!(["c", "d"]);
+            }
+            t
+        })
+        .collect();
+    let e = cloud::entry::run_tasks::<Writer>(&failing, &ctx(), &options, 2, "tasks").unwrap_err();
+    assert_eq!(e.kind, ErrorKind::InvalidInput);
+    assert!(
+        e.message
+            .starts_with("2 of 5 tasks failed; t1: failing after 1 files"),
+        "{e}"
+    );
+    let status: TaskStatus = Store::default()
+        .get_json(&format!("{root}/out3/status/t3.json"))
+        .unwrap();
+    assert_eq!(status.state, TaskState::Error);
+    assert!(
+        !dir.path().join("out3/c").exists(),
+        "a failed task keeps no output"
+    );
+}
