@@ -4,7 +4,7 @@
 //! Every task writes `status/<id>.json` under its stage's status root; a task whose status
 //! says ok, whose outputs all exist and whose fingerprint (parameters, algorithm version,
 //! input identities) is unchanged is skipped (resume). A stage's binary serves the command
-//! line, AWS Lambda and AWS Batch through [`crate::binary::main`] (feature `cli`).
+//! line, AWS Lambda and AWS Batch through `cloud::binary::main` (feature `cli`).
 
 use std::panic::AssertUnwindSafe;
 use std::time::Instant;

@@ -6,7 +6,7 @@
 //! - [`entry`]: the stage contract ([`Stage`], [`Ctx`], [`run_task`]): task status,
 //!   fingerprints and resume.
 //! - `binary` (feature `cli`): the one `main` every stage binary uses (command line, AWS
-//!   Lambda, AWS Batch) and the [`binary::StageCli`] trait of a binary's command line.
+//!   Lambda, AWS Batch) and the `binary::StageCli` trait of a binary's command line.
 //!
 //! ```
 //! use bytes::Bytes;

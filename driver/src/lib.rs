@@ -10,14 +10,16 @@
 //! - [`plan`]: typed tasks ([`plan::TaskSpec::new`] from a stage's own `Params`), steps, and
 //!   the JSON-lines manifests written to the output location; only `{manifest, index}`
 //!   travels in an invocation.
-//! - [`exec`]: executors — [`exec::local::LocalExecutor`] (rayon, in process, the default),
-//!   [`exec::lambda::LambdaExecutor`] (aws-sdk-lambda Invoke, bounded concurrency, retries of
-//!   retryable failures with optionally more memory, deadlines) and
-//!   [`exec::batch::BatchExecutor`] (one array job per step, DescribeJobs polling).
+//! - [`exec`]: executors — [`exec::local::LocalExecutor`] (rayon, in process, the default);
+//!   with the default feature `aws`, `exec::lambda::LambdaExecutor` (aws-sdk-lambda Invoke,
+//!   bounded concurrency, retries of retryable failures with optionally more memory,
+//!   deadlines) and `exec::batch::BatchExecutor` (one array job per step, DescribeJobs
+//!   polling).
 //! - [`run`]: runs a pipeline with an executor, resuming from the tasks' status objects;
 //!   [`report`] and [`plot`]: `report.json`, the timeline and duration histogram PNGs and the
-//!   cost estimate; [`stac`]: the STAC collection of every run's products; [`demo`]: the synthetic scene of `geobutton demo`; [`deploy`]: the AWS
-//!   resources (`geobutton deploy`); [`notebook`]: what every notebook uses (inline
+//!   cost estimate; [`stac`]: the STAC collection of every run's products; [`demo`]: the
+//!   synthetic scene of `geobutton demo`; `deploy` (feature `aws`): the AWS resources
+//!   (`geobutton deploy`); [`notebook`]: what every notebook uses (inline
 //!   pictures and tables, the fixtures or the demo scene).
 //!
 //! ```
