@@ -118,11 +118,13 @@ impl CogReader {
                 data: Bytes::new(),
             });
         }
+        // The file that holds the block: the image's own, or its external `.ovr` overviews.
+        let file = &self.files[im.file];
         let r = info.window.row_off / im.block_h;
         if info.bytes > im.max_stored_bytes(r) {
             let raw = im.rows_in_block(r) * im.row_bytes() as u64;
             return Err(CogError::invalid(
-                self.uri(),
+                &file.uri,
                 format!(
                     "block {index} claims {} bytes for {raw} bytes of pixels",
                     info.bytes
@@ -130,9 +132,8 @@ impl CogReader {
             ));
         }
         let end = info.offset.checked_add(info.bytes).ok_or_else(|| {
-            CogError::invalid(self.uri(), format!("block {index} offset overflows"))
+            CogError::invalid(&file.uri, format!("block {index} offset overflows"))
         })?;
-        let file = &self.files[im.file];
         let range = info.offset..end;
         let data = match &file.mem {
             Some(mem) => slice_mem(&file.uri, mem, &range)?,
