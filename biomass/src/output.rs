@@ -69,27 +69,14 @@ pub fn trees_csv(
 
 /// Viridis-like colour ramp, `t` in 0..=1.
 fn ramp(t: f64) -> Rgb<u8> {
-    const STOPS: [(f64, [f64; 3]); 5] = [
-        (0.0, [68.0, 1.0, 84.0]),
-        (0.25, [59.0, 82.0, 139.0]),
-        (0.5, [33.0, 145.0, 140.0]),
-        (0.75, [94.0, 201.0, 98.0]),
-        (1.0, [253.0, 231.0, 37.0]),
+    const STOPS: [(f64, [u8; 3]); 5] = [
+        (0.0, [68, 1, 84]),
+        (0.25, [59, 82, 139]),
+        (0.5, [33, 145, 140]),
+        (0.75, [94, 201, 98]),
+        (1.0, [253, 231, 37]),
     ];
-    let t = if t.is_finite() {
-        t.clamp(0.0, 1.0)
-    } else {
-        0.0
-    };
-    for w in STOPS.windows(2) {
-        let ((a, ca), (b, cb)) = (w[0], w[1]);
-        if t <= b {
-            let f = (t - a) / (b - a);
-            let c = |i: usize| (ca[i] + (cb[i] - ca[i]) * f).round() as u8;
-            return Rgb([c(0), c(1), c(2)]);
-        }
-    }
-    Rgb([253, 231, 37])
+    Rgb(cog::legend::ramp(&STOPS, t))
 }
 
 /// Downsampling step so the longer side is at most `max_side` pixels.
@@ -98,10 +85,7 @@ fn step_for(h: usize, w: usize, max_side: usize) -> usize {
 }
 
 fn encode(img: &RgbImage) -> Result<Vec<u8>, String> {
-    let mut out = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut out, image::ImageFormat::Png)
-        .map_err(|e| e.to_string())?;
-    Ok(out.into_inner())
+    cog::legend::encode_png(img).map_err(|e| e.to_string())
 }
 
 /// A PNG of a non-negative field (CHM metres or biomass kg): 0 black, else a colour ramp up to

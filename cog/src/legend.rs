@@ -1,8 +1,42 @@
-//! Legends for PNG maps: a built-in 5×7 bitmap font (no system fonts in Lambda), tick
-//! labels, and a legend panel — title, unit, colour bar with value ticks, no-data swatch —
-//! beside a map. Used by the NDVI quicklook, the water ET maps and the biomass maps.
+//! PNG maps: colour ramps ([`ramp`]), a built-in 5×7 bitmap font (no system fonts in
+//! Lambda), tick labels, a legend panel — title, unit, colour bar with value ticks, no-data
+//! swatch — beside a map ([`with_legend`]), and PNG encoding ([`encode_png`]). Used by the
+//! NDVI quicklook, the water ET maps, the biomass maps and the driver's run plots.
 
 use image::{Rgb, RgbImage};
+
+/// The colour at `t` (0..=1, clamped; NaN is 0) of a piecewise-linear ramp through `stops`
+/// (`(position, colour)`, positions increasing from 0 to 1), each channel rounded.
+///
+/// ```
+/// const GREY: [(f64, [u8; 3]); 2] = [(0.0, [0, 0, 0]), (1.0, [255, 255, 255])];
+/// assert_eq!(cog::legend::ramp(&GREY, 0.5), [128, 128, 128]);
+/// assert_eq!(cog::legend::ramp(&GREY, 7.0), [255, 255, 255]);
+/// assert_eq!(cog::legend::ramp(&GREY, f64::NAN), [0, 0, 0]);
+/// ```
+pub fn ramp(stops: &[(f64, [u8; 3])], t: f64) -> [u8; 3] {
+    let t = if t.is_finite() {
+        t.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    for w in stops.windows(2) {
+        let ((a, ca), (b, cb)) = (w[0], w[1]);
+        if t <= b {
+            let f = if b > a { (t - a) / (b - a) } else { 1.0 };
+            let mix = |i: usize| (ca[i] as f64 + f * (cb[i] as f64 - ca[i] as f64)).round() as u8;
+            return [mix(0), mix(1), mix(2)];
+        }
+    }
+    stops.last().map_or([0; 3], |s| s.1)
+}
+
+/// `img` encoded as PNG.
+pub fn encode_png(img: &RgbImage) -> Result<Vec<u8>, image::ImageError> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png)?;
+    Ok(out.into_inner())
+}
 
 /// Panel background and ink.
 pub const BACKGROUND: [u8; 3] = [255, 255, 255];

@@ -47,10 +47,7 @@ fn colour(i: usize) -> RGBColor {
 fn encode(buf: Vec<u8>, what: &str) -> Result<Vec<u8>, DriverError> {
     let img = image::RgbImage::from_raw(WIDTH, HEIGHT, buf)
         .ok_or_else(|| DriverError::encode(what, "bitmap size mismatch"))?;
-    let mut out = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut out, image::ImageFormat::Png)
-        .map_err(|e| DriverError::encode(what, e))?;
-    Ok(out.into_inner())
+    cog::legend::encode_png(&img).map_err(|e| DriverError::encode(what, e))
 }
 
 fn plot_err<E: std::fmt::Debug>(what: &str) -> impl Fn(E) -> DriverError + '_ {

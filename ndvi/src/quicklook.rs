@@ -5,12 +5,10 @@
 //! Text is drawn with a built-in 5×7 bitmap font so the quicklook needs no system fonts
 //! (Lambda images have none).
 
-use std::io::Cursor;
-
 use cloud::Store;
 use cog::Raster;
 pub use cog::legend::{draw_text, format_tick, glyph};
-use image::{ImageFormat, Rgb, RgbImage};
+use image::{Rgb, RgbImage};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -154,11 +152,7 @@ pub fn render(raster: &Raster<f32>, options: &QuicklookOptions) -> RgbImage {
 
 /// Encodes the quicklook of `raster` as PNG bytes.
 pub fn png_bytes(raster: &Raster<f32>, options: &QuicklookOptions) -> Result<Vec<u8>, String> {
-    let img = render(raster, options);
-    let mut buf = Cursor::new(Vec::new());
-    img.write_to(&mut buf, ImageFormat::Png)
-        .map_err(|e| e.to_string())?;
-    Ok(buf.into_inner())
+    cog::legend::encode_png(&render(raster, options)).map_err(|e| e.to_string())
 }
 
 /// Writes the quicklook PNG of `raster` to `uri` (atomically).

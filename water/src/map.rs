@@ -2,9 +2,6 @@
 //! percentiles, nodata grey, a legend panel with the title, unit and values
 //! ([`cog::legend`]), at most 1024 pixels on the long side (nearest-neighbour downsampling).
 
-use std::io::Cursor;
-
-use image::ImageFormat;
 use ndarray::Array2;
 
 const RAMP: [(f64, [u8; 3]); 6] = [
@@ -20,16 +17,7 @@ const RAMP: [(f64, [u8; 3]); 6] = [
 const NODATA_GREY: [u8; 3] = [200, 200, 200];
 
 fn colour(t: f64) -> [u8; 3] {
-    let t = t.clamp(0.0, 1.0);
-    for w in RAMP.windows(2) {
-        let ((a, ca), (b, cb)) = (w[0], w[1]);
-        if t <= b {
-            let f = (t - a) / (b - a);
-            let mix = |i: usize| (ca[i] as f64 + f * (cb[i] as f64 - ca[i] as f64)).round() as u8;
-            return [mix(0), mix(1), mix(2)];
-        }
-    }
-    RAMP[RAMP.len() - 1].1
+    cog::legend::ramp(&RAMP, t)
 }
 
 /// The stretch (low, high) used for `data`: 2nd and 98th percentiles of the finite values.
@@ -83,7 +71,5 @@ pub fn png(data: &Array2<f32>, title: &str, unit: &str) -> Result<Vec<u8>, image
             ticks: cog::legend::format_value,
         },
     );
-    let mut out = Cursor::new(Vec::new());
-    img.write_to(&mut out, ImageFormat::Png)?;
-    Ok(out.into_inner())
+    cog::legend::encode_png(&img)
 }
