@@ -106,11 +106,15 @@ impl StageKind {
         with_stage!(self, go(task))
     }
 
-    /// The objects a task reads ([`Stage::input_uris`]).
+    /// What a task reads: its objects ([`Stage::input_uris`]), then the folders it reads
+    /// whole ([`Stage::input_folders`], such as a `.SAFE` product), each ending in `/`.
     pub fn input_uris(self, task: &Value) -> Result<Vec<String>, TaskError> {
         fn go<S: Stage>(task: &Value) -> Result<Vec<String>, TaskError> {
             let t = cloud::entry::parse_task::<S>(task.clone())?;
-            Ok(S::input_uris(&t.params))
+            let folders = S::input_folders(&t.params)
+                .into_iter()
+                .map(|f| format!("{}/", f.trim_end_matches('/')));
+            Ok(S::input_uris(&t.params).into_iter().chain(folders).collect())
         }
         with_stage!(self, go(task))
     }
@@ -140,5 +144,29 @@ impl StageKind {
 impl fmt::Display for StageKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::plan::TaskSpec;
+
+    /// A plan lists a preprocessing task's product folder among its inputs (its objects are
+    /// listed only when the task's fingerprint is computed).
+    #[test]
+    fn inputs_include_the_folders_a_task_reads_whole() {
+        let product = "s3://l1c/S2A_MSIL1C_20200219T112111_N0209_R037_T29SPC.SAFE";
+        let params = ndvi::stage::Params::Preprocess(ndvi::preprocess::PreprocessTask {
+            product: product.to_string(),
+            out: "s3://archive/l2a".to_string(),
+            allow_l1c: false,
+            sen2cor: None,
+            blocksize: 1024,
+        });
+        let spec = TaskSpec::new::<NdviStage>("p1", &params).unwrap();
+        let inputs = StageKind::Ndvi.input_uris(&spec.task).unwrap();
+        assert_eq!(inputs, [format!("{product}/")]);
     }
 }
