@@ -495,7 +495,11 @@ pub fn run_tasks<S: Stage>(
                 s.id,
                 s.error.unwrap_or_else(|| TaskError::internal("failed")),
             )),
-            Err(e) => failures.push((format!("task {i}"), e)),
+            // No status could be written: the task's id as given, else its place.
+            Err(e) => {
+                let id = tasks[i].get("id").and_then(Value::as_str);
+                failures.push((id.map_or_else(|| format!("task {i}"), str::to_string), e));
+            }
         }
     }
     if let Some((id, first)) = failures.first() {

@@ -114,7 +114,10 @@ impl StageKind {
             let folders = S::input_folders(&t.params)
                 .into_iter()
                 .map(|f| format!("{}/", f.trim_end_matches('/')));
-            Ok(S::input_uris(&t.params).into_iter().chain(folders).collect())
+            Ok(S::input_uris(&t.params)
+                .into_iter()
+                .chain(folders)
+                .collect())
         }
         with_stage!(self, go(task))
     }

@@ -473,4 +473,11 @@ fn a_job_of_manifest_tasks_runs_resumes_and_reports_its_failures() {
         !dir.path().join("out3/c").exists(),
         "a failed task keeps no output"
     );
+
+    // A task that cannot be read has no status: the error names it by its id.
+    let unreadable = [json!({"id": "odd", "stage": "writer", "params": {"nope": 1}})];
+    let e =
+        cloud::entry::run_tasks::<Writer>(&unreadable, &ctx(), &options, 1, "tasks").unwrap_err();
+    assert_eq!(e.kind, ErrorKind::InvalidTask);
+    assert!(e.message.starts_with("1 of 1 tasks failed; odd: "), "{e}");
 }
