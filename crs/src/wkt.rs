@@ -93,7 +93,7 @@ pub fn epsg_from_wkt(wkt: &str) -> Option<u32> {
 /// geographic CRS (WKT1 `GEOGCS`, WKT2 `GEOGCRS`, or `GEODCRS` with an ellipsoidal
 /// coordinate system), `Some(false)` for projected, geocentric, engineering and vertical
 /// ones; a compound CRS is its first (horizontal) component's kind, a bound CRS its source's.
-/// `None` when the kind is unknown.
+/// `None` when the kind is unknown (a `GEODCRS` without its `CS` is either).
 ///
 /// ```
 /// assert_eq!(crs::is_geographic_wkt(r#"GEOGCS["ETRS89",DATUM["x"]]"#), Some(true));
@@ -104,13 +104,12 @@ pub fn is_geographic_wkt(wkt: &str) -> Option<bool> {
     let (keyword, elements) = root(wkt);
     match keyword.to_ascii_uppercase().as_str() {
         "GEOGCS" | "GEOGCRS" | "GEOGRAPHICCRS" => Some(true),
-        "GEODCRS" | "GEODETICCRS" => Some(elements.iter().any(|e| {
-            e.keyword.eq_ignore_ascii_case("CS")
-                && e.inner
-                    .split(',')
-                    .next()
-                    .is_some_and(|kind| kind.trim().eq_ignore_ascii_case("ellipsoidal"))
-        })),
+        // Geographic with an ellipsoidal coordinate system, geocentric with a Cartesian one.
+        "GEODCRS" | "GEODETICCRS" => elements
+            .iter()
+            .find(|e| e.keyword.eq_ignore_ascii_case("CS"))
+            .and_then(|cs| cs.inner.split(',').next())
+            .map(|kind| kind.trim().eq_ignore_ascii_case("ellipsoidal")),
         "PROJCS" | "PROJCRS" | "PROJECTEDCRS" | "GEOCCS" | "LOCAL_CS" | "ENGCRS"
         | "ENGINEERINGCRS" | "VERT_CS" | "VERTCRS" | "VERTICALCRS" => Some(false),
         "COMPD_CS" | "COMPOUNDCRS" => elements.iter().find_map(|e| is_geographic_wkt(e.text)),
@@ -199,6 +198,7 @@ mod tests {
         let geodetic = |cs: &str| format!(r#"GEODCRS["x",DATUM["d"],CS[{cs},3]]"#);
         assert_eq!(is_geographic_wkt(&geodetic("ellipsoidal")), Some(true));
         assert_eq!(is_geographic_wkt(&geodetic("Cartesian")), Some(false));
+        assert_eq!(is_geographic_wkt(r#"GEODCRS["x",DATUM["d"]]"#), None);
         assert_eq!(is_geographic_wkt(r#"GEOCCS["x"]"#), Some(false));
         assert_eq!(is_geographic_wkt(r#"VERT_CS["x"]"#), Some(false));
         assert_eq!(is_geographic_wkt(r#"FOO["x"]"#), None);
