@@ -43,13 +43,6 @@ impl Vlr {
         self.user() == "copc"
     }
 
-    /// A CRS record: GeoKeyDirectory (34735), GeoDoubleParams (34736), GeoAsciiParams
-    /// (34737), OGC math transform WKT (2111) or coordinate system WKT (2112).
-    pub fn is_crs(&self) -> bool {
-        self.user() == "LASF_Projection"
-            && matches!(self.record_id, 34735 | 34736 | 34737 | 2111 | 2112)
-    }
-
     /// The waveform data packets EVLR (`LASF_Spec`, 65535).
     pub fn is_waveform_data(&self) -> bool {
         self.is("LASF_Spec", 65535)
